@@ -1,0 +1,251 @@
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { LineCounter, parseDocument } from 'yaml';
+import type * as z from 'zod';
+import { BUILTIN_EXCLUDES, type Config, configSchema, type ParsedConfig, type RootConfig } from './schema.js';
+
+/** The embedded default: the demo workspace shipped with mcpd. */
+export const DEMO_CONFIG_PATH = fileURLToPath(new URL('../../demo/mcpd.yaml', import.meta.url));
+
+export interface ConfigProblem {
+  /** The key, in the form `roots[1].write[0]`, or the file for problems that have no key. */
+  readonly key: string;
+  readonly message: string;
+}
+
+/** A configuration that cannot be used. Its message names every bad key, the value and why. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(
+    readonly problems: readonly ConfigProblem[],
+    readonly source: string | null,
+  ) {
+    super(
+      `invalid configuration${source ? ` in ${source}` : ''}:\n${problems.map((p) => `  ${p.key}: ${p.message}`).join('\n')}`,
+    );
+  }
+}
+
+/** Server settings that may be overridden from the environment or the command line. */
+export interface ServerOverrides {
+  host?: string;
+  port?: number;
+  logLevel?: string;
+  auditSink?: string;
+  auditPath?: string;
+  maxBodyBytes?: number;
+}
+
+/** `MCPD_*` variable -> the override it sets. Only the config module reads the environment. */
+const ENV_OVERRIDES: Record<string, { key: keyof ServerOverrides; numeric?: boolean }> = {
+  MCPD_HOST: { key: 'host' },
+  MCPD_PORT: { key: 'port', numeric: true },
+  MCPD_LOG_LEVEL: { key: 'logLevel' },
+  MCPD_AUDIT_SINK: { key: 'auditSink' },
+  MCPD_AUDIT_PATH: { key: 'auditPath' },
+  MCPD_MAX_BODY_BYTES: { key: 'maxBodyBytes', numeric: true },
+};
+
+const OVERRIDE_TARGETS: Record<keyof ServerOverrides, readonly [string, string]> = {
+  host: ['server', 'host'],
+  port: ['server', 'port'],
+  logLevel: ['log', 'level'],
+  auditSink: ['audit', 'sink'],
+  auditPath: ['audit', 'path'],
+  maxBodyBytes: ['server', 'maxBodyBytes'],
+};
+
+export function overridesFromEnv(env: Readonly<Record<string, string | undefined>>): {
+  overrides: ServerOverrides;
+  problems: ConfigProblem[];
+} {
+  const overrides: ServerOverrides = {};
+  const problems: ConfigProblem[] = [];
+  for (const [variable, { key, numeric }] of Object.entries(ENV_OVERRIDES)) {
+    const raw = env[variable];
+    if (raw === undefined || raw === '') continue;
+    if (numeric) {
+      const value = Number(raw);
+      if (!Number.isInteger(value)) {
+        problems.push({ key: variable, message: `must be an integer (got ${JSON.stringify(raw)})` });
+        continue;
+      }
+      (overrides as Record<string, unknown>)[key] = value;
+    } else {
+      (overrides as Record<string, unknown>)[key] = raw;
+    }
+  }
+  return { overrides, problems };
+}
+
+/** Which variable a config file path comes from when no `--config` is given. */
+export function configPathFromEnv(env: Readonly<Record<string, string | undefined>>): string | undefined {
+  return env.MCPD_CONFIG || undefined;
+}
+
+export interface LoadOptions {
+  /** The config file; the embedded demo config when absent. */
+  file?: string;
+  /** Applied in order: later wins (environment first, then flags). */
+  overrides?: readonly ServerOverrides[];
+}
+
+export function loadConfig(options: LoadOptions = {}): Config {
+  const file = resolve(options.file ?? DEMO_CONFIG_PATH);
+  const raw = readYaml(file);
+  for (const layer of options.overrides ?? []) applyOverrides(raw, layer);
+  return parseConfig(raw, file);
+}
+
+/** Validates an already-parsed document. `file` anchors relative paths and names the source. */
+export function parseConfig(raw: unknown, file: string): Config {
+  const result = configSchema.safeParse(raw);
+  if (!result.success) throw new ConfigError(describeIssues(result.error.issues, raw), file);
+  return freeze(resolveConfig(result.data, file));
+}
+
+function readYaml(file: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const reason = code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : String(code);
+    throw new ConfigError([{ key: file, message: `cannot read the config file: ${reason}` }], file);
+  }
+  const lineCounter = new LineCounter();
+  const document = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  if (document.errors.length > 0) {
+    throw new ConfigError(
+      document.errors.map((error) => {
+        const at = lineCounter.linePos(error.pos[0]);
+        return { key: `${file}:${at.line}:${at.col}`, message: `YAML: ${error.message.split('\n')[0]}` };
+      }),
+      file,
+    );
+  }
+  const value = document.toJS() ?? {};
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw new ConfigError([{ key: file, message: 'the document must be a mapping of settings' }], file);
+  }
+  return value;
+}
+
+function applyOverrides(raw: unknown, overrides: ServerOverrides): void {
+  const target = raw as Record<string, Record<string, unknown> | undefined>;
+  for (const [key, value] of Object.entries(overrides)) {
+    if (value === undefined) continue;
+    const [section, field] = OVERRIDE_TARGETS[key as keyof ServerOverrides];
+    const existing = target[section];
+    const block = existing && typeof existing === 'object' ? existing : {};
+    block[field] = value;
+    target[section] = block;
+  }
+}
+
+export function formatKey(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const segment of path) {
+    if (typeof segment === 'number') out += `[${segment}]`;
+    else out += out === '' ? String(segment) : `.${String(segment)}`;
+  }
+  return out || '(top level)';
+}
+
+function valueAt(raw: unknown, path: readonly PropertyKey[]): unknown {
+  let current: unknown = raw;
+  for (const segment of path) {
+    if (current === null || typeof current !== 'object') return undefined;
+    current = (current as Record<PropertyKey, unknown>)[segment];
+  }
+  return current;
+}
+
+function describeIssues(issues: readonly z.core.$ZodIssue[], raw: unknown): ConfigProblem[] {
+  return issues.map((issue) => {
+    if (issue.code === 'unrecognized_keys') {
+      return {
+        key: formatKey([...issue.path, ...(issue.keys.length === 1 ? issue.keys : [])]),
+        message:
+          issue.keys.length === 1
+            ? 'unknown setting (check the spelling)'
+            : `unknown settings: ${issue.keys.join(', ')}`,
+      };
+    }
+    const value = valueAt(raw, issue.path);
+    const shown = value === undefined ? '' : ` (got ${truncate(JSON.stringify(value))})`;
+    const message = value === undefined && issue.code === 'invalid_type' ? 'required' : issue.message;
+    return { key: formatKey(issue.path), message: `${message}${shown}` };
+  });
+}
+
+function truncate(text: string | undefined): string {
+  if (text === undefined) return 'undefined';
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+function resolveConfig(parsed: ParsedConfig, file: string): Config {
+  const base = dirname(file);
+  const problems: ConfigProblem[] = [];
+  const roots: RootConfig[] = parsed.roots.map((root, index) => {
+    const path = rootPath(root.uri, base);
+    if (typeof path !== 'string') {
+      problems.push({ key: `roots[${index}].uri`, message: `${path.problem} (got ${JSON.stringify(root.uri)})` });
+      return undefined as unknown as RootConfig;
+    }
+    return {
+      name: root.name,
+      description: root.description,
+      uri: pathToFileURL(path).href,
+      path,
+      read: root.read ?? parsed.accessPolicy.read,
+      write: root.write ?? parsed.accessPolicy.write,
+    };
+  });
+  if (problems.length > 0) throw new ConfigError(problems, file);
+  return {
+    source: file,
+    server: parsed.server,
+    auth: parsed.auth,
+    accessPolicy: { read: parsed.accessPolicy.read, write: parsed.accessPolicy.write },
+    exclude: [...new Set([...BUILTIN_EXCLUDES, ...parsed.accessPolicy.exclude])],
+    roots,
+    limits: parsed.limits,
+    audit: {
+      sink: parsed.audit.sink,
+      path: parsed.audit.path ? resolve(base, parsed.audit.path) : null,
+    },
+    log: parsed.log,
+    resources: parsed.resources,
+    shutdown: parsed.shutdown,
+  };
+}
+
+function rootPath(uri: string, base: string): string | { problem: string } {
+  if (uri.includes('\0')) return { problem: 'must not contain a NUL byte' };
+  if (/^[a-z][a-z0-9+.-]*:/i.test(uri)) {
+    let url: URL;
+    try {
+      url = new URL(uri);
+    } catch {
+      return { problem: 'not a valid URI' };
+    }
+    if (url.protocol !== 'file:') return { problem: 'only file:// URIs are supported' };
+    if (url.hostname !== '' && url.hostname !== 'localhost') return { problem: 'file:// URIs must not name a host' };
+    try {
+      return resolve(fileURLToPath(url));
+    } catch (error) {
+      return { problem: `not a usable file URI (${(error as Error).message})` };
+    }
+  }
+  return isAbsolute(uri) ? resolve(uri) : resolve(base, uri);
+}
+
+function freeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) freeze(child);
+  }
+  return value;
+}
