@@ -1,0 +1,82 @@
+/** What a caller wants to do with a path. `list` and `read` share visibility rules; `write` covers
+ * create, modify, move and delete. */
+export type Operation = 'read' | 'list' | 'write';
+
+export const OPERATIONS: readonly Operation[] = ['read', 'list', 'write'];
+
+/** Who is asking. Anonymous until authentication exists; every audit record names it. */
+export interface Principal {
+  readonly id: string;
+  readonly scopes: readonly string[];
+}
+
+export const ANONYMOUS: Principal = Object.freeze({ id: 'anonymous', scopes: Object.freeze([]) });
+
+export type EntryKind = 'file' | 'directory' | 'symlink' | 'other' | 'missing';
+
+/** A root as the policy sees it: configured path plus its canonical (realpath) form. */
+export interface Root {
+  readonly name: string;
+  readonly description: string;
+  readonly uri: string;
+  /** Absolute configured path (may itself be a symlink). */
+  readonly path: string;
+  /** realpath of `path`; every containment decision compares against this. */
+  readonly canonicalPath: string;
+  readonly read: readonly string[];
+  readonly write: readonly string[];
+}
+
+/** An allowed target: everything the file layer needs, nothing it must re-derive. */
+export interface Target {
+  readonly root: Root;
+  /** Canonical, POSIX-separated path relative to the root's canonical path ('' is the root). */
+  readonly relPath: string;
+  /** Canonical absolute host path. Never shown to clients. */
+  readonly absPath: string;
+  /** What the client sees: the root's URI joined with relPath. */
+  readonly uri: string;
+  readonly kind: EntryKind;
+}
+
+export interface AllowDecision {
+  readonly allow: true;
+  readonly op: Operation;
+  readonly root: string;
+  readonly rule: string;
+  readonly reason: string;
+  readonly target: Target;
+}
+
+export interface DenyDecision {
+  readonly allow: false;
+  readonly op: Operation;
+  /** The root the request was addressed to, when it could be attributed to one. */
+  readonly root: string | null;
+  /** Root-relative path as requested, when attributable; never a host path. */
+  readonly path: string | null;
+  /** The URI a client may be shown, when attributable; null for paths outside every root. */
+  readonly uri: string | null;
+  readonly rule: string;
+  readonly reason: string;
+}
+
+/** A policy decision is a value, never an exception: denials feed the audit log as they are. */
+export type Decision = AllowDecision | DenyDecision;
+
+/** How the final path component is treated. Reads follow a symlink (and check where it lands);
+ * writes act on the entry itself, so replacing or deleting a link never touches its target. */
+export type FollowMode = 'follow' | 'nofollow-last';
+
+export type Resolution =
+  | { readonly ok: true; readonly canonical: string; readonly kind: EntryKind }
+  | { readonly ok: false; readonly reason: 'loop' | 'dangling-symlink' | 'not-a-directory' | 'name-too-long' | 'io' };
+
+/**
+ * The one capability the policy needs from the file system: canonicalise an absolute,
+ * lexically-normal path (realpath of it, or of its nearest existing ancestor). Implemented in `fs/`,
+ * so the policy stays pure and `fs/` stays the only code that touches files.
+ */
+export interface PathResolver {
+  resolve(absolutePath: string, mode: FollowMode): Promise<Resolution>;
+}
