@@ -1,0 +1,264 @@
+import { createHash } from 'node:crypto';
+import type { BigIntStats } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { lookup } from 'mime-types';
+import { McpdError, notFoundOrDenied } from '../errors.js';
+import type { EntryKind, Target } from '../policy/types.js';
+import { openVerified } from './open.js';
+
+/** Bytes sniffed to tell text from binary. */
+const SNIFF_BYTES = 8192;
+const READ_CHUNK = 64 * 1024;
+
+export interface FileInfo {
+  readonly uri: string;
+  readonly root: string;
+  readonly path: string;
+  readonly type: 'file' | 'directory' | 'other';
+  readonly size: number;
+  readonly modified: string;
+  readonly created: string;
+  readonly permissions: string;
+  readonly etag: string;
+  readonly mimeType: string | null;
+}
+
+/**
+ * A version identifier that changes whenever the file does: atomic writes create a new inode, and
+ * any in-place change moves mtime or size. Cheap (no read), so it is computed on every stat.
+ */
+export function etagOf(stats: BigIntStats): string {
+  const digest = createHash('sha256')
+    .update(`${stats.dev}:${stats.ino}:${stats.size}:${stats.mtimeNs}:${stats.ctimeNs}`)
+    .digest('base64url');
+  return `"${digest.slice(0, 22)}"`;
+}
+
+export function mimeTypeOf(name: string): string | null {
+  return lookup(name) || null;
+}
+
+function typeOf(stats: BigIntStats): FileInfo['type'] {
+  if (stats.isFile()) return 'file';
+  if (stats.isDirectory()) return 'directory';
+  return 'other';
+}
+
+export function describe(target: Target, stats: BigIntStats): FileInfo {
+  return {
+    uri: target.uri,
+    root: target.root.name,
+    path: target.relPath,
+    type: typeOf(stats),
+    size: Number(stats.size),
+    modified: stats.mtime.toISOString(),
+    created: stats.birthtime.getTime() > 0 ? stats.birthtime.toISOString() : stats.ctime.toISOString(),
+    permissions: (Number(stats.mode) & 0o777).toString(8).padStart(3, '0'),
+    etag: etagOf(stats),
+    mimeType: stats.isFile() ? mimeTypeOf(target.relPath) : null,
+  };
+}
+
+export async function statTarget(target: Target): Promise<FileInfo> {
+  const handle = await openVerified(target);
+  try {
+    return describe(target, await handle.stat({ bigint: true }));
+  } finally {
+    await handle.close();
+  }
+}
+
+export function looksBinary(sample: Uint8Array): boolean {
+  if (sample.includes(0)) return true;
+  try {
+    new TextDecoder('utf-8', { fatal: true }).decode(sample, { stream: true });
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+export type ReadRange =
+  | { readonly kind: 'whole' }
+  | { readonly kind: 'bytes'; readonly offset: number; readonly length: number | undefined }
+  | { readonly kind: 'lines'; readonly start: number; readonly end: number | undefined };
+
+export type ReadResult =
+  | {
+      readonly kind: 'text';
+      readonly text: string;
+      readonly info: FileInfo;
+      /** What was returned: bytes [start, end) or lines [start, end] (1-based, inclusive). */
+      readonly returned: { unit: 'bytes' | 'lines'; start: number; end: number };
+      readonly complete: boolean;
+    }
+  | { readonly kind: 'binary'; readonly data: Buffer; readonly info: FileInfo; readonly mimeType: string };
+
+export interface ReadOptions {
+  readonly range: ReadRange;
+  readonly maxBytes: number;
+  readonly signal?: AbortSignal;
+}
+
+function tooLarge(what: string, size: number, max: number): McpdError {
+  return new McpdError(
+    'TOO_LARGE',
+    `${what} is ${size} bytes, above the ${max}-byte read limit; read it in parts with offset/length (bytes) or startLine/endLine`,
+    { size, limit: max },
+  );
+}
+
+/** Reads a file (or a range of it) through a verified descriptor, under a size cap. */
+export async function readTarget(target: Target, options: ReadOptions): Promise<ReadResult> {
+  const handle = await openVerified(target);
+  try {
+    const stats = await handle.stat({ bigint: true });
+    if (!stats.isFile()) {
+      throw stats.isDirectory()
+        ? new McpdError('NOT_A_FILE', `${target.uri} is a directory; use list_directory`)
+        : notFoundOrDenied(target.uri);
+    }
+    const info = describe(target, stats);
+    const size = info.size;
+    const sample = await readAt(handle, 0, Math.min(SNIFF_BYTES, size));
+    const mime = info.mimeType ?? 'application/octet-stream';
+    const binary = looksBinary(sample);
+    const { range, maxBytes } = options;
+
+    if (binary) {
+      if (range.kind === 'lines') throw new McpdError('INVALID_ARGUMENT', 'line ranges apply to text files only');
+      const [start, length] = range.kind === 'bytes' ? [range.offset, range.length ?? size - range.offset] : [0, size];
+      const span = Math.max(0, Math.min(length, size - start));
+      if (span > maxBytes) throw tooLarge(range.kind === 'bytes' ? 'the requested range' : 'the file', span, maxBytes);
+      return { kind: 'binary', data: await readAt(handle, start, span), info, mimeType: mime };
+    }
+
+    if (range.kind === 'lines') return await readLines(handle, info, range.start, range.end, maxBytes, options.signal);
+
+    const start = range.kind === 'bytes' ? Math.min(range.offset, size) : 0;
+    const wanted = range.kind === 'bytes' ? (range.length ?? size - start) : size;
+    const span = Math.max(0, Math.min(wanted, size - start));
+    if (span > maxBytes) throw tooLarge(range.kind === 'bytes' ? 'the requested range' : 'the file', span, maxBytes);
+    const data = await readAt(handle, start, span);
+    return {
+      kind: 'text',
+      text: data.toString('utf8'),
+      info,
+      returned: { unit: 'bytes', start, end: start + data.length },
+      complete: start === 0 && data.length === size,
+    };
+  } finally {
+    await handle.close();
+  }
+}
+
+async function readAt(handle: FileHandle, position: number, length: number): Promise<Buffer> {
+  const buffer = Buffer.alloc(length);
+  let filled = 0;
+  while (filled < length) {
+    const { bytesRead } = await handle.read(buffer, filled, length - filled, position + filled);
+    if (bytesRead === 0) break;
+    filled += bytesRead;
+  }
+  return filled === length ? buffer : buffer.subarray(0, filled);
+}
+
+/** Streams the file, keeping only lines [start, end]; stops reading once past `end`. */
+async function readLines(
+  handle: FileHandle,
+  info: FileInfo,
+  start: number,
+  end: number | undefined,
+  maxBytes: number,
+  signal: AbortSignal | undefined,
+): Promise<ReadResult> {
+  const kept: Buffer[] = [];
+  let keptBytes = 0;
+  let line = 1;
+  let lineStart = 0;
+  let position = 0;
+  let pending: Buffer[] = [];
+  let lastLine = start - 1;
+  const chunk = Buffer.alloc(READ_CHUNK);
+  const keep = (piece: Buffer) => {
+    keptBytes += piece.length;
+    if (keptBytes > maxBytes) throw tooLarge('the requested lines', keptBytes, maxBytes);
+    kept.push(Buffer.from(piece));
+  };
+  let reachedEnd = false;
+  outer: for (;;) {
+    signal?.throwIfAborted();
+    const { bytesRead } = await handle.read(chunk, 0, READ_CHUNK, position);
+    if (bytesRead === 0) {
+      reachedEnd = true;
+      break;
+    }
+    const data = chunk.subarray(0, bytesRead);
+    lineStart = 0;
+    for (;;) {
+      const newline = data.indexOf(10, lineStart);
+      const inRange = line >= start && (end === undefined || line <= end);
+      if (newline === -1) {
+        if (inRange && lineStart < data.length) pending.push(Buffer.from(data.subarray(lineStart)));
+        break;
+      }
+      if (inRange) {
+        for (const piece of pending) keep(piece);
+        keep(data.subarray(lineStart, newline + 1));
+        lastLine = line;
+      }
+      pending = [];
+      line += 1;
+      lineStart = newline + 1;
+      if (end !== undefined && line > end) break outer;
+    }
+    position += bytesRead;
+  }
+  if (pending.length > 0) {
+    for (const piece of pending) keep(piece);
+    lastLine = line;
+  }
+  // Whole file: started at line 1 and read to the end of the file, not stopped by `end`.
+  const complete = start <= 1 && reachedEnd;
+  return {
+    kind: 'text',
+    text: Buffer.concat(kept).toString('utf8'),
+    info,
+    returned: { unit: 'lines', start, end: Math.max(lastLine, start - 1) },
+    complete,
+  };
+}
+
+/**
+ * Reads a file chunk by chunk with async I/O, for streaming tools. The consumer sees every chunk
+ * in order and may stop early by aborting the signal.
+ */
+export async function* readChunks(
+  target: Target,
+  chunkBytes: number,
+  signal?: AbortSignal,
+): AsyncGenerator<{ chunk: Buffer; offset: number; size: number }> {
+  const handle = await openVerified(target);
+  try {
+    const stats = await handle.stat();
+    if (!stats.isFile()) throw new McpdError('NOT_A_FILE', `${target.uri} is not a regular file`);
+    let offset = 0;
+    for (;;) {
+      signal?.throwIfAborted();
+      // A fresh buffer per chunk: a consumer may keep a chunk after asking for the next one.
+      const buffer = Buffer.allocUnsafe(chunkBytes);
+      const { bytesRead } = await handle.read(buffer, 0, chunkBytes, offset);
+      if (bytesRead === 0) return;
+      yield { chunk: buffer.subarray(0, bytesRead), offset, size: stats.size };
+      offset += bytesRead;
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+export function kindOfStats(stats: { isFile(): boolean; isDirectory(): boolean }): EntryKind {
+  if (stats.isFile()) return 'file';
+  if (stats.isDirectory()) return 'directory';
+  return 'other';
+}

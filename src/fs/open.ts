@@ -1,0 +1,47 @@
+import { constants } from 'node:fs';
+import { type FileHandle, open, readlink, stat } from 'node:fs/promises';
+import { notFoundOrDenied } from '../errors.js';
+import type { Target } from '../policy/types.js';
+
+const PROC_FD = '/proc/self/fd';
+
+/**
+ * Opens a decided target and proves that what was opened is what was decided. The policy ruled on
+ * a canonical path; between that ruling and this open, a directory on the way could have been
+ * swapped for a symlink. O_NOFOLLOW covers the last component; the descriptor's own path (Linux:
+ * /proc/self/fd) or, elsewhere, its device and inode cover the rest.
+ */
+export async function openVerified(target: Target, flags: number = constants.O_RDONLY): Promise<FileHandle> {
+  let handle: FileHandle;
+  try {
+    handle = await open(target.absPath, flags | constants.O_NOFOLLOW);
+  } catch (error) {
+    throw mapOpenError(error, target);
+  }
+  try {
+    await verifyDescriptor(handle, target.absPath, target);
+    return handle;
+  } catch (error) {
+    await handle.close().catch(() => {});
+    throw error;
+  }
+}
+
+export async function verifyDescriptor(handle: FileHandle, expectedPath: string, target: Target): Promise<void> {
+  const actual = await readlink(`${PROC_FD}/${handle.fd}`).catch(() => null);
+  if (actual !== null) {
+    if (actual !== expectedPath) throw notFoundOrDenied(target.uri);
+    return;
+  }
+  const [opened, named] = await Promise.all([handle.stat({ bigint: true }), stat(expectedPath, { bigint: true })]);
+  if (opened.dev !== named.dev || opened.ino !== named.ino) throw notFoundOrDenied(target.uri);
+}
+
+/** Open failures a client may see: all of them look like "not found or not permitted". */
+export function mapOpenError(error: unknown, target: Target): Error {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT' || code === 'ELOOP' || code === 'EACCES' || code === 'EPERM' || code === 'ENOTDIR') {
+    return notFoundOrDenied(target.uri);
+  }
+  return error as Error;
+}

@@ -1,0 +1,180 @@
+import { compileGlob } from '../policy/globs.js';
+import type { Target } from '../policy/types.js';
+import { looksBinary } from './files.js';
+import { openVerified } from './open.js';
+import { type LineMatch, RegexMatcher } from './regex.js';
+import { type Entry, type Viewer, visibleChildren, WalkBudget, walk } from './walk.js';
+
+/** Where a paginated multi-root walk stopped: which start, and the last path returned there. */
+export interface ResumePoint {
+  readonly start: number;
+  readonly after: string;
+}
+
+const GLOB_CHARS = /[*?[\]{}!]/;
+
+/** A name query: a glob when it has glob characters (gitignore-like), else a case-insensitive substring. */
+export function nameMatcher(query: string): (entry: Entry) => boolean {
+  if (GLOB_CHARS.test(query)) {
+    const test = compileGlob(query, { caseInsensitive: true });
+    return (entry) => test(entry.relPath);
+  }
+  const needle = query.toLowerCase();
+  return (entry) => entry.name.toLowerCase().includes(needle);
+}
+
+export interface SearchOptions {
+  readonly limit: number;
+  readonly resume?: ResumePoint;
+  readonly budget: WalkBudget;
+  readonly signal?: AbortSignal;
+}
+
+export interface SearchResult {
+  readonly matches: Entry[];
+  /** Present when more matches may follow. */
+  readonly next?: ResumePoint;
+}
+
+/** Walks each start in turn and returns up to `limit` entries whose name matches. */
+export async function searchNames(
+  viewer: Viewer,
+  starts: readonly Target[],
+  matches: (entry: Entry) => boolean,
+  options: SearchOptions,
+): Promise<SearchResult> {
+  const found: Entry[] = [];
+  let lastStart = 0;
+  for (let index = options.resume?.start ?? 0; index < starts.length; index++) {
+    const start = starts[index] as Target;
+    const after = index === options.resume?.start ? options.resume.after : undefined;
+    for await (const entry of walk(viewer, start, { budget: options.budget, signal: options.signal, after })) {
+      if (!matches(entry)) continue;
+      // One match past the limit proves there is a next page; it is found again from the cursor.
+      if (found.length === options.limit) {
+        return { matches: found, next: { start: lastStart, after: (found.at(-1) as Entry).relPath } };
+      }
+      found.push(entry);
+      lastStart = index;
+    }
+    if (options.budget.exhausted) break;
+  }
+  return { matches: found };
+}
+
+export interface GrepOptions {
+  readonly pattern: { source: string; flags: string };
+  /** Only files whose root-relative path matches this glob. */
+  readonly include?: string;
+  readonly maxMatches: number;
+  readonly maxFileBytes: number;
+  readonly timeoutMsPerFile: number;
+  readonly budget: WalkBudget;
+  readonly signal?: AbortSignal;
+}
+
+export interface GrepMatch extends LineMatch {
+  readonly root: string;
+  readonly path: string;
+  readonly uri: string;
+}
+
+export interface GrepResult {
+  readonly matches: GrepMatch[];
+  readonly filesScanned: number;
+  readonly skippedBinary: number;
+  readonly skippedLarge: number;
+  /** True when the match limit cut the result short. */
+  readonly limited: boolean;
+}
+
+/** Regex over the contents of every visible text file under the starts, bounded every way. */
+export async function grep(viewer: Viewer, starts: readonly Target[], options: GrepOptions): Promise<GrepResult> {
+  const include = options.include ? compileGlob(options.include) : undefined;
+  const matcher = new RegexMatcher(options.pattern, options.timeoutMsPerFile);
+  const matches: GrepMatch[] = [];
+  let filesScanned = 0;
+  let skippedBinary = 0;
+  let skippedLarge = 0;
+  try {
+    for (const start of starts) {
+      for await (const entry of walk(viewer, start, { budget: options.budget, signal: options.signal })) {
+        if (entry.type !== 'file') continue;
+        if (include && !include(entry.relPath)) continue;
+        const handle = await openVerified(entry.target).catch(() => null);
+        if (!handle) continue;
+        let text: string | undefined;
+        try {
+          const { size } = await handle.stat();
+          if (size > options.maxFileBytes) {
+            skippedLarge += 1;
+            continue;
+          }
+          const data = await handle.readFile();
+          if (looksBinary(data.subarray(0, 8192))) {
+            skippedBinary += 1;
+            continue;
+          }
+          text = data.toString('utf8');
+        } finally {
+          await handle.close();
+        }
+        filesScanned += 1;
+        const hits = await matcher.match(text, options.maxMatches - matches.length + 1);
+        for (const hit of hits) {
+          if (matches.length === options.maxMatches) {
+            return { matches, filesScanned, skippedBinary, skippedLarge, limited: true };
+          }
+          matches.push({ root: entry.root.name, path: entry.relPath, uri: entry.uri, ...hit });
+        }
+      }
+      if (options.budget.exhausted) break;
+    }
+    return { matches, filesScanned, skippedBinary, skippedLarge, limited: false };
+  } finally {
+    await matcher.close();
+  }
+}
+
+export interface TreeNode {
+  readonly name: string;
+  readonly type: 'file' | 'directory' | 'other';
+  children?: TreeNode[];
+  /** A directory at the depth limit that has visible children which were not listed. */
+  truncated?: true;
+}
+
+export interface TreeResult {
+  readonly tree: TreeNode[];
+  readonly entries: number;
+  readonly truncatedByDepth: boolean;
+  readonly truncatedByEntries: boolean;
+}
+
+export async function tree(
+  viewer: Viewer,
+  start: Target,
+  options: { maxDepth: number; maxEntries: number; signal?: AbortSignal },
+): Promise<TreeResult> {
+  const budget = new WalkBudget(options.maxEntries);
+  const top: TreeNode[] = [];
+  const stack: TreeNode[][] = [top];
+  let truncatedByDepth = false;
+  for await (const entry of walk(viewer, start, { budget, signal: options.signal, maxDepth: options.maxDepth })) {
+    stack.length = entry.depth;
+    const node: TreeNode = { name: entry.name, type: entry.type };
+    (stack[entry.depth - 1] as TreeNode[]).push(node);
+    if (entry.type === 'directory') {
+      if (entry.depth >= options.maxDepth || entry.symlink) {
+        if (!entry.symlink && (await visibleChildren(viewer, entry.target)).length > 0) {
+          node.truncated = true;
+          truncatedByDepth = true;
+        }
+      } else {
+        node.children = [];
+        stack[entry.depth] = node.children;
+      }
+    }
+  }
+  return { tree: top, entries: budget.visited, truncatedByDepth, truncatedByEntries: budget.exhausted };
+}
