@@ -1,0 +1,254 @@
+import { performance } from 'node:perf_hooks';
+import type { AuditLog } from '../audit/log.js';
+import type { Outcome, Transport } from '../audit/record.js';
+import { isAbortError, isMcpdError, McpdError, notFoundOrDenied } from '../errors.js';
+import type { Viewer } from '../fs/walk.js';
+import type { PolicyEngine } from '../policy/engine.js';
+import type { AllowDecision, Decision, DenyDecision, Operation, Principal, Target } from '../policy/types.js';
+
+/** How much of a requested path an audit record keeps. */
+const MAX_REQUESTED_CHARS = 512;
+
+/** Who is asking, through what, for which method: fixed for one request. */
+export interface Caller {
+  readonly principal: Principal;
+  readonly requestId: string;
+  readonly client: string | null;
+  readonly transport: Transport;
+  readonly method: string;
+  readonly tool: string | null;
+  /** Aborted when the request is cancelled; what it aborts with is the canceller's business. */
+  readonly signal?: AbortSignal;
+}
+
+export interface PathRequest {
+  readonly op: Operation;
+  readonly path: string;
+  /** Root name or URI for relative paths. */
+  readonly root?: string;
+}
+
+/** What a run reports back for the audit record. */
+export interface Measured<T> {
+  readonly value: T;
+  readonly bytes?: number | null;
+}
+
+/**
+ * The only way tools reach files: decide, then run, then write exactly one audit record per
+ * path, whatever happened. A denial never reaches the file layer; it becomes the same
+ * client-facing error a missing file gets (reads) or a plain refusal (writes).
+ */
+export class AccessGate {
+  private active = 0;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(
+    readonly policy: PolicyEngine,
+    private readonly audit: AuditLog,
+  ) {}
+
+  /** Accesses decided and not yet audited. */
+  get inFlight(): number {
+    return this.active;
+  }
+
+  /**
+   * Resolves when no access is in progress (or after `timeoutMs`): the audit log must not be
+   * closed while a record is still to come.
+   */
+  whenIdle(timeoutMs: number): Promise<void> {
+    if (this.active === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      this.idleWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  viewer(caller: Caller): Viewer {
+    return { policy: this.policy, principal: caller.principal };
+  }
+
+  /** Decides `request` and, if allowed, runs `run` on the target. */
+  async access<T>(caller: Caller, request: PathRequest, run: (target: Target) => Promise<Measured<T>>): Promise<T> {
+    return this.tracked(() => this.accessOne(caller, request, run));
+  }
+
+  private async accessOne<T>(
+    caller: Caller,
+    request: PathRequest,
+    run: (target: Target) => Promise<Measured<T>>,
+  ): Promise<T> {
+    const started = performance.now();
+    const decision = await this.policy.decide(caller.principal, request.op, request.path, { root: request.root });
+    if (!decision.allow) {
+      this.record(caller, request, decision, started, 'denied', null);
+      throw denialError(decision);
+    }
+    return this.runAllowed(caller, [[request, decision]], started, () => run(decision.target));
+  }
+
+  /** Two paths that must both be allowed (a move): both decisions are audited, then one run. */
+  accessBoth<T>(
+    caller: Caller,
+    first: PathRequest,
+    second: PathRequest,
+    run: (a: Target, b: Target) => Promise<Measured<T>>,
+  ): Promise<T> {
+    return this.tracked(() => this.accessPair(caller, first, second, run));
+  }
+
+  private async accessPair<T>(
+    caller: Caller,
+    first: PathRequest,
+    second: PathRequest,
+    run: (a: Target, b: Target) => Promise<Measured<T>>,
+  ): Promise<T> {
+    const started = performance.now();
+    const [a, b] = await Promise.all([this.decide(caller, first), this.decide(caller, second)]);
+    if (!a.allow || !b.allow) {
+      // The allowed end did not happen either: it is recorded as failing with the other end's denial.
+      const error = denialError((a.allow ? b : a) as DenyDecision);
+      for (const [request, decision] of [
+        [first, a],
+        [second, b],
+      ] as const) {
+        if (decision.allow) this.record(caller, request, decision, started, 'error', null, error.code);
+        else this.record(caller, request, decision, started, 'denied', null);
+      }
+      throw error;
+    }
+    return this.runAllowed(
+      caller,
+      [
+        [first, a],
+        [second, b],
+      ],
+      started,
+      () => run(a.target, b.target),
+    );
+  }
+
+  /**
+   * Several starting points for one operation (a search across roots). Denied ones are audited and
+   * left out; the run sees the allowed targets in request order. Fails only if all are denied.
+   */
+  accessEach<T>(
+    caller: Caller,
+    requests: readonly PathRequest[],
+    run: (targets: Target[]) => Promise<Measured<T>>,
+  ): Promise<T> {
+    return this.tracked(() => this.accessSeveral(caller, requests, run));
+  }
+
+  private async accessSeveral<T>(
+    caller: Caller,
+    requests: readonly PathRequest[],
+    run: (targets: Target[]) => Promise<Measured<T>>,
+  ): Promise<T> {
+    const started = performance.now();
+    const decisions = await Promise.all(requests.map((request) => this.decide(caller, request)));
+    const allowed: [PathRequest, AllowDecision][] = [];
+    let firstDenial: DenyDecision | undefined;
+    for (const [index, decision] of decisions.entries()) {
+      const request = requests[index] as PathRequest;
+      if (decision.allow) {
+        allowed.push([request, decision]);
+      } else {
+        this.record(caller, request, decision, started, 'denied', null);
+        firstDenial ??= decision;
+      }
+    }
+    if (allowed.length === 0) {
+      if (firstDenial) throw denialError(firstDenial);
+      throw new McpdError('INVALID_ARGUMENT', 'nothing to search');
+    }
+    return this.runAllowed(caller, allowed, started, () => run(allowed.map(([, decision]) => decision.target)));
+  }
+
+  private async tracked<T>(work: () => Promise<T>): Promise<T> {
+    this.active += 1;
+    try {
+      return await work();
+    } finally {
+      this.active -= 1;
+      if (this.active === 0) {
+        const waiters = this.idleWaiters;
+        this.idleWaiters = [];
+        for (const wake of waiters) wake();
+      }
+    }
+  }
+
+  private decide(caller: Caller, request: PathRequest): Promise<Decision> {
+    return this.policy.decide(caller.principal, request.op, request.path, { root: request.root });
+  }
+
+  private async runAllowed<T>(
+    caller: Caller,
+    decisions: readonly (readonly [PathRequest, AllowDecision])[],
+    started: number,
+    run: () => Promise<Measured<T>>,
+  ): Promise<T> {
+    try {
+      const { value, bytes } = await run();
+      for (const [request, decision] of decisions) this.record(caller, request, decision, started, 'ok', bytes ?? null);
+      return value;
+    } catch (error) {
+      const cancelled = caller.signal?.aborted === true || isAbortError(error);
+      const code = cancelled ? 'CANCELLED' : isMcpdError(error) ? error.code : 'INTERNAL';
+      for (const [request, decision] of decisions) {
+        this.record(caller, request, decision, started, cancelled ? 'cancelled' : 'error', null, code);
+      }
+      throw error;
+    }
+  }
+
+  private record(
+    caller: Caller,
+    request: PathRequest,
+    decision: Decision,
+    started: number,
+    outcome: Outcome,
+    bytes: number | null,
+    error?: string,
+  ): void {
+    this.audit.write({
+      requestId: caller.requestId,
+      principal: caller.principal.id,
+      client: caller.client,
+      transport: caller.transport,
+      method: caller.method,
+      tool: caller.tool,
+      root: decision.root,
+      path: decision.allow ? decision.target.relPath : decision.path,
+      requested:
+        request.path.length > MAX_REQUESTED_CHARS ? `${request.path.slice(0, MAX_REQUESTED_CHARS)}...` : request.path,
+      op: decision.op,
+      decision: decision.allow ? 'allow' : 'deny',
+      rule: decision.rule,
+      reason: decision.reason,
+      bytes,
+      durationMs: Math.round((performance.now() - started) * 1000) / 1000,
+      outcome,
+      ...(error ? { error } : {}),
+    });
+  }
+}
+
+/** The client-facing error for a denial: no detail that would reveal whether the path exists. */
+export function denialError(decision: DenyDecision): McpdError {
+  if (decision.rule.startsWith('syntax:')) return new McpdError('INVALID_PATH', `invalid path: ${decision.reason}`);
+  if (decision.rule === 'unknown-root') return new McpdError('INVALID_ARGUMENT', 'no root has that name or URI');
+  const shown = decision.uri;
+  if (decision.op === 'write') {
+    const ruleBased = ['read-only-root', 'default-deny:write', 'write:root-itself'].includes(decision.rule);
+    if (ruleBased || decision.rule.startsWith('exclude:')) {
+      return new McpdError('WRITE_DENIED', `${shown ?? 'path'}: write not permitted (${decision.reason})`);
+    }
+  }
+  return notFoundOrDenied(shown);
+}

@@ -1,0 +1,43 @@
+/** Where a request came in. */
+export type Transport = 'http' | 'stdio' | 'cli';
+
+/** How an attempt ended. `denied` always pairs with decision `deny`. */
+export type Outcome = 'ok' | 'denied' | 'error' | 'cancelled';
+
+/**
+ * One access attempt, allowed or denied: one JSON line in the audit log. Paths are root-relative;
+ * the record never holds a host path, a token or file contents.
+ */
+export interface AuditRecord {
+  readonly time: string;
+  readonly requestId: string;
+  readonly principal: string;
+  readonly client: string | null;
+  readonly transport: Transport;
+  readonly method: string;
+  readonly tool: string | null;
+  readonly root: string | null;
+  /** Canonical root-relative path, when the request could be attributed to a root. */
+  readonly path: string | null;
+  /** What the client asked for, verbatim (truncated): the evidence when someone probes. */
+  readonly requested: string;
+  readonly op: string;
+  readonly decision: 'allow' | 'deny';
+  readonly rule: string;
+  readonly reason: string;
+  readonly bytes: number | null;
+  readonly durationMs: number;
+  readonly outcome: Outcome;
+  /** The error code when outcome is `error` (a catalogue code, or INTERNAL). */
+  readonly error?: string;
+}
+
+/** Who asked and how: the part of a record that is the same for every access in one request. */
+export interface RequestAttribution {
+  readonly requestId: string;
+  readonly principal: string;
+  readonly client: string | null;
+  readonly transport: Transport;
+  readonly method: string;
+  readonly tool: string | null;
+}
