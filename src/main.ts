@@ -1,0 +1,232 @@
+#!/usr/bin/env node
+import { createRequire } from 'node:module';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { openAudit, startHttpApp, startStdioApp } from './app.js';
+import { AuditLog } from './audit/log.js';
+import { ConfigError, configPathFromEnv, loadConfig, overridesFromEnv, type ServerOverrides } from './config/load.js';
+import type { Config } from './config/schema.js';
+import { describeRoots } from './mcp/tools/roots.js';
+import { createLogger } from './ops/logger.js';
+import { ANONYMOUS, OPERATIONS, type Operation } from './policy/types.js';
+import { buildServices } from './services.js';
+
+/** Exit codes: 0 done, 1 failed at run time (or explain said deny), 2 bad usage or configuration. */
+const EXIT_OK = 0;
+const EXIT_FAILURE = 1;
+const EXIT_USAGE = 2;
+
+const VERSION: string = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
+
+const USAGE = `mcpd ${VERSION}: scoped, audited access to workspace roots over MCP
+
+Usage:
+  mcpd [serve] [options]          serve Streamable HTTP on /mcp (default)
+  mcpd stdio [options]            serve one client over stdin/stdout
+  mcpd check-config FILE          validate FILE and print the resolved configuration
+  mcpd explain PATH --op OP       print the policy decision for PATH (OP: read, write, list)
+
+Options:
+  --config FILE     configuration file (default: $MCPD_CONFIG, else the embedded demo)
+  --host HOST       bind address (MCPD_HOST)             --port PORT   port, 0 for any (MCPD_PORT)
+  --log-level LVL   fatal..trace, silent (MCPD_LOG_LEVEL) --audit-file F append audit lines to F
+  --root NAME       explain: root that a relative PATH is resolved against
+  --json            explain: print only the decision as JSON
+  -h, --help        this text                            -v, --version
+`;
+
+class UsageError extends Error {}
+
+function write(stream: NodeJS.WritableStream, text: string): void {
+  stream.write(text.endsWith('\n') ? text : `${text}\n`);
+}
+
+function parseCommandLine(argv: string[]) {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      config: { type: 'string' },
+      host: { type: 'string' },
+      port: { type: 'string' },
+      'log-level': { type: 'string' },
+      'audit-file': { type: 'string' },
+      op: { type: 'string' },
+      root: { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean', short: 'v' },
+    },
+  });
+  const [command = 'serve', ...rest] = positionals;
+  return { command, rest, values };
+}
+
+type Flags = ReturnType<typeof parseCommandLine>['values'];
+
+function flagOverrides(values: Flags): ServerOverrides {
+  const overrides: ServerOverrides = {};
+  if (values.host !== undefined) overrides.host = values.host;
+  if (values.port !== undefined) {
+    const port = Number(values.port);
+    if (!Number.isInteger(port)) throw new UsageError(`--port must be an integer (got ${JSON.stringify(values.port)})`);
+    overrides.port = port;
+  }
+  if (values['log-level'] !== undefined) overrides.logLevel = values['log-level'];
+  if (values['audit-file'] !== undefined) {
+    overrides.auditSink = 'file';
+    // A path given on the command line is relative to where the command runs, not to the config.
+    overrides.auditPath = resolve(values['audit-file']);
+  }
+  return overrides;
+}
+
+function configure(values: Flags, file?: string): Config {
+  const env = overridesFromEnv(process.env);
+  if (env.problems.length > 0) throw new ConfigError(env.problems, null);
+  if (env.overrides.auditPath !== undefined) env.overrides.auditPath = resolve(env.overrides.auditPath);
+  return loadConfig({
+    file: file ?? values.config ?? configPathFromEnv(process.env),
+    overrides: [env.overrides, flagOverrides(values)],
+  });
+}
+
+function waitForSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+}
+
+async function runHttp(values: Flags): Promise<number> {
+  const config = configure(values);
+  const logger = createLogger(config.log.level);
+  const audit = openAudit(config, logger);
+  const app = await startHttpApp(config, { logger, audit, version: VERSION });
+  logger.info({ url: app.url, config: config.source, roots: config.roots.map((root) => root.name) }, 'listening');
+  const signal = await waitForSignal();
+  logger.info({ signal }, 'shutting down');
+  await app.shutdown();
+  await audit.close();
+  logger.info('stopped');
+  logger.flush();
+  return EXIT_OK;
+}
+
+async function runStdio(values: Flags): Promise<number> {
+  const config = configure(values);
+  const logger = createLogger(config.log.level);
+  const audit = openAudit(config, logger);
+  const app = await startStdioApp(config, {
+    logger,
+    audit,
+    version: VERSION,
+    input: process.stdin,
+    output: process.stdout,
+  });
+  logger.info({ config: config.source, roots: config.roots.map((root) => root.name) }, 'serving stdio');
+  const reason = await Promise.race([app.closed.then(() => 'stdin closed'), waitForSignal()]);
+  logger.info({ reason }, 'stdio connection ending');
+  await app.close();
+  await audit.close();
+  logger.flush();
+  return EXIT_OK;
+}
+
+async function checkConfig(values: Flags, rest: string[]): Promise<number> {
+  const [file] = rest;
+  if (!file) throw new UsageError('check-config needs a FILE');
+  const config = configure(values, file);
+  const discard = new AuditLog({ write() {}, async flush() {}, async close() {} });
+  const services = await buildServices(config, discard);
+  const summary = {
+    ...config,
+    roots: services.gate.policy.roots.map((root) => ({ ...root })),
+    listRoots: describeRoots(config),
+  };
+  write(process.stdout, JSON.stringify(summary, null, 2));
+  write(process.stderr, `${config.source}: OK (${config.roots.length} roots)`);
+  return EXIT_OK;
+}
+
+async function explain(values: Flags, rest: string[]): Promise<number> {
+  const [path] = rest;
+  if (path === undefined) throw new UsageError('explain needs a PATH');
+  const op = values.op as Operation | undefined;
+  if (!op || !OPERATIONS.includes(op)) throw new UsageError(`explain needs --op ${OPERATIONS.join('|')}`);
+  const config = configure(values);
+  const discard = new AuditLog({ write() {}, async flush() {}, async close() {} });
+  const { gate } = await buildServices(config, discard);
+  const decision = await gate.policy.decide(ANONYMOUS, op, path, { root: values.root });
+  const shown = decision.allow
+    ? {
+        allow: true,
+        op,
+        root: decision.root,
+        path: decision.target.relPath,
+        uri: decision.target.uri,
+        kind: decision.target.kind,
+        rule: decision.rule,
+        reason: decision.reason,
+      }
+    : decision;
+  if (values.json) {
+    write(process.stdout, JSON.stringify(shown, null, 2));
+  } else {
+    const where = decision.allow
+      ? decision.target.uri
+      : (decision.uri ?? (decision.rule === 'unknown-root' ? '(no root by that name)' : '(outside every root)'));
+    write(process.stdout, `${decision.allow ? 'ALLOW' : 'DENY'} ${op} ${where}`);
+    write(process.stdout, `  rule:   ${decision.rule}`);
+    write(process.stdout, `  reason: ${decision.reason}`);
+  }
+  return decision.allow ? EXIT_OK : EXIT_FAILURE;
+}
+
+async function main(argv: string[]): Promise<number> {
+  try {
+    const { command, rest, values } = parseCommandLine(argv);
+    if (values.help) {
+      write(process.stdout, USAGE);
+      return EXIT_OK;
+    }
+    if (values.version) {
+      write(process.stdout, VERSION);
+      return EXIT_OK;
+    }
+    switch (command) {
+      case 'serve':
+        return await runHttp(values);
+      case 'stdio':
+        return await runStdio(values);
+      case 'check-config':
+        return await checkConfig(values, rest);
+      case 'explain':
+        return await explain(values, rest);
+      default:
+        throw new UsageError(`unknown command "${command}"`);
+    }
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      write(process.stderr, `mcpd: ${error.message}`);
+      return EXIT_USAGE;
+    }
+    if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      write(process.stderr, `mcpd: ${(error as Error).message}\n\n${USAGE}`);
+      return EXIT_USAGE;
+    }
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+      write(process.stderr, `mcpd: cannot listen: ${(error as Error).message}`);
+      return EXIT_FAILURE;
+    }
+    write(process.stderr, `mcpd: fatal: ${(error as Error).stack ?? String(error)}`);
+    return EXIT_FAILURE;
+  }
+}
+
+const exitCode = await main(process.argv.slice(2));
+process.exitCode = exitCode;
+// Exit naturally once output has drained; if some handle still holds the loop, do not hang on it.
+setTimeout(() => process.exit(exitCode), 2000).unref();

@@ -1,0 +1,106 @@
+import { InMemoryServerEventBus, type ServerEvent, type ServerEventBus } from '@modelcontextprotocol/server';
+import type { FileChange, RootWatcher } from '../fs/watch.js';
+import type { PolicyEngine } from '../policy/engine.js';
+import { uriFor } from '../policy/paths.js';
+
+type Listener = (event: ServerEvent) => void;
+
+/**
+ * Turns file-system changes into MCP change events, for visible files only: an excluded or
+ * unreadable file never produces an event, so listening cannot reveal that it exists. The watcher
+ * runs only while someone listens.
+ */
+export class ChangeFeed {
+  private readonly listeners = new Set<Listener>();
+  private stopWatching: (() => void) | undefined;
+  private listChangedTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly watcher: RootWatcher | null,
+    private readonly policy: () => PolicyEngine,
+    private readonly debounceMs: number,
+  ) {}
+
+  subscribe(listener: Listener): () => void {
+    this.listeners.add(listener);
+    if (this.watcher && !this.stopWatching)
+      this.stopWatching = this.watcher.subscribe((change) => this.onChange(change));
+    let active = true;
+    return () => {
+      if (!active) return;
+      active = false;
+      this.listeners.delete(listener);
+      if (this.listeners.size === 0) this.stop();
+    };
+  }
+
+  /** The bus a createMcpHandler endpoint listens on: each open listen stream is a subscriber. */
+  asBus(): ServerEventBus {
+    const local = new InMemoryServerEventBus();
+    return {
+      publish: (event) => local.publish(event),
+      subscribe: (listener) => {
+        const unsubscribeLocal = local.subscribe(listener);
+        const unsubscribeFeed = this.subscribe(listener);
+        return () => {
+          unsubscribeLocal();
+          unsubscribeFeed();
+        };
+      },
+    };
+  }
+
+  /** Whether the file watcher is running (it runs only while someone listens). */
+  get watching(): boolean {
+    return this.stopWatching !== undefined;
+  }
+
+  /** Resolves when the watcher is ready to report (tests wait for it before changing files). */
+  async whenWatching(): Promise<void> {
+    await this.watcher?.whenReady();
+  }
+
+  close(): void {
+    this.listeners.clear();
+    this.stop();
+  }
+
+  private stop(): void {
+    this.stopWatching?.();
+    this.stopWatching = undefined;
+    if (this.listChangedTimer) clearTimeout(this.listChangedTimer);
+    this.listChangedTimer = undefined;
+  }
+
+  private onChange(change: FileChange): void {
+    const policy = this.policy();
+    const root = policy.rootByName(change.root.name);
+    if (!root) return;
+    if (change.isDirectory) {
+      if (!policy.isExcluded(change.relPath)) this.listChanged();
+      return;
+    }
+    if (!policy.isVisible(root, change.relPath, 'file')) return;
+    if (change.kind !== 'changed') this.listChanged();
+    if (change.kind !== 'created') this.emit({ kind: 'resource_updated', uri: uriFor(root, change.relPath) });
+  }
+
+  /** Many files appearing at once are one list change. */
+  private listChanged(): void {
+    if (this.listChangedTimer) return;
+    this.listChangedTimer = setTimeout(() => {
+      this.listChangedTimer = undefined;
+      this.emit({ kind: 'resources_list_changed' });
+    }, this.debounceMs);
+  }
+
+  private emit(event: ServerEvent): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(event);
+      } catch {
+        // One broken listener (a closed stream) must not starve the others.
+      }
+    }
+  }
+}

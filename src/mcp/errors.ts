@@ -1,0 +1,42 @@
+import { type CallToolResult, ProtocolError, ResourceNotFoundError } from '@modelcontextprotocol/server';
+import { isAbortError, isMcpdError, McpdError } from '../errors.js';
+
+/** Reports an unexpected error with the request it broke; the client only sees a reference. */
+export type InternalErrorReporter = (error: unknown, requestId: string) => void;
+
+/** The `_meta` key that carries mcpd's stable error code on a failed tool result. */
+export const ERROR_META_KEY = 'dev.mcpd/error';
+
+function domainError(error: unknown, requestId: string, report: InternalErrorReporter): McpdError {
+  if (isMcpdError(error)) return error;
+  if (isAbortError(error)) return new McpdError('CANCELLED', 'the request was cancelled');
+  report(error, requestId);
+  return new McpdError('INTERNAL', `internal error (request ${requestId}); the server log has the details`);
+}
+
+/** A tool failure as the protocol wants it: a result with isError, so the model can read why. */
+export function toToolError(error: unknown, requestId: string, report: InternalErrorReporter): CallToolResult {
+  const failure = domainError(error, requestId, report);
+  return {
+    isError: true,
+    content: [{ type: 'text', text: `${failure.code}: ${failure.message}` }],
+    _meta: { [ERROR_META_KEY]: { code: failure.code, ...(failure.details ?? {}) } },
+  };
+}
+
+/**
+ * A failure of a non-tool request (resources/read, resources/list): a JSON-RPC error. A resource
+ * that is missing or refused is the spec's resource-not-found, which echoes the URI as requested.
+ */
+export function toProtocolError(
+  error: unknown,
+  requestId: string,
+  report: InternalErrorReporter,
+  resourceUri?: string,
+): ProtocolError {
+  const failure = domainError(error, requestId, report);
+  if (failure.code === 'NOT_FOUND_OR_DENIED' && resourceUri !== undefined) {
+    return new ResourceNotFoundError(resourceUri, failure.message);
+  }
+  return new ProtocolError(failure.jsonRpcCode, failure.message, { code: failure.code });
+}
