@@ -1,0 +1,50 @@
+import { join } from 'node:path';
+import { type HttpApp, openAudit, startHttpApp } from '../../src/app.js';
+import type { AuditLog } from '../../src/audit/log.js';
+import { loadConfig, type ServerOverrides } from '../../src/config/load.js';
+import type { Config } from '../../src/config/schema.js';
+import { createLogger } from '../../src/ops/logger.js';
+
+export interface TestServer {
+  readonly url: string;
+  /** http://127.0.0.1:PORT, without the /mcp path. */
+  readonly base: string;
+  readonly auditFile: string;
+  readonly app: HttpApp;
+  readonly config: Config;
+  readonly audit: AuditLog;
+  close(): Promise<void>;
+}
+
+/**
+ * The real HTTP server (the same composition `mcpd serve` runs) in this process, on a free
+ * loopback port, auditing to a file the test can parse.
+ */
+export async function startServer(configFile: string, overrides: ServerOverrides = {}): Promise<TestServer> {
+  const auditFile = join(configFile, '..', `audit-${Date.now()}-${Math.random().toString(36).slice(2)}.log`);
+  const config = loadConfig({
+    file: configFile,
+    overrides: [
+      { port: 0, host: '127.0.0.1', auditSink: 'file', auditPath: auditFile, logLevel: 'silent', ...overrides },
+    ],
+  });
+  const logger = createLogger(config.log.level);
+  const audit = openAudit(config, logger);
+  const app = await startHttpApp(config, { logger, audit, version: 'test' });
+  const base = app.url.replace(/\/mcp$/, '');
+  let closed = false;
+  return {
+    url: app.url,
+    base,
+    auditFile,
+    app,
+    config,
+    audit,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await app.shutdown();
+      await audit.close();
+    },
+  };
+}

@@ -1,0 +1,44 @@
+import { cp, mkdir, mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO = fileURLToPath(new URL('../..', import.meta.url));
+export const DEMO = join(REPO, 'demo');
+
+/** A fresh temporary directory (canonical path), removed by `cleanup`. */
+export async function tempDir(prefix = 'mcpd-test-'): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+  const dir = await realpath(await mkdtemp(join(tmpdir(), prefix)));
+  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** Writes `files` (relative path -> contents) under `base`, creating directories. */
+export async function writeTree(base: string, files: Record<string, string | Buffer>): Promise<void> {
+  for (const [rel, contents] of Object.entries(files)) {
+    const path = join(base, rel);
+    await mkdir(dirname(path), { recursive: true });
+    await writeFile(path, contents);
+  }
+}
+
+/**
+ * A private copy of the demo workspace and its config, so tests may write, swap links and
+ * break things without touching the repository.
+ */
+export async function demoCopy(): Promise<{
+  dir: string;
+  config: string;
+  project: string;
+  templates: string;
+  cleanup: () => Promise<void>;
+}> {
+  const { dir, cleanup } = await tempDir('mcpd-demo-');
+  await cp(DEMO, dir, { recursive: true });
+  return {
+    dir,
+    config: join(dir, 'mcpd.yaml'),
+    project: join(dir, 'workspace/mcp-demo'),
+    templates: join(dir, 'shared/templates'),
+    cleanup,
+  };
+}
