@@ -166,6 +166,34 @@ describe('HTTP edge', () => {
     expect(replaced.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
   });
 
+  it.each(['2025-11-25', '2025-06-18', '2025-03-26'])(
+    'serves a %s client statelessly on the same endpoint',
+    async (version) => {
+      const post = (body: unknown, extra: Record<string, string> = {}) =>
+        fetch(server.url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...extra },
+          body: JSON.stringify(body),
+        });
+      const init = await post({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: version, capabilities: {}, clientInfo: { name: `raw-${version}`, version: '1' } },
+      });
+      expect(init.status).toBe(200);
+      expect(init.headers.get('mcp-session-id')).toBeNull();
+      const [hello] = await messagesOf(init);
+      expect(hello?.result).toMatchObject({ protocolVersion: version, serverInfo: { name: 'mcpd' } });
+      const call = await post(
+        { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'list_roots', arguments: {} } },
+        { 'mcp-protocol-version': version },
+      );
+      const [answer] = await messagesOf(call);
+      expect(answer?.result).toMatchObject({ structuredContent: { roots: expect.any(Array) } });
+    },
+  );
+
   it('answers legacy GET and DELETE with 405 (stateless: no sessions)', async () => {
     const get = await fetch(server.url, {
       headers: { accept: 'text/event-stream', 'mcp-protocol-version': '2025-11-25' },
