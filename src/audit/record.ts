@@ -31,13 +31,3 @@ export interface AuditRecord {
   /** The error code when outcome is `error` (a catalogue code, or INTERNAL). */
   readonly error?: string;
 }
-
-/** Who asked and how: the part of a record that is the same for every access in one request. */
-export interface RequestAttribution {
-  readonly requestId: string;
-  readonly principal: string;
-  readonly client: string | null;
-  readonly transport: Transport;
-  readonly method: string;
-  readonly tool: string | null;
-}

@@ -1,13 +1,11 @@
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type ErrorCode, isAbortError, McpdError } from '../../src/errors.js';
 import { looksBinary, type ReadOptions, type ReadResult, readChunks, readTarget } from '../../src/fs/files.js';
-import { NodePathResolver } from '../../src/fs/resolver.js';
-import { canonicalizeRoots } from '../../src/fs/roots.js';
-import { PolicyEngine } from '../../src/policy/engine.js';
-import { ANONYMOUS, type Target } from '../../src/policy/types.js';
+import type { PolicyEngine } from '../../src/policy/engine.js';
+import type { Target } from '../../src/policy/types.js';
+import { allowedTarget, policyOver } from '../helpers/policy.js';
 import { tempDir } from '../helpers/workspace.js';
 
 const CHUNK = 64 * 1024;
@@ -20,21 +18,15 @@ let cleanup: () => Promise<void>;
 
 beforeEach(async () => {
   ({ dir, cleanup } = await tempDir('mcpd-read-'));
-  const { roots, problems } = await canonicalizeRoots([
-    { name: 'r', description: '', uri: pathToFileURL(dir).href, path: dir, read: ['**/*'], write: ['**/*'] },
-  ]);
-  expect(problems).toEqual([]);
-  policy = new PolicyEngine({ roots, exclude: ['.env', '.mcpd-tmp-*'], resolver: new NodePathResolver() });
+  policy = await policyOver(dir);
 });
 
 afterEach(async () => {
   await cleanup();
 });
 
-async function targetOf(relPath: string): Promise<Target> {
-  const decision = await policy.decide(ANONYMOUS, 'read', relPath);
-  if (!decision.allow) throw new Error(`read ${relPath} denied: ${decision.rule} (${decision.reason})`);
-  return decision.target;
+function targetOf(relPath: string): Promise<Target> {
+  return allowedTarget(policy, 'read', relPath);
 }
 
 /** Writes `name` and returns its read target. */

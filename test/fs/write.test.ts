@@ -15,15 +15,13 @@ import {
   writeFile,
 } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type ErrorCode, McpdError } from '../../src/errors.js';
 import { etagOf } from '../../src/fs/files.js';
-import { NodePathResolver } from '../../src/fs/resolver.js';
-import { canonicalizeRoots } from '../../src/fs/roots.js';
 import { createDirectory, deleteEntry, moveEntry, TEMP_PREFIX, writeFileAtomic } from '../../src/fs/write.js';
-import { PolicyEngine } from '../../src/policy/engine.js';
+import type { PolicyEngine } from '../../src/policy/engine.js';
 import { ANONYMOUS, type Operation, type Target } from '../../src/policy/types.js';
+import { allowedTarget, policyOver } from '../helpers/policy.js';
 import { REPO, tempDir } from '../helpers/workspace.js';
 
 const FIXTURE = join(REPO, 'test/fs/fixtures/write-child.ts');
@@ -42,21 +40,15 @@ beforeEach(async () => {
   outside = join(base, 'outside');
   await mkdir(dir);
   await mkdir(outside);
-  const { roots, problems } = await canonicalizeRoots([
-    { name: 'r', description: '', uri: pathToFileURL(dir).href, path: dir, read: ['**/*'], write: ['**/*'] },
-  ]);
-  expect(problems).toEqual([]);
-  policy = new PolicyEngine({ roots, exclude: ['.env', '.mcpd-tmp-*'], resolver: new NodePathResolver() });
+  policy = await policyOver(dir);
 });
 
 afterEach(async () => {
   await cleanup();
 });
 
-async function targetOf(relPath: string, op: Operation = 'write'): Promise<Target> {
-  const decision = await policy.decide(ANONYMOUS, op, relPath);
-  if (!decision.allow) throw new Error(`${op} ${relPath} denied: ${decision.rule} (${decision.reason})`);
-  return decision.target;
+function targetOf(relPath: string, op: Operation = 'write'): Promise<Target> {
+  return allowedTarget(policy, op, relPath);
 }
 
 /** Awaits `promise`, which must reject with an McpdError of `code`. */
