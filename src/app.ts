@@ -2,24 +2,29 @@ import type { AddressInfo } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { AuditLog } from './audit/log.js';
 import { StreamAuditSink } from './audit/sink.js';
+import { InMemoryRateLimiter } from './cluster/rateLimiter.js';
 import type { Config } from './config/schema.js';
+import { McpdError } from './errors.js';
+import { unreachableRoot } from './fs/roots.js';
 import { RootWatcher } from './fs/watch.js';
 import { HttpEdge, MCP_PATH } from './http/server.js';
 import { ChangeFeed } from './mcp/changes.js';
 import { createHttpEndpoint } from './mcp/endpoint.js';
-import type { McpServices } from './mcp/scope.js';
+import { FlowRegistry } from './mcp/flow.js';
 import { serveStdioConnection } from './mcp/stdio.js';
 import { Lifecycle } from './ops/lifecycle.js';
 import type { Logger } from './ops/logger.js';
-import { buildServices } from './services.js';
+import type { PolicyEngine } from './policy/engine.js';
+import { buildRuntime, type Runtime } from './services.js';
 
 /**
- * Composition: wires config, policy, audit, MCP and the HTTP edge into a running server. main.ts
- * decides when to start and stop it; tests start the very same thing in-process.
+ * Composition: wires config, policy, auth, audit, MCP and the HTTP edge into a running server, and
+ * owns the order of its reloads and its shutdown. main.ts decides when; tests start the very same
+ * thing in-process.
  */
 
-/** How long cancelled work may take to reach its audit record during shutdown. */
-const AUDIT_SETTLE_MS = 2000;
+/** How long cancelled work may take to answer and reach its audit record, after the grace period. */
+const CANCEL_SETTLE_MS = 2000;
 
 export interface AppDeps {
   readonly logger: Logger;
@@ -37,78 +42,175 @@ export function openAudit(config: Config, logger: Logger): AuditLog {
   return new AuditLog(sink);
 }
 
-function changeFeed(config: Config, services: McpServices, logger: Logger): ChangeFeed {
-  const policy = services.gate.policy;
-  const watcher = config.resources.watch
-    ? new RootWatcher({
-        roots: policy.roots,
-        debounceMs: config.resources.watchDebounceMs,
-        ignore: (_root, relPath) => policy.isExcluded(relPath),
-        onError: (error) => logger.warn({ err: error }, 'file watcher error; change notifications may be incomplete'),
-      })
-    : null;
-  return new ChangeFeed(watcher, () => policy, config.resources.watchDebounceMs);
+function rootWatcher(config: Config, policy: PolicyEngine, logger: Logger): RootWatcher | null {
+  if (!config.resources.watch) return null;
+  return new RootWatcher({
+    roots: policy.roots,
+    debounceMs: config.resources.watchDebounceMs,
+    ignore: (_root, relPath) => policy.isExcluded(relPath),
+    onError: (error) => logger.warn({ err: error }, 'file watcher error; change notifications may be incomplete'),
+  });
+}
+
+/** Settings a reload cannot change, because they are bound at start-up. */
+function fixedSettings(config: Config) {
+  return {
+    'server.host': config.server.host,
+    'server.port': config.server.port,
+    'server.tls': config.server.tls === null ? 'off' : 'on',
+    'audit.sink': config.audit.sink,
+    'audit.path': config.audit.path,
+  };
+}
+
+/**
+ * The runtime every new request starts from, swapped whole on reload. Requests already running
+ * keep the runtime they started with (they captured it), so they finish under the old config.
+ */
+class RuntimeHolder {
+  constructor(
+    private runtime: Runtime,
+    private readonly deps: AppDeps,
+    private readonly changes: ChangeFeed,
+  ) {}
+
+  get current(): Runtime {
+    return this.runtime;
+  }
+
+  /** Builds and swaps in a runtime for `config`; throws (and changes nothing) when it is unusable. */
+  async reload(config: Config): Promise<{ ignored: string[] }> {
+    const before = fixedSettings(this.runtime.config);
+    const after = fixedSettings(config);
+    const ignored = Object.keys(before).filter(
+      (key) => before[key as keyof typeof before] !== after[key as keyof typeof after],
+    );
+    const next = await buildRuntime(config, this.deps.audit);
+    const rootsChanged =
+      JSON.stringify(this.runtime.gate.policy.roots) !== JSON.stringify(next.gate.policy.roots) ||
+      this.runtime.config.resources.watch !== config.resources.watch;
+    this.runtime = next;
+    this.deps.logger.level = config.log.level;
+    if (rootsChanged) await this.changes.useWatcher(rootWatcher(config, next.gate.policy, this.deps.logger));
+    return { ignored };
+  }
 }
 
 export interface HttpApp {
   readonly url: string;
   readonly address: AddressInfo;
-  readonly services: McpServices;
+  readonly runtime: () => Runtime;
   readonly changes: ChangeFeed;
   readonly lifecycle: Lifecycle;
-  /** Ordered shutdown: fail readiness, stop taking work, finish in-flight work, close streams. */
+  /** Swaps in a new config for new requests; see RuntimeHolder.reload. */
+  reload(config: Config): Promise<{ ignored: string[] }>;
+  /**
+   * Ordered shutdown: fail readiness, stop taking work, let in-flight work finish within the grace
+   * period, cancel what remains with a clear error, close subscription streams.
+   */
   shutdown(): Promise<void>;
 }
 
 export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpApp> {
   const { logger } = deps;
-  const services = await buildServices(config, deps.audit);
-  const changes = changeFeed(config, services, logger);
+  const first = await buildRuntime(config, deps.audit);
+  const changes = new ChangeFeed(
+    rootWatcher(config, first.gate.policy, logger),
+    () => holder.current.gate.policy,
+    config.resources.watchDebounceMs,
+  );
+  const holder = new RuntimeHolder(first, deps, changes);
   const lifecycle = new Lifecycle();
+  const flows = new FlowRegistry();
+  const stop = new AbortController();
   const endpoint = createHttpEndpoint({
-    services: () => services,
+    services: () => holder.current,
     changes,
+    flows,
+    cancelAll: stop.signal,
     version: deps.version,
     logger,
     maxBodyBytes: config.server.maxBodyBytes,
     keepAliveMs: config.server.sseKeepAliveMs,
+    maxSubscriptions: config.limits.maxSubscriptionStreams,
   });
   const edge = new HttpEdge({
     host: config.server.host,
     port: config.server.port,
-    allowedHosts: config.server.allowedHosts,
-    allowedOrigins: config.server.allowedOrigins,
-    maxBodyBytes: config.server.maxBodyBytes,
+    runtime: () => holder.current,
     endpoint,
-    readiness: lifecycle,
+    flows,
+    rateLimiter: new InMemoryRateLimiter(),
+    readiness: {
+      notReadyReason: async () => {
+        const state = lifecycle.notReadyReason();
+        if (state !== null) return state;
+        const runtime = holder.current;
+        const missing = await unreachableRoot(runtime.gate.policy.roots);
+        if (missing !== null) return `root "${missing}" is not reachable`;
+        return runtime.authenticator.notReadyReason();
+      },
+    },
     logger,
+    onRefusal: (refusal) =>
+      holder.current.gate.refuse(
+        {
+          principal: { id: refusal.principal, scopes: [] },
+          requestId: refusal.requestId,
+          client: null,
+          transport: 'http',
+          method: 'http',
+          tool: null,
+        },
+        { op: 'authenticate', rule: refusal.rule, reason: refusal.reason, requested: MCP_PATH },
+      ),
   });
   const address = await edge.listen();
   lifecycle.markReady();
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  const url = `http://${host}:${address.port}${MCP_PATH}`;
+  const url = `${edge.scheme}://${host}:${address.port}${MCP_PATH}`;
 
   let stopping: Promise<void> | undefined;
   const shutdown = () => {
     stopping ??= (async () => {
+      const graceMs = holder.current.config.shutdown.gracePeriodMs;
       lifecycle.markDraining();
-      const { unfinished } = await edge.drain(config.shutdown.gracePeriodMs);
-      if (unfinished > 0) logger.warn({ unfinished }, 'grace period over; cancelling what is still running');
+      const { unfinished } = await edge.drain(graceMs);
+      if (unfinished > 0) {
+        logger.warn({ unfinished, graceMs }, 'grace period over; cancelling what is still running');
+        stop.abort(
+          new McpdError(
+            'UNAVAILABLE',
+            'the server is shutting down and stopped this call after its grace period; retry it',
+          ),
+        );
+        // Cancelled tools still answer (with that error) and write their audit records.
+        await edge.settle(CANCEL_SETTLE_MS);
+      }
       await endpoint.close();
-      // What the close cancelled still writes its audit record before the log may close.
-      await services.gate.whenIdle(AUDIT_SETTLE_MS);
+      await holder.current.gate.whenIdle(CANCEL_SETTLE_MS);
       changes.close();
-      edge.close();
+      await edge.close();
       lifecycle.markStopped();
     })();
     return stopping;
   };
-  return { url, address, services, changes, lifecycle, shutdown };
+  const reload = async (next: Config) => {
+    const outcome = await holder.reload(next);
+    if (next.server.tls && config.server.tls) edge.updateTls(next.server.tls);
+    return outcome;
+  };
+  return { url, address, runtime: () => holder.current, changes, lifecycle, reload, shutdown };
 }
 
 export interface StdioApp {
+  /** Resolves when the client closes stdin. */
   readonly closed: Promise<void>;
-  readonly services: McpServices;
+  readonly runtime: () => Runtime;
+  reload(config: Config): Promise<{ ignored: string[] }>;
+  /** Stop taking requests, finish those in flight within the grace period, cancel the rest, close. */
+  shutdown(): Promise<void>;
+  /** The client went away: nothing is left to answer, only records to settle. */
   close(): Promise<void>;
 }
 
@@ -116,23 +218,51 @@ export async function startStdioApp(
   config: Config,
   deps: AppDeps & { readonly input: Readable; readonly output: Writable },
 ): Promise<StdioApp> {
-  const services = await buildServices(config, deps.audit);
-  const changes = changeFeed(config, services, deps.logger);
+  const first = await buildRuntime(config, deps.audit);
+  const changes = new ChangeFeed(
+    rootWatcher(config, first.gate.policy, deps.logger),
+    () => holder.current.gate.policy,
+    config.resources.watchDebounceMs,
+  );
+  const holder = new RuntimeHolder(first, deps, changes);
+  const stop = new AbortController();
   const connection = serveStdioConnection({
-    services: () => services,
+    services: () => holder.current,
+    cancelAll: stop.signal,
     changes,
     version: deps.version,
     logger: deps.logger,
     input: deps.input,
     output: deps.output,
   });
+  let stopping: Promise<void> | undefined;
+  const close = async () => {
+    await connection.close();
+    await holder.current.gate.whenIdle(CANCEL_SETTLE_MS);
+    changes.close();
+  };
   return {
     closed: connection.closed,
-    services,
-    close: async () => {
-      await connection.close();
-      await services.gate.whenIdle(AUDIT_SETTLE_MS);
-      changes.close();
+    close: () => {
+      stopping ??= close();
+      return stopping;
+    },
+    runtime: () => holder.current,
+    reload: (next) => holder.reload(next),
+    shutdown: () => {
+      stopping ??= (async () => {
+        const graceMs = holder.current.config.shutdown.gracePeriodMs;
+        const { unfinished } = await connection.drain(graceMs);
+        if (unfinished > 0) {
+          deps.logger.warn({ unfinished, graceMs }, 'grace period over; cancelling what is still running');
+          stop.abort(
+            new McpdError('UNAVAILABLE', 'the server is shutting down and stopped this call after its grace period'),
+          );
+          await connection.drain(CANCEL_SETTLE_MS);
+        }
+        await close();
+      })();
+      return stopping;
     },
   };
 }

@@ -28,6 +28,10 @@ export const ERROR_CATALOGUE = {
   EDIT_MISMATCH: { jsonRpc: -32010, http: 422 },
   UNSUPPORTED: { jsonRpc: -32011, http: 400 },
   CANCELLED: { jsonRpc: -32800, http: 499 },
+  /** A tool that ran past its time limit and was stopped. */
+  TIMEOUT: { jsonRpc: -32001, http: 504 },
+  /** The server cannot take or finish this now (shutting down); another replica can. */
+  UNAVAILABLE: { jsonRpc: -32000, http: 503 },
   INTERNAL: { jsonRpc: -32603, http: 500 },
 } as const;
 

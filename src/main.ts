@@ -6,10 +6,11 @@ import { openAudit, startHttpApp, startStdioApp } from './app.js';
 import { AuditLog } from './audit/log.js';
 import { ConfigError, configPathFromEnv, loadConfig, overridesFromEnv, type ServerOverrides } from './config/load.js';
 import type { Config } from './config/schema.js';
+import { watchFile } from './fs/watch.js';
 import { describeRoots } from './mcp/tools/roots.js';
-import { createLogger } from './ops/logger.js';
-import { ANONYMOUS, OPERATIONS, type Operation } from './policy/types.js';
-import { buildServices } from './services.js';
+import { createLogger, type Logger } from './ops/logger.js';
+import { ANONYMOUS, LOCAL, OPERATIONS, type Operation, type Principal } from './policy/types.js';
+import { buildRuntime } from './services.js';
 
 /** Exit codes: 0 done, 1 failed at run time (or explain said deny), 2 bad usage or configuration. */
 const EXIT_OK = 0;
@@ -31,6 +32,7 @@ Options:
   --host HOST       bind address (MCPD_HOST)             --port PORT   port, 0 for any (MCPD_PORT)
   --log-level LVL   fatal..trace, silent (MCPD_LOG_LEVEL) --audit-file F append audit lines to F
   --root NAME       explain: root that a relative PATH is resolved against
+  --principal NAME  explain: judge as this principal (with its --scope S, repeatable)
   --json            explain: print only the decision as JSON
   -h, --help        this text                            -v, --version
 `;
@@ -54,6 +56,8 @@ function parseCommandLine(argv: string[]) {
       'audit-file': { type: 'string' },
       op: { type: 'string' },
       root: { type: 'string' },
+      principal: { type: 'string' },
+      scope: { type: 'string', multiple: true },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
@@ -89,49 +93,124 @@ function configure(values: Flags, file?: string): Config {
   return loadConfig({
     file: file ?? values.config ?? configPathFromEnv(process.env),
     overrides: [env.overrides, flagOverrides(values)],
+    env: process.env,
   });
 }
 
-function waitForSignal(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
+const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT'];
+
+/**
+ * Signals, in the one place that handles them. The first SIGTERM/SIGINT starts the ordered
+ * shutdown; a second one gives up on it: the audit log is flushed and the process exits 1 at once.
+ * SIGHUP (and, if configured, a change of the config file) reloads.
+ */
+function handleSignals(options: {
+  onStop: (signal: NodeJS.Signals) => void;
+  onReload: () => void;
+  onForce: (signal: NodeJS.Signals) => void;
+}): void {
+  let stopping = false;
+  for (const signal of STOP_SIGNALS) {
+    process.on(signal, () => {
+      if (stopping) {
+        options.onForce(signal);
+        return;
+      }
+      stopping = true;
+      options.onStop(signal);
+    });
+  }
+  process.on('SIGHUP', () => options.onReload());
 }
 
-async function runHttp(values: Flags): Promise<number> {
+/** Reloads the config the process was started with (same file, same environment, same flags). */
+function reloader(
+  values: Flags,
+  logger: Logger,
+  app: { reload(config: Config): Promise<{ ignored: string[] }> },
+): () => Promise<void> {
+  let running: Promise<void> = Promise.resolve();
+  return () => {
+    running = running.then(async () => {
+      try {
+        const { ignored } = await app.reload(configure(values));
+        if (ignored.length > 0) logger.warn({ ignored }, 'reloaded; these settings need a restart and were kept');
+        else logger.info('configuration reloaded');
+      } catch (error) {
+        const reason = error instanceof ConfigError ? error.message : String(error);
+        logger.error({ reason }, 'reload refused; the previous configuration stays in force');
+      }
+    });
+    return running;
+  };
+}
+
+async function runServer(
+  values: Flags,
+  start: (
+    config: Config,
+    logger: Logger,
+    audit: AuditLog,
+  ) => Promise<{
+    reload(config: Config): Promise<{ ignored: string[] }>;
+    shutdown(): Promise<void>;
+    ended?: Promise<string>;
+    close?(): Promise<void>;
+  }>,
+): Promise<number> {
   const config = configure(values);
   const logger = createLogger(config.log.level);
   const audit = openAudit(config, logger);
-  const app = await startHttpApp(config, { logger, audit, version: VERSION });
-  logger.info({ url: app.url, config: config.source, roots: config.roots.map((root) => root.name) }, 'listening');
-  const signal = await waitForSignal();
-  logger.info({ signal }, 'shutting down');
-  await app.shutdown();
+  const app = await start(config, logger, audit);
+  const reload = reloader(values, logger, app);
+  const stopWatching = config.reload.watchConfig
+    ? watchFile(config.source, config.reload.debounceMs, () => void reload())
+    : () => {};
+  const stopped = new Promise<NodeJS.Signals | 'stdin closed'>((resolve) => {
+    handleSignals({
+      onStop: resolve,
+      onReload: () => void reload(),
+      onForce: (signal) => {
+        logger.warn({ signal }, 'second signal: exiting now');
+        void audit.close().finally(() => {
+          logger.flush();
+          process.exit(EXIT_FAILURE);
+        });
+      },
+    });
+    void app.ended?.then(() => resolve('stdin closed'));
+  });
+  const reason = await stopped;
+  stopWatching();
+  logger.info({ reason }, 'shutting down');
+  if (reason === 'stdin closed' && app.close) await app.close();
+  else await app.shutdown();
   await audit.close();
   logger.info('stopped');
   logger.flush();
   return EXIT_OK;
 }
 
-async function runStdio(values: Flags): Promise<number> {
-  const config = configure(values);
-  const logger = createLogger(config.log.level);
-  const audit = openAudit(config, logger);
-  const app = await startStdioApp(config, {
-    logger,
-    audit,
-    version: VERSION,
-    input: process.stdin,
-    output: process.stdout,
+function runHttp(values: Flags): Promise<number> {
+  return runServer(values, async (config, logger, audit) => {
+    const app = await startHttpApp(config, { logger, audit, version: VERSION });
+    logger.info({ url: app.url, config: config.source, roots: config.roots.map((root) => root.name) }, 'listening');
+    return app;
   });
-  logger.info({ config: config.source, roots: config.roots.map((root) => root.name) }, 'serving stdio');
-  const reason = await Promise.race([app.closed.then(() => 'stdin closed'), waitForSignal()]);
-  logger.info({ reason }, 'stdio connection ending');
-  await app.close();
-  await audit.close();
-  logger.flush();
-  return EXIT_OK;
+}
+
+function runStdio(values: Flags): Promise<number> {
+  return runServer(values, async (config, logger, audit) => {
+    const app = await startStdioApp(config, {
+      logger,
+      audit,
+      version: VERSION,
+      input: process.stdin,
+      output: process.stdout,
+    });
+    logger.info({ config: config.source, roots: config.roots.map((root) => root.name) }, 'serving stdio');
+    return { ...app, ended: app.closed.then(() => 'stdin closed') };
+  });
 }
 
 async function checkConfig(values: Flags, rest: string[]): Promise<number> {
@@ -139,9 +218,11 @@ async function checkConfig(values: Flags, rest: string[]): Promise<number> {
   if (!file) throw new UsageError('check-config needs a FILE');
   const config = configure(values, file);
   const discard = new AuditLog({ write() {}, async flush() {}, async close() {} });
-  const services = await buildServices(config, discard);
+  const services = await buildRuntime(config, discard);
   const summary = {
     ...config,
+    // Key material is validated, never printed.
+    server: { ...config.server, tls: config.server.tls ? { cert: 'PEM (loaded)', key: '[redacted]' } : null },
     roots: services.gate.policy.roots.map((root) => ({ ...root })),
     listRoots: describeRoots(config),
   };
@@ -157,8 +238,14 @@ async function explain(values: Flags, rest: string[]): Promise<number> {
   if (!op || !OPERATIONS.includes(op)) throw new UsageError(`explain needs --op ${OPERATIONS.join('|')}`);
   const config = configure(values);
   const discard = new AuditLog({ write() {}, async flush() {}, async close() {} });
-  const { gate } = await buildServices(config, discard);
-  const decision = await gate.policy.decide(ANONYMOUS, op, path, { root: values.root });
+  const { gate } = await buildRuntime(config, discard);
+  // Without --principal: what the roots themselves allow (the stdio user); with it: that caller's grants too.
+  const principal: Principal = values.principal
+    ? { id: values.principal, scopes: values.scope ?? [] }
+    : config.auth.mode === 'none' && values.scope === undefined
+      ? ANONYMOUS
+      : LOCAL;
+  const decision = await gate.policy.decide(principal, op, path, { root: values.root });
   const shown = decision.allow
     ? {
         allow: true,

@@ -1,17 +1,25 @@
 import { AccessGate } from './access/gate.js';
 import type { AuditLog } from './audit/log.js';
+import { type Authenticator, createAuthenticator } from './auth/index.js';
 import { ConfigError } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { NodePathResolver } from './fs/resolver.js';
 import { canonicalizeRoots } from './fs/roots.js';
 import type { McpServices } from './mcp/scope.js';
 import { PolicyEngine } from './policy/engine.js';
+import { effectiveGrants, GrantTable } from './policy/grants.js';
+
+/** Everything a request runs under; built whole from one config and swapped whole on reload. */
+export interface Runtime extends McpServices {
+  readonly authenticator: Authenticator;
+}
 
 /**
- * Builds what requests run under from a validated config: canonical roots, the policy engine and
- * the audited gate. Roots that do not exist are configuration errors, named by their key.
+ * Builds what requests run under from a validated config: canonical roots, the grants, the policy
+ * engine, the audited gate and the authenticator. Roots that do not exist are configuration
+ * errors, named by their key.
  */
-export async function buildServices(config: Config, audit: AuditLog): Promise<McpServices> {
+export async function buildRuntime(config: Config, audit: AuditLog): Promise<Runtime> {
   const { roots, problems } = await canonicalizeRoots(config.roots);
   if (problems.length > 0) {
     throw new ConfigError(
@@ -22,6 +30,11 @@ export async function buildServices(config: Config, audit: AuditLog): Promise<Mc
       config.source,
     );
   }
-  const policy = new PolicyEngine({ roots, exclude: config.exclude, resolver: new NodePathResolver() });
-  return { config, gate: new AccessGate(policy, audit) };
+  const policy = new PolicyEngine({
+    roots,
+    exclude: config.exclude,
+    resolver: new NodePathResolver(),
+    grants: new GrantTable(effectiveGrants(config.grants, config.auth)),
+  });
+  return { config, gate: new AccessGate(policy, audit), authenticator: createAuthenticator(config.auth) };
 }

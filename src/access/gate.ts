@@ -169,6 +169,31 @@ export class AccessGate {
     return this.runAllowed(caller, allowed, started, () => run(allowed.map(([, decision]) => decision.target)));
   }
 
+  /**
+   * Records a refusal that has no path behind it (a token without the scope a tool needs, a
+   * request turned away at the door): it is an access attempt all the same.
+   */
+  refuse(caller: Caller, refusal: { op: string; rule: string; reason: string; requested: string }): void {
+    this.audit.write({
+      requestId: caller.requestId,
+      principal: caller.principal.id,
+      client: caller.client,
+      transport: caller.transport,
+      method: caller.method,
+      tool: caller.tool,
+      root: null,
+      path: null,
+      requested: refusal.requested,
+      op: refusal.op,
+      decision: 'deny',
+      rule: refusal.rule,
+      reason: refusal.reason,
+      bytes: null,
+      durationMs: 0,
+      outcome: 'denied',
+    });
+  }
+
   private async tracked<T>(work: () => Promise<T>): Promise<T> {
     this.active += 1;
     try {
@@ -198,10 +223,19 @@ export class AccessGate {
       for (const [request, decision] of decisions) this.record(caller, request, decision, started, 'ok', bytes ?? null);
       return value;
     } catch (error) {
-      const cancelled = caller.signal?.aborted === true || isAbortError(error);
-      const code = cancelled ? 'CANCELLED' : isMcpdError(error) ? error.code : 'INTERNAL';
+      const stopped = caller.signal?.aborted === true || isAbortError(error);
+      const reason = caller.signal?.aborted ? caller.signal.reason : undefined;
+      const code = isMcpdError(reason)
+        ? reason.code
+        : stopped
+          ? 'CANCELLED'
+          : isMcpdError(error)
+            ? error.code
+            : 'INTERNAL';
+      // A deadline is a failure of the call; a client or a shutdown stopping it is a cancellation.
+      const outcome = stopped && code !== 'TIMEOUT' ? 'cancelled' : 'error';
       for (const [request, decision] of decisions) {
-        this.record(caller, request, decision, started, cancelled ? 'cancelled' : 'error', null, code);
+        this.record(caller, request, decision, started, outcome, null, code);
       }
       throw error;
     }

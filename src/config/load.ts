@@ -3,7 +3,15 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { LineCounter, parseDocument } from 'yaml';
 import type * as z from 'zod';
-import { BUILTIN_EXCLUDES, type Config, configSchema, type ParsedConfig, type RootConfig } from './schema.js';
+import {
+  type AuthConfig,
+  BUILTIN_EXCLUDES,
+  type Config,
+  configSchema,
+  type JwtSettings,
+  type ParsedConfig,
+  type RootConfig,
+} from './schema.js';
 
 /** The embedded default: the demo workspace shipped with mcpd. */
 export const DEMO_CONFIG_PATH = fileURLToPath(new URL('../../demo/mcpd.yaml', import.meta.url));
@@ -89,20 +97,26 @@ export interface LoadOptions {
   file?: string;
   /** Applied in order: later wins (environment first, then flags). */
   overrides?: readonly ServerOverrides[];
+  /** Where `sha256Env` keys are looked up. */
+  env?: Readonly<Record<string, string | undefined>>;
 }
 
 export function loadConfig(options: LoadOptions = {}): Config {
   const file = resolve(options.file ?? DEMO_CONFIG_PATH);
   const raw = readYaml(file);
   for (const layer of options.overrides ?? []) applyOverrides(raw, layer);
-  return parseConfig(raw, file);
+  return parseConfig(raw, file, options.env ?? {});
 }
 
 /** Validates an already-parsed document. `file` anchors relative paths and names the source. */
-export function parseConfig(raw: unknown, file: string): Config {
+export function parseConfig(
+  raw: unknown,
+  file: string,
+  env: Readonly<Record<string, string | undefined>> = {},
+): Config {
   const result = configSchema.safeParse(raw);
   if (!result.success) throw new ConfigError(describeIssues(result.error.issues, raw), file);
-  return freeze(resolveConfig(result.data, file));
+  return freeze(resolveConfig(result.data, file, env));
 }
 
 function readYaml(file: string): unknown {
@@ -185,9 +199,10 @@ function truncate(text: string | undefined): string {
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
 
-function resolveConfig(parsed: ParsedConfig, file: string): Config {
+function resolveConfig(parsed: ParsedConfig, file: string, env: Readonly<Record<string, string | undefined>>): Config {
   const base = dirname(file);
   const problems: ConfigProblem[] = [];
+  const secrets = new SecretReader(base, problems);
   const roots: RootConfig[] = parsed.roots.map((root, index) => {
     const path = rootPath(root.uri, base);
     if (typeof path !== 'string') {
@@ -203,11 +218,21 @@ function resolveConfig(parsed: ParsedConfig, file: string): Config {
       write: root.write ?? parsed.accessPolicy.write,
     };
   });
+  const { tls: tlsFiles, publicUrl: configuredUrl, ...serverSettings } = parsed.server;
+  const publicUrl = configuredUrl ?? defaultPublicUrl(parsed.server.host, parsed.server.port);
+  const tls = tlsFiles
+    ? {
+        cert: secrets.file(tlsFiles.certFile, 'server.tls.certFile'),
+        key: secrets.file(tlsFiles.keyFile, 'server.tls.keyFile'),
+      }
+    : null;
+  const auth = resolveAuth(parsed.auth, publicUrl, secrets, env);
   if (problems.length > 0) throw new ConfigError(problems, file);
   return {
     source: file,
-    server: parsed.server,
-    auth: parsed.auth,
+    server: { ...serverSettings, publicUrl, tls },
+    auth,
+    grants: parsed.grants ?? null,
     accessPolicy: { read: parsed.accessPolicy.read, write: parsed.accessPolicy.write },
     exclude: [...new Set([...BUILTIN_EXCLUDES, ...parsed.accessPolicy.exclude])],
     roots,
@@ -219,7 +244,93 @@ function resolveConfig(parsed: ParsedConfig, file: string): Config {
     log: parsed.log,
     resources: parsed.resources,
     shutdown: parsed.shutdown,
+    reload: parsed.reload,
   };
+}
+
+function defaultPublicUrl(host: string, port: number): string {
+  const shown = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+  return `http://${shown}:${port}/mcp`;
+}
+
+/** Reads secret material named by the config, recording problems by key instead of throwing. */
+class SecretReader {
+  constructor(
+    private readonly base: string,
+    private readonly problems: ConfigProblem[],
+  ) {}
+
+  file(path: string, key: string): string {
+    try {
+      return readFileSync(resolve(this.base, path), 'utf8');
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      this.problems.push({
+        key,
+        message: `cannot read ${JSON.stringify(path)}: ${code === 'ENOENT' ? 'file not found' : code}`,
+      });
+      return '';
+    }
+  }
+
+  problem(key: string, message: string): void {
+    this.problems.push({ key, message });
+  }
+}
+
+const HEX_SHA256 = /^[0-9a-f]{64}$/;
+
+function resolveAuth(
+  auth: ParsedConfig['auth'],
+  publicUrl: string,
+  secrets: SecretReader,
+  env: Readonly<Record<string, string | undefined>>,
+): AuthConfig {
+  switch (auth.mode) {
+    case 'none':
+      return { mode: 'none' };
+    case 'apiKeys':
+      return {
+        mode: 'apiKeys',
+        apiKeys: auth.apiKeys.map((key, index) => {
+          const at = `auth.apiKeys[${index}]`;
+          let hash = key.sha256;
+          if (key.sha256File !== undefined) hash = secrets.file(key.sha256File, `${at}.sha256File`).trim();
+          if (key.sha256Env !== undefined) {
+            hash = env[key.sha256Env]?.trim();
+            if (!hash) secrets.problem(`${at}.sha256Env`, `environment variable ${key.sha256Env} is not set`);
+          }
+          const sha256 = (hash ?? '').toLowerCase();
+          if (hash && !HEX_SHA256.test(sha256)) {
+            secrets.problem(at, 'the key hash must be 64 hex characters (the SHA-256 of the key)');
+          }
+          return { principal: key.principal, sha256, scopes: key.scopes };
+        }),
+      };
+    case 'jwt': {
+      const { jwksFile, audience, authorizationServers, ...jwt } = auth.jwt;
+      let jwks: JwtSettings['jwks'] = null;
+      if (jwksFile !== undefined) {
+        const text = secrets.file(jwksFile, 'auth.jwt.jwksFile');
+        try {
+          const parsed = text ? (JSON.parse(text) as { keys?: unknown }) : { keys: [] };
+          if (!Array.isArray(parsed.keys)) throw new Error('no "keys" array');
+          jwks = { keys: parsed.keys as Record<string, unknown>[] };
+        } catch (error) {
+          secrets.problem('auth.jwt.jwksFile', `not a JWKS document (${(error as Error).message})`);
+        }
+      }
+      return {
+        mode: 'jwt',
+        jwt: {
+          ...jwt,
+          jwks,
+          audience: audience ?? publicUrl,
+          authorizationServers: authorizationServers ?? [jwt.issuer],
+        },
+      };
+    }
+  }
 }
 
 function rootPath(uri: string, base: string): string | { problem: string } {

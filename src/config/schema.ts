@@ -54,7 +54,30 @@ export const DEFAULTS = {
   watchDebounceMs: 100,
   /** Below Kubernetes' default 30 s termination grace, so we finish before SIGKILL. */
   shutdownGraceMs: 25_000,
+  /** Above nginx's default upstream keepalive_timeout (60 s), so nginx closes idle connections first. */
+  keepAliveTimeoutMs: 65_000,
+  /** Node requires headersTimeout above keepAliveTimeout on reused connections. */
+  headersTimeoutMs: 66_000,
+  /** Receiving one whole request (headers and body); not the response, so streams are unaffected. */
+  requestTimeoutMs: 120_000,
+  maxConcurrentRequests: 256,
+  maxConcurrentPerPrincipal: 32,
+  ratePerSecond: 50,
+  rateBurst: 100,
+  toolTimeoutMs: 120_000,
+  /** Long streaming tools get their own budget. */
+  datasetTimeoutMs: 900_000,
+  maxSubscriptionStreams: 1024,
+  /** An SSE reader that takes nothing for this long is cut off instead of being buffered for. */
+  sseStallTimeoutMs: 30_000,
+  jwtClockToleranceSec: 30,
+  jwksCacheMaxAgeMs: 10 * 60_000,
+  jwksRefetchCooldownMs: 30_000,
+  reloadDebounceMs: 500,
 } as const;
+
+/** Scopes that grant access when no `grants` are configured. */
+export const DEFAULT_SCOPES = { read: 'mcpd:read', write: 'mcpd:write' } as const;
 
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
 
@@ -111,11 +134,106 @@ const serverSchema = z.strictObject({
     .describe('Origin hostnames allowed to call /mcp from a browser, besides loopback origins.'),
   maxBodyBytes: positiveInt.default(DEFAULTS.maxBodyBytes),
   sseKeepAliveMs: z.number().int().min(0).default(DEFAULTS.sseKeepAliveMs),
+  publicUrl: z
+    .url({ protocol: /^https?$/ })
+    .optional()
+    .describe(
+      'The canonical URL clients use for /mcp (e.g. https://mcp.example.com/mcp): the OAuth resource identifier, the ' +
+        'JWT audience and the base of the protected-resource metadata. Default: http://HOST:PORT/mcp.',
+    ),
+  tls: z
+    .strictObject({
+      certFile: z.string().min(1).describe('PEM certificate chain; relative to the config file.'),
+      keyFile: z.string().min(1).describe('PEM private key; relative to the config file.'),
+    })
+    .optional()
+    .describe('Serve HTTPS directly (reloaded on SIGHUP). Behind nginx, leave this out and let nginx terminate TLS.'),
+  keepAliveTimeoutMs: positiveInt.default(DEFAULTS.keepAliveTimeoutMs),
+  headersTimeoutMs: positiveInt.default(DEFAULTS.headersTimeoutMs),
+  requestTimeoutMs: z.number().int().min(0).default(DEFAULTS.requestTimeoutMs),
 });
 
-const authSchema = z.strictObject({
-  mode: z.literal('none').default('none').describe('Only "none" (loopback only) until authentication lands.'),
-});
+const scopeToken = z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'not a valid OAuth scope token');
+
+const apiKeySchema = z
+  .strictObject({
+    principal: z.string().min(1).max(200).describe('The name this key authenticates as (in audit records and grants).'),
+    sha256: z
+      .string()
+      .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex characters (the SHA-256 of the key)')
+      .optional()
+      .describe('SHA-256 of the key, hex. The key itself is never stored.'),
+    sha256File: z.string().min(1).optional().describe('File holding the hex SHA-256; relative to the config file.'),
+    sha256Env: z.string().min(1).optional().describe('Environment variable holding the hex SHA-256.'),
+    scopes: z.array(scopeToken).default([]),
+  })
+  .superRefine((key, ctx) => {
+    const sources = [key.sha256, key.sha256File, key.sha256Env].filter((v) => v !== undefined).length;
+    if (sources !== 1) ctx.addIssue({ code: 'custom', message: 'give exactly one of sha256, sha256File, sha256Env' });
+  });
+
+const jwtSchema = z
+  .strictObject({
+    issuer: z.string().min(1).describe('Expected "iss" claim.'),
+    audience: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Expected "aud" claim; the canonical resource URL (server.publicUrl) when omitted.'),
+    jwksUrl: z
+      .url({ protocol: /^https?$/ })
+      .optional()
+      .describe('Where the signing keys are fetched (cached; refetched on an unknown kid).'),
+    jwksFile: z.string().min(1).optional().describe('A JWKS document on disk; relative to the config file.'),
+    algorithms: z
+      .array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']))
+      .min(1)
+      .default(['RS256', 'PS256', 'ES256', 'EdDSA'])
+      .describe('Accepted signature algorithms; "none" and HMAC are never accepted.'),
+    clockToleranceSec: z.number().int().min(0).max(300).default(DEFAULTS.jwtClockToleranceSec),
+    principalClaim: z.string().min(1).default('sub'),
+    jwksCacheMaxAgeMs: positiveInt.default(DEFAULTS.jwksCacheMaxAgeMs),
+    jwksRefetchCooldownMs: z
+      .number()
+      .int()
+      .min(0)
+      .default(DEFAULTS.jwksRefetchCooldownMs)
+      .describe('A token with an unknown kid refetches the keys at most this often (key rotation vs. abuse).'),
+    authorizationServers: z
+      .array(z.url())
+      .optional()
+      .describe('Advertised in the protected-resource metadata; [issuer] when omitted.'),
+  })
+  .superRefine((jwt, ctx) => {
+    if ((jwt.jwksUrl === undefined) === (jwt.jwksFile === undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'give exactly one of jwksUrl, jwksFile' });
+    }
+  });
+
+const authSchema = z.discriminatedUnion('mode', [
+  z.strictObject({ mode: z.literal('none').describe('No authentication: only allowed on a loopback bind.') }),
+  z.strictObject({
+    mode: z.literal('apiKeys'),
+    apiKeys: z.array(apiKeySchema).min(1).describe('Bearer keys, each stored as its SHA-256.'),
+  }),
+  z.strictObject({ mode: z.literal('jwt'), jwt: jwtSchema.describe('OAuth 2.1 resource server: verify bearer JWTs.') }),
+]);
+
+const grantSchema = z
+  .strictObject({
+    principals: z.array(z.string().min(1)).default([]).describe('Principal names this grant applies to.'),
+    scopes: z.array(scopeToken).default([]).describe('Scopes any of which this grant applies to.'),
+    roots: z.array(z.string().min(1)).min(1).default(['*']).describe('Root names, or "*" for every root.'),
+    access: z
+      .array(z.enum(['read', 'write']))
+      .min(1)
+      .describe('What the grant allows: read (and list), write. Never more than the root itself allows.'),
+  })
+  .superRefine((grant, ctx) => {
+    if (grant.principals.length === 0 && grant.scopes.length === 0) {
+      ctx.addIssue({ code: 'custom', message: 'a grant needs principals or scopes to apply to' });
+    }
+  });
 
 const accessPolicySchema = z.strictObject({
   read: globList
@@ -150,6 +268,30 @@ const limitsSchema = z.strictObject({
   grepHardMaxMatches: positiveInt.default(DEFAULTS.grepHardMaxMatches),
   grepMaxFileBytes: positiveInt.default(DEFAULTS.grepMaxFileBytes),
   walkMaxEntries: positiveInt.default(DEFAULTS.walkMaxEntries),
+  maxConcurrentRequests: positiveInt
+    .default(DEFAULTS.maxConcurrentRequests)
+    .describe('MCP requests served at once by this process; more get 429 with Retry-After.'),
+  maxConcurrentPerPrincipal: positiveInt
+    .default(DEFAULTS.maxConcurrentPerPrincipal)
+    .describe('MCP requests served at once for one principal; more get 429 with Retry-After.'),
+  rateLimit: z
+    .strictObject({
+      perSecond: z.number().positive().default(DEFAULTS.ratePerSecond),
+      burst: positiveInt.default(DEFAULTS.rateBurst),
+    })
+    .prefault({})
+    .describe('Token bucket per principal: sustained requests per second and the burst above it.'),
+  toolTimeoutMs: positiveInt.default(DEFAULTS.toolTimeoutMs).describe('A tool call running longer is cancelled.'),
+  toolTimeouts: z
+    .record(z.string(), positiveInt)
+    .default({ process_large_dataset: DEFAULTS.datasetTimeoutMs })
+    .describe('Per-tool overrides of toolTimeoutMs, by tool name.'),
+  maxSubscriptionStreams: positiveInt
+    .default(DEFAULTS.maxSubscriptionStreams)
+    .describe('Open subscriptions/listen streams per process.'),
+  sseStallTimeoutMs: positiveInt
+    .default(DEFAULTS.sseStallTimeoutMs)
+    .describe('An SSE client that reads nothing for this long is disconnected rather than buffered for.'),
   datasetChunkBytes: z
     .number()
     .int()
@@ -186,11 +328,23 @@ const shutdownSchema = z.strictObject({
     .describe('How long in-flight requests may run after SIGTERM/SIGINT before they are cancelled.'),
 });
 
+const reloadSchema = z.strictObject({
+  watchConfig: z.boolean().default(false).describe('Reload when the config file changes, as on SIGHUP.'),
+  debounceMs: z.number().int().min(0).default(DEFAULTS.reloadDebounceMs),
+});
+
 export const configSchema = z
   .strictObject({
     $schema: z.string().optional(),
     server: serverSchema.prefault({}),
-    auth: authSchema.prefault({}),
+    auth: authSchema.default({ mode: 'none' }),
+    grants: z
+      .array(grantSchema)
+      .optional()
+      .describe(
+        `Who may do what on which root. Without grants: everyone authenticated may read with ${DEFAULT_SCOPES.read} and ` +
+          `read and write with ${DEFAULT_SCOPES.write} (and, with auth.mode none, the local caller may do everything the roots allow).`,
+      ),
     accessPolicy: accessPolicySchema.prefault({}),
     roots: z.array(rootSchema).min(1, 'at least one root is required'),
     limits: limitsSchema.prefault({}),
@@ -198,6 +352,7 @@ export const configSchema = z
     log: logSchema.prefault({}),
     resources: resourcesSchema.prefault({}),
     shutdown: shutdownSchema.prefault({}),
+    reload: reloadSchema.prefault({}),
   })
   .superRefine((config, ctx) => {
     const seen = new Map<string, number>();
@@ -222,6 +377,18 @@ export const configSchema = z
         message: `refusing to bind a non-loopback address without authentication (auth.mode is "none"); bind 127.0.0.1 or put mcpd behind an authenticating proxy on loopback`,
       });
     }
+    const rootNames = new Set(config.roots.map((root) => root.name));
+    config.grants?.forEach((grant, index) => {
+      grant.roots.forEach((name, rootIndex) => {
+        if (name !== '*' && !rootNames.has(name)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['grants', index, 'roots', rootIndex],
+            message: 'no root has this name',
+          });
+        }
+      });
+    });
     if (config.limits.listPageSize > config.limits.maxListPageSize) {
       ctx.addIssue({
         code: 'custom',
@@ -247,12 +414,46 @@ export interface RootConfig {
   readonly write: readonly string[];
 }
 
+export interface ApiKey {
+  readonly principal: string;
+  /** Lowercase hex SHA-256 of the key. */
+  readonly sha256: string;
+  readonly scopes: readonly string[];
+}
+
+export type JwtSettings = Omit<z.output<typeof jwtSchema>, 'jwksFile' | 'audience' | 'authorizationServers'> & {
+  /** The JWKS document when it came from a file; null when keys are fetched from jwksUrl. */
+  readonly jwks: { readonly keys: readonly Record<string, unknown>[] } | null;
+  readonly audience: string;
+  readonly authorizationServers: readonly string[];
+};
+
+/** Authentication with every secret source resolved (files read, variables looked up). */
+export type AuthConfig =
+  | { readonly mode: 'none' }
+  | { readonly mode: 'apiKeys'; readonly apiKeys: readonly ApiKey[] }
+  | { readonly mode: 'jwt'; readonly jwt: JwtSettings };
+
+export interface Grant {
+  readonly principals: readonly string[];
+  readonly scopes: readonly string[];
+  readonly roots: readonly string[];
+  readonly access: readonly ('read' | 'write')[];
+}
+
 /** The resolved, frozen configuration the rest of mcpd runs on. */
 export interface Config {
   /** Absolute path of the file this came from. */
   readonly source: string;
-  readonly server: ParsedConfig['server'];
-  readonly auth: ParsedConfig['auth'];
+  readonly server: Omit<ParsedConfig['server'], 'tls' | 'publicUrl'> & {
+    /** The canonical URL of the /mcp endpoint (resource identifier, JWT audience). */
+    readonly publicUrl: string;
+    /** PEM material, read from the configured files. */
+    readonly tls: { readonly cert: string; readonly key: string } | null;
+  };
+  readonly auth: AuthConfig;
+  /** Explicit grants, or null for the defaults (see DEFAULT_SCOPES). */
+  readonly grants: readonly Grant[] | null;
   readonly accessPolicy: { readonly read: readonly string[]; readonly write: readonly string[] };
   /** Built-in plus configured excludes, deduplicated; always wins. */
   readonly exclude: readonly string[];
@@ -262,4 +463,5 @@ export interface Config {
   readonly log: ParsedConfig['log'];
   readonly resources: ParsedConfig['resources'];
   readonly shutdown: ParsedConfig['shutdown'];
+  readonly reload: ParsedConfig['reload'];
 }

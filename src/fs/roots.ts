@@ -45,3 +45,17 @@ export async function canonicalizeRoots(
   }
   return { roots, problems };
 }
+
+/** The first root whose directory is gone or unreadable now (for readiness), or null. */
+export async function unreachableRoot(
+  roots: readonly { name: string; canonicalPath: string }[],
+): Promise<string | null> {
+  for (const root of roots) {
+    try {
+      if (!(await stat(root.canonicalPath)).isDirectory()) return root.name;
+    } catch {
+      return root.name;
+    }
+  }
+  return null;
+}

@@ -1,3 +1,5 @@
+import { watch as watchDirectory } from 'node:fs';
+import { dirname } from 'node:path';
 import { type FSWatcher, watch } from 'chokidar';
 import { isWithin, relativeWithin } from '../policy/paths.js';
 import type { Root } from '../policy/types.js';
@@ -117,4 +119,21 @@ export class RootWatcher {
     }, this.options.debounceMs);
     this.pending.set(key, { change, timer });
   }
+}
+
+/**
+ * Calls `onChange` (debounced) when `file` changes. Watches the directory rather than the file, so
+ * an editor's atomic save or a Kubernetes ConfigMap's symlink swap is seen too.
+ */
+export function watchFile(file: string, debounceMs: number, onChange: () => void): () => void {
+  let timer: NodeJS.Timeout | undefined;
+  const watcher = watchDirectory(dirname(file), { persistent: false }, () => {
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(onChange, debounceMs);
+  });
+  watcher.on('error', () => {});
+  return () => {
+    if (timer) clearTimeout(timer);
+    watcher.close();
+  };
 }

@@ -1,27 +1,56 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { hostHeaderValidation, originValidation, toNodeHandler } from '@modelcontextprotocol/node';
+import { hostHeaderValidation, originValidation, toWebRequest } from '@modelcontextprotocol/node';
 import { localhostAllowedHostnames } from '@modelcontextprotocol/server';
+import { challengeHeader, metadataUrlFor, protectedResourceMetadata } from '../auth/index.js';
+import type { Authenticator } from '../auth/types.js';
+import type { RateLimiter } from '../cluster/rateLimiter.js';
+import type { Config } from '../config/schema.js';
 import { ERROR_CATALOGUE } from '../errors.js';
 import { type McpEndpoint, REQUEST_ID_HEADER } from '../mcp/endpoint.js';
+import { EXCHANGE_HEADER, type FlowRegistry } from '../mcp/flow.js';
 import type { Readiness } from '../ops/lifecycle.js';
 import type { Logger } from '../ops/logger.js';
+import type { Principal } from '../policy/types.js';
+import { ConcurrencyLimiter } from './concurrency.js';
+import { responseFlow, sendResponse } from './respond.js';
 
 export const MCP_PATH = '/mcp';
+const METADATA_PATH = '/.well-known/oauth-protected-resource';
 
 /** A request id we accept from a client or proxy; anything else is replaced, never echoed. */
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+/** Query parameters that would carry a credential in a URL, where it ends up in logs. */
+const TOKEN_QUERY_PARAMETERS = ['access_token', 'token', 'api_key', 'apikey', 'key'];
+
+/** What the edge needs from the current runtime; read per request, so reloads apply to new ones. */
+export interface EdgeRuntime {
+  readonly config: Config;
+  readonly authenticator: Authenticator;
+}
+
+/** A request turned away before it reached MCP, for the audit log. */
+export interface EdgeRefusal {
+  readonly requestId: string;
+  readonly principal: string;
+  readonly rule: string;
+  readonly reason: string;
+  readonly status: number;
+}
 
 export interface HttpEdgeOptions {
+  /** Bind address and port: fixed for the life of the process. */
   readonly host: string;
   readonly port: number;
-  readonly allowedHosts: readonly string[];
-  readonly allowedOrigins: readonly string[];
-  readonly maxBodyBytes: number;
+  readonly runtime: () => EdgeRuntime;
   readonly endpoint: McpEndpoint;
+  readonly flows: FlowRegistry;
+  readonly rateLimiter: RateLimiter;
   readonly readiness: Readiness;
   readonly logger: Logger;
+  readonly onRefusal: (refusal: EdgeRefusal) => void;
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -35,56 +64,42 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
   res.end(text);
 }
 
-function jsonRpcError(status: number, code: number, message: string) {
-  return [status, { jsonrpc: '2.0', error: { code, message }, id: null }] as const;
+function jsonRpcError(code: number, message: string) {
+  return { jsonrpc: '2.0', error: { code, message }, id: null };
 }
 
 /**
- * The node:http edge: probes, request ids, Host and Origin checks, the body limit, and SSE
- * responses that proxies must not buffer. MCP itself is behind the endpoint seam.
+ * The node:http(s) edge: probes and metadata, request ids, Host and Origin checks, the body limit,
+ * authentication, rate and concurrency limits, then MCP behind the endpoint seam, with responses
+ * written under backpressure. It also owns the drain: readiness is the lifecycle's, the order is
+ * app.ts's.
  */
 export class HttpEdge {
-  readonly server: Server;
-  /** MCP exchanges in progress, not counting subscription streams (those are closed, not awaited). */
+  readonly server: Server | HttpsServer;
   private readonly inFlight = new Set<ServerResponse>();
+  private readonly concurrency = new ConcurrencyLimiter();
+  private openStreams = 0;
   private draining = false;
   private drained: (() => void) | undefined;
-  private readonly validateHost: ReturnType<typeof hostHeaderValidation>;
-  private readonly validateOrigin: ReturnType<typeof originValidation>;
-  private readonly mcp: ReturnType<typeof toNodeHandler>;
 
   constructor(private readonly options: HttpEdgeOptions) {
-    const loopback = localhostAllowedHostnames();
-    // The bound address is a name clients legitimately use (127.0.0.2, say), besides the loopback names.
-    this.validateHost = hostHeaderValidation([...loopback, options.host, ...options.allowedHosts]);
-    this.validateOrigin = originValidation([...loopback, ...options.allowedOrigins]);
-    const endpoint = options.endpoint;
-    this.mcp = toNodeHandler(
-      {
-        fetch: async (request) => {
-          const response = await endpoint.fetch(request);
-          const requestId = request.headers.get(REQUEST_ID_HEADER);
-          const extra: Record<string, string> = requestId ? { [REQUEST_ID_HEADER]: requestId } : {};
-          // nginx (and friends) would otherwise hold SSE events back and deliver them in one burst.
-          if (response.headers.get('content-type')?.startsWith('text/event-stream')) extra['x-accel-buffering'] = 'no';
-          if (Object.keys(extra).length === 0) return response;
-          const headers = new Headers(response.headers);
-          for (const [name, value] of Object.entries(extra)) headers.set(name, value);
-          return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
-        },
-      },
-      {
-        maxRequestBodySize: options.maxBodyBytes,
-        onerror: (error) => options.logger.error({ err: error }, 'MCP adapter failure'),
-      },
-    );
-    this.server = createServer((req, res) => {
+    const { config } = options.runtime();
+    const handler = (req: IncomingMessage, res: ServerResponse) => {
       this.route(req, res).catch((error: unknown) => {
         options.logger.error({ err: error }, 'unhandled error at the HTTP edge');
-        if (!res.headersSent) sendJson(res, ...jsonRpcError(500, ERROR_CATALOGUE.INTERNAL.jsonRpc, 'internal error'));
+        if (!res.headersSent) sendJson(res, 500, jsonRpcError(ERROR_CATALOGUE.INTERNAL.jsonRpc, 'internal error'));
         else res.destroy();
       });
-    });
+    };
+    const tls = config.server.tls;
+    this.server = tls ? createHttpsServer({ cert: tls.cert, key: tls.key }, handler) : createHttpServer(handler);
+    this.server.keepAliveTimeout = config.server.keepAliveTimeoutMs;
+    this.server.headersTimeout = config.server.headersTimeoutMs;
+    this.server.requestTimeout = config.server.requestTimeoutMs;
+  }
+
+  get scheme(): 'http' | 'https' {
+    return 'setSecureContext' in this.server ? 'https' : 'http';
   }
 
   async listen(): Promise<AddressInfo> {
@@ -99,18 +114,23 @@ export class HttpEdge {
     return this.server.address() as AddressInfo;
   }
 
+  /** New TLS material (a reload); connections already open keep theirs. */
+  updateTls(tls: { cert: string; key: string }): void {
+    if ('setSecureContext' in this.server) this.server.setSecureContext({ cert: tls.cert, key: tls.key });
+  }
+
   get inFlightCount(): number {
     return this.inFlight.size;
   }
 
   /**
-   * Stops taking work: the listener closes, idle keep-alive connections are dropped, and any
-   * request that still arrives on an open connection is answered 503. Resolves when the exchanges
-   * already in flight have finished, or after `graceMs`, whichever is first.
+   * Stops taking work while still answering: /ready says 503 (the lifecycle's part), new MCP
+   * requests get 503 with Connection: close, idle keep-alive connections are dropped. Resolves
+   * when the exchanges already in flight have finished, or after `graceMs`, whichever is first.
+   * The listener stays open meanwhile, so probes and load balancers see the 503s.
    */
   async drain(graceMs: number): Promise<{ unfinished: number }> {
     this.draining = true;
-    this.server.close();
     this.server.closeIdleConnections();
     if (this.inFlight.size > 0) {
       await new Promise<void>((resolve) => {
@@ -124,21 +144,35 @@ export class HttpEdge {
     return { unfinished: this.inFlight.size };
   }
 
-  /** Ends whatever connections remain (after the endpoint has closed its streams). */
-  close(): void {
+  /** Waits (up to `ms`) for the exchanges still open to finish writing; used after cancelling them. */
+  async settle(ms: number): Promise<void> {
+    if (this.inFlight.size === 0) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.drained = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  /** Closes the listener and ends whatever connections remain (after the endpoint closed its streams). */
+  close(): Promise<void> {
     this.draining = true;
-    this.server.close();
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeAllConnections();
+    return closed;
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0];
+    const url = new URL(req.url ?? '/', 'http://edge.invalid');
+    const path = url.pathname;
     if (path === '/health') {
       sendJson(res, 200, { status: 'ok' });
       return;
     }
     if (path === '/ready') {
-      const reason = this.options.readiness.notReadyReason();
+      const reason = await this.options.readiness.notReadyReason();
       sendJson(
         res,
         reason === null ? 200 : 503,
@@ -146,18 +180,52 @@ export class HttpEdge {
       );
       return;
     }
+    if (path === METADATA_PATH || path === `${METADATA_PATH}${MCP_PATH}`) {
+      this.serveMetadata(req, res);
+      return;
+    }
     if (path !== MCP_PATH) {
       sendJson(res, 404, { error: 'not found' });
       return;
     }
-    await this.serveMcp(req, res);
+    await this.serveMcp(req, res, url);
   }
 
-  private async serveMcp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private serveMetadata(req: IncomingMessage, res: ServerResponse): void {
+    const { config } = this.options.runtime();
+    const cors = { 'access-control-allow-origin': '*', 'access-control-allow-methods': 'GET, OPTIONS' };
+    if (req.method === 'OPTIONS') {
+      res.writeHead(204, cors);
+      res.end();
+      return;
+    }
+    const scopes = (config.grants ?? []).flatMap((grant) => grant.scopes);
+    const metadata = protectedResourceMetadata(config.auth, config.server.publicUrl, scopes);
+    if (!metadata) {
+      sendJson(res, 404, { error: 'not an OAuth protected resource (auth.mode is not jwt)' });
+      return;
+    }
+    sendJson(res, 200, metadata, cors);
+  }
+
+  private refuse(res: ServerResponse, refusal: EdgeRefusal, body: unknown, headers: Record<string, string> = {}): void {
+    this.options.onRefusal(refusal);
+    sendJson(res, refusal.status, body, headers);
+  }
+
+  private async serveMcp(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const { config, authenticator } = this.options.runtime();
+    const limits = config.limits;
     if (this.draining) {
-      res.setHeader('connection', 'close');
-      res.setHeader('retry-after', '1');
-      sendJson(res, ...jsonRpcError(503, -32000, 'server is shutting down; retry on another instance'));
+      sendJson(
+        res,
+        503,
+        jsonRpcError(ERROR_CATALOGUE.UNAVAILABLE.jsonRpc, 'server is shutting down; retry on another instance'),
+        {
+          connection: 'close',
+          'retry-after': '1',
+        },
+      );
       return;
     }
     const supplied = req.headers[REQUEST_ID_HEADER];
@@ -166,27 +234,139 @@ export class HttpEdge {
     res.setHeader(REQUEST_ID_HEADER, requestId);
 
     // DNS rebinding: a browser page must not reach a local server through a name it controls.
-    if (!this.validateHost(req, res) || !this.validateOrigin(req, res)) return;
+    const loopback = localhostAllowedHostnames();
+    const allowedHosts = [...loopback, this.options.host, ...config.server.allowedHosts];
+    if (!hostHeaderValidation(allowedHosts)(req, res)) return;
+    if (!originValidation([...loopback, ...config.server.allowedOrigins])(req, res)) return;
+
+    // A credential in a URL ends up in every log on its way: refuse it outright (RFC 6750 5.3).
+    if (TOKEN_QUERY_PARAMETERS.some((name) => url.searchParams.has(name))) {
+      const description = 'credentials must not be sent in the query string; use the Authorization header';
+      this.refuse(
+        res,
+        { requestId, principal: 'unauthenticated', rule: 'auth:token-in-query', reason: description, status: 400 },
+        { error: 'invalid_request', error_description: description },
+        {
+          'www-authenticate': challengeHeader(config.auth, config.server.publicUrl, {
+            code: 'invalid_request',
+            description,
+          }),
+        },
+      );
+      return;
+    }
 
     const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > this.options.maxBodyBytes) {
-      res.setHeader('connection', 'close');
+    if (Number.isFinite(declared) && declared > config.server.maxBodyBytes) {
       sendJson(
         res,
-        ...jsonRpcError(
-          413,
-          -32000,
-          `request body of ${declared} bytes exceeds the ${this.options.maxBodyBytes}-byte limit`,
-        ),
+        413,
+        jsonRpcError(-32000, `request body of ${declared} bytes exceeds the ${config.server.maxBodyBytes}-byte limit`),
+        { connection: 'close' },
       );
       req.resume();
       return;
     }
-    if (req.headers['mcp-method'] !== 'subscriptions/listen') this.track(res);
-    await this.mcp(req, res);
+
+    const auth = await authenticator.authenticate(req.headers.authorization);
+    if (!auth.ok) {
+      this.refuse(
+        res,
+        { requestId, principal: 'unauthenticated', rule: auth.rule, reason: auth.description, status: auth.status },
+        { error: auth.code ?? 'unauthorized', error_description: auth.description },
+        {
+          'www-authenticate': challengeHeader(config.auth, config.server.publicUrl, {
+            ...(auth.code ? { code: auth.code } : {}),
+            description: auth.description,
+          }),
+        },
+      );
+      return;
+    }
+    const principal = auth.principal;
+
+    const rate = await this.options.rateLimiter.take(principal.id, limits.rateLimit.perSecond, limits.rateLimit.burst);
+    if (!rate.ok) {
+      this.tooMany(
+        res,
+        requestId,
+        principal,
+        'limit:rate',
+        'request rate limit reached',
+        Math.ceil(rate.retryAfterMs / 1000),
+      );
+      return;
+    }
+    const listen = req.headers['mcp-method'] === 'subscriptions/listen';
+    if (listen && this.openStreams >= limits.maxSubscriptionStreams) {
+      this.tooMany(res, requestId, principal, 'limit:streams', 'too many open subscription streams', 5);
+      return;
+    }
+    const slot = listen
+      ? this.concurrency.acquire(principal.id, Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY)
+      : this.concurrency.acquire(principal.id, limits.maxConcurrentRequests, limits.maxConcurrentPerPrincipal);
+    if (!slot) {
+      this.tooMany(res, requestId, principal, 'limit:concurrency', 'too many requests in progress', 1);
+      return;
+    }
+
+    const exchangeId = randomUUID();
+    req.headers[EXCHANGE_HEADER] = exchangeId;
+    const unregister = this.options.flows.register(exchangeId, responseFlow(res));
+    if (listen) this.openStreams += 1;
+    else this.track(res);
+    res.once('close', () => {
+      slot.release();
+      unregister();
+      if (listen) this.openStreams -= 1;
+    });
+
+    const abort = new AbortController();
+    res.once('close', () => abort.abort());
+    let request: Request;
+    try {
+      request = await toWebRequest(req, undefined, {
+        signal: abort.signal,
+        maxRequestBodySize: config.server.maxBodyBytes,
+      });
+    } catch (error) {
+      if ((error as { status?: number }).status === 413) {
+        sendJson(res, 413, jsonRpcError(-32000, `request body exceeds the ${config.server.maxBodyBytes}-byte limit`), {
+          connection: 'close',
+        });
+        return;
+      }
+      throw error;
+    }
+    const response = await this.options.endpoint.fetch(request, {
+      principal: authenticator.mode === 'none' ? null : principal,
+      ...(auth.expiresAt === undefined ? {} : { expiresAt: auth.expiresAt }),
+      ...(config.auth.mode === 'jwt' ? { resourceMetadataUrl: metadataUrlFor(config.server.publicUrl) } : {}),
+    });
+    await sendResponse(res, response, {
+      headers: { [REQUEST_ID_HEADER]: requestId },
+      stallTimeoutMs: limits.sseStallTimeoutMs,
+      onStall: () =>
+        this.options.logger.warn({ requestId, principal: principal.id }, 'SSE client stopped reading; disconnected'),
+    });
+  }
+
+  private tooMany(
+    res: ServerResponse,
+    requestId: string,
+    principal: Principal,
+    rule: string,
+    reason: string,
+    retryAfterSec: number,
+  ): void {
+    this.options.logger.info({ requestId, principal: principal.id, rule }, reason);
+    sendJson(res, 429, jsonRpcError(-32000, `${reason}; retry later`), {
+      'retry-after': String(Math.max(1, retryAfterSec)),
+    });
   }
 
   private track(res: ServerResponse): void {
+    if (this.draining) res.setHeader('connection', 'close');
     this.inFlight.add(res);
     res.once('close', () => {
       this.inFlight.delete(res);

@@ -16,10 +16,21 @@ export class ChangeFeed {
   private listChangedTimer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly watcher: RootWatcher | null,
+    private watcher: RootWatcher | null,
     private readonly policy: () => PolicyEngine,
     private readonly debounceMs: number,
   ) {}
+
+  /** Switches to another watcher (the roots changed on reload); listeners carry over. */
+  async useWatcher(watcher: RootWatcher | null): Promise<void> {
+    const previous = this.watcher;
+    const wasWatching = this.stopWatching !== undefined;
+    this.stopWatching?.();
+    this.stopWatching = undefined;
+    this.watcher = watcher;
+    if (wasWatching && watcher) this.stopWatching = watcher.subscribe((change) => this.onChange(change));
+    await previous?.close();
+  }
 
   subscribe(listener: Listener): () => void {
     this.listeners.add(listener);

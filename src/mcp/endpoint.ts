@@ -1,21 +1,32 @@
 import { randomUUID } from 'node:crypto';
-import { createMcpHandler } from '@modelcontextprotocol/server';
+import { type AuthInfo, createMcpHandler } from '@modelcontextprotocol/server';
 import type { Logger } from '../ops/logger.js';
+import { ANONYMOUS, type Principal } from '../policy/types.js';
 import type { ChangeFeed } from './changes.js';
 import type { InternalErrorReporter } from './errors.js';
+import { EXCHANGE_HEADER, type FlowRegistry } from './flow.js';
 import { createScope, type McpServices } from './scope.js';
 import { buildServer } from './server.js';
 
 /** The header the HTTP edge stamps on every request it hands over. */
 export const REQUEST_ID_HEADER = 'x-request-id';
 
+/** Who the edge let in, for one exchange. */
+export interface ExchangeContext {
+  /** Null when authentication is off (auth.mode none): the local, anonymous caller. */
+  readonly principal: Principal | null;
+  readonly expiresAt?: number;
+  /** Where the OAuth protected-resource metadata is, for scope challenges (jwt mode). */
+  readonly resourceMetadataUrl?: string;
+}
+
 /**
- * The seam between the HTTP edge and MCP: the edge hands over a web Request and gets a Response.
- * Everything about how a request reaches a tool (today the SDK's per-request handler, a fresh
- * server per request) stays behind this interface.
+ * The seam between the HTTP edge and MCP: the edge hands over a web Request and who sent it, and
+ * gets a Response. Everything about how a request reaches a tool (today the SDK's per-request
+ * handler, a fresh server per request) stays behind this interface.
  */
 export interface McpEndpoint {
-  fetch(request: Request): Promise<Response>;
+  fetch(request: Request, exchange: ExchangeContext): Promise<Response>;
   /** Ends open subscription streams gracefully and aborts what is still in flight. */
   close(): Promise<void>;
 }
@@ -24,10 +35,34 @@ export interface EndpointOptions {
   /** The services a new request runs under; a request keeps the ones it started with. */
   readonly services: () => McpServices;
   readonly changes: ChangeFeed;
+  readonly flows: FlowRegistry;
+  /** Aborted when in-flight work is to be given up (shutdown past its grace period). */
+  readonly cancelAll: AbortSignal;
   readonly version: string;
   readonly logger: Logger;
   readonly maxBodyBytes: number;
   readonly keepAliveMs: number;
+  readonly maxSubscriptions: number;
+}
+
+/** The principal travels to the server instance inside the SDK's pass-through AuthInfo. */
+const PRINCIPAL_KEY = 'dev.mcpd/principal';
+
+function authInfoOf(exchange: ExchangeContext, publicUrl: string): AuthInfo | undefined {
+  const { principal } = exchange;
+  if (principal === null) return undefined;
+  return {
+    // The token itself stays at the edge: nothing past it ever needs it.
+    token: '',
+    clientId: principal.id,
+    scopes: [...principal.scopes],
+    ...(exchange.expiresAt === undefined ? {} : { expiresAt: exchange.expiresAt }),
+    // Only an OAuth resource server names itself; API keys have no metadata to point a client at.
+    ...(exchange.resourceMetadataUrl === undefined
+      ? {}
+      : { resource: new URL(publicUrl), resourceMetadataUrl: exchange.resourceMetadataUrl }),
+    extra: { [PRINCIPAL_KEY]: principal },
+  };
 }
 
 export function createHttpEndpoint(options: EndpointOptions): McpEndpoint {
@@ -36,12 +71,16 @@ export function createHttpEndpoint(options: EndpointOptions): McpEndpoint {
     logger.error({ err: error, requestId }, 'internal error while serving a request');
 
   const handler = createMcpHandler(
-    ({ era, requestInfo }) => {
+    ({ era, requestInfo, authInfo }) => {
       const snapshot = options.services();
       const requestId = requestInfo?.headers.get(REQUEST_ID_HEADER) ?? randomUUID();
+      const principal = (authInfo?.extra?.[PRINCIPAL_KEY] as Principal | undefined) ?? ANONYMOUS;
       const scope = createScope({
         services: () => snapshot,
         transport: 'http',
+        principal,
+        cancelAll: options.cancelAll,
+        flow: options.flows.flowOf(requestInfo?.headers.get(EXCHANGE_HEADER)),
         requestId: () => requestId,
         // Stateless 2025-era HTTP carries the client's name only on initialize.
         clientName: () => null,
@@ -57,11 +96,15 @@ export function createHttpEndpoint(options: EndpointOptions): McpEndpoint {
       bus: options.changes.asBus(),
       keepAliveMs: options.keepAliveMs,
       maxRequestBodySize: options.maxBodyBytes,
+      maxSubscriptions: options.maxSubscriptions,
       onerror: (error) => logger.debug({ err: error }, 'request rejected by the MCP handler'),
     },
   );
   return {
-    fetch: (request) => handler.fetch(request),
+    fetch: (request, exchange) => {
+      const authInfo = authInfoOf(exchange, options.services().config.server.publicUrl);
+      return handler.fetch(request, authInfo ? { authInfo } : {});
+    },
     close: () => handler.close(),
   };
 }

@@ -1,9 +1,16 @@
-import { CLIENT_INFO_META_KEY, type ProtocolError, type ServerContext } from '@modelcontextprotocol/server';
+import {
+  CLIENT_INFO_META_KEY,
+  type JSONRPCRequest,
+  type ProtocolError,
+  type RequestId,
+  type ServerContext,
+} from '@modelcontextprotocol/server';
 import type { AccessGate, Caller } from '../access/gate.js';
 import type { Transport } from '../audit/record.js';
 import type { Config } from '../config/schema.js';
-import { ANONYMOUS } from '../policy/types.js';
+import type { Principal } from '../policy/types.js';
 import { type InternalErrorReporter, toProtocolError } from './errors.js';
+import type { StreamFlow } from './flow.js';
 
 /** What serving needs from the running process: swapped as a whole on reload. */
 export interface McpServices {
@@ -18,7 +25,14 @@ export interface McpServices {
  */
 export interface RequestScope {
   services(): McpServices;
+  readonly principal: Principal;
+  /** Aborted when the process gives up on in-flight work (shutdown past its grace period). */
+  readonly cancelAll: AbortSignal;
+  /** How fast the connection drains; streaming tools wait on it. */
+  readonly flow: StreamFlow;
   caller(ctx: ServerContext, method: string, tool: string | null): Caller;
+  /** The caller of a request seen before dispatch (a scope challenge), from its JSON-RPC form. */
+  callerOf(request: JSONRPCRequest, tool: string | null): Caller;
   /** `resourceUri`: the URI a resource request named, echoed as the spec requires for not-found. */
   protocolError(error: unknown, caller: Caller, resourceUri?: string): ProtocolError;
   readonly reportInternal: InternalErrorReporter;
@@ -27,30 +41,46 @@ export interface RequestScope {
 export interface ScopeOptions {
   readonly services: () => McpServices;
   readonly transport: Transport;
-  /** The request id for a request (HTTP: the edge's X-Request-Id; stdio: connection + JSON-RPC id). */
-  readonly requestId: (ctx: ServerContext) => string;
+  readonly principal: Principal;
+  readonly cancelAll: AbortSignal;
+  readonly flow: StreamFlow;
+  /** The request id for a JSON-RPC id (HTTP: the edge's X-Request-Id; stdio: connection + JSON-RPC id). */
+  readonly requestId: (jsonRpcId: RequestId) => string;
   /** The client's name when the protocol era does not carry it per request (2025-era stdio). */
   readonly clientName: () => string | null;
   readonly reportInternal: InternalErrorReporter;
 }
 
 export function createScope(options: ScopeOptions): RequestScope {
+  const attribute = (
+    envelope: Record<string, unknown> | undefined,
+    id: RequestId,
+    method: string,
+    tool: string | null,
+  ): Caller => {
+    const declared = envelope?.[CLIENT_INFO_META_KEY] as { name?: unknown } | undefined;
+    return {
+      principal: options.principal,
+      requestId: options.requestId(id),
+      client: typeof declared?.name === 'string' ? declared.name : options.clientName(),
+      transport: options.transport,
+      method,
+      tool,
+    };
+  };
   return {
     services: options.services,
+    principal: options.principal,
+    cancelAll: options.cancelAll,
+    flow: options.flow,
     reportInternal: options.reportInternal,
     caller(ctx, method, tool) {
-      const envelope = ctx.mcpReq.envelope as Record<string, { name?: unknown } | undefined> | undefined;
-      const envelopeClient = envelope?.[CLIENT_INFO_META_KEY];
-      const client = typeof envelopeClient?.name === 'string' ? envelopeClient.name : options.clientName();
-      return {
-        principal: ANONYMOUS,
-        requestId: options.requestId(ctx),
-        client,
-        transport: options.transport,
-        method,
-        tool,
-        signal: ctx.mcpReq.signal,
-      };
+      const envelope = ctx.mcpReq.envelope as Record<string, unknown> | undefined;
+      return { ...attribute(envelope, ctx.mcpReq.id, method, tool), signal: ctx.mcpReq.signal };
+    },
+    callerOf(request, tool) {
+      const meta = (request.params as { _meta?: Record<string, unknown> } | undefined)?._meta;
+      return attribute(meta, request.id, request.method, tool);
     },
     protocolError(error, caller, resourceUri) {
       return toProtocolError(error, caller.requestId, options.reportInternal, resourceUri);

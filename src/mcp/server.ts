@@ -1,5 +1,10 @@
-import { McpServer, type ServerCapabilities, type ServerContext } from '@modelcontextprotocol/server';
-import { McpdError } from '../errors.js';
+import {
+  McpServer,
+  type ScopeChallengeHandler,
+  type ServerCapabilities,
+  type ServerContext,
+} from '@modelcontextprotocol/server';
+import { isMcpdError, McpdError } from '../errors.js';
 import { toToolError } from './errors.js';
 import { installResources } from './resources.js';
 import type { RequestScope } from './scope.js';
@@ -70,7 +75,46 @@ function installLegacySubscriptions(server: McpServer, scope: RequestScope, subs
   server.server.setRequestHandler('resources/unsubscribe', handle('resources/unsubscribe'));
 }
 
+/** What a tool was stopped by, when it was: the deadline and shutdown abort with their own error. */
+function stoppedBy(signal: AbortSignal): McpdError {
+  return isMcpdError(signal.reason) ? signal.reason : new McpdError('CANCELLED', 'the request was cancelled');
+}
+
+/**
+ * A 2026-style scope challenge for a caller none of whose grants allows what the tool needs
+ * anywhere: HTTP 403 insufficient_scope naming the scopes that would. Audited like any refusal.
+ */
+function scopeChallenge(scope: RequestScope, tool: ToolDefinition): ScopeChallengeHandler | undefined {
+  const needed = tool.requires;
+  if (needed === null) return undefined;
+  return ({ request, authInfo }) => {
+    if (!authInfo) return undefined;
+    const { gate } = scope.services();
+    const { grants, roots } = gate.policy;
+    if (
+      grants.permitsAnywhere(
+        scope.principal,
+        needed,
+        roots.map((root) => root.name),
+      )
+    )
+      return undefined;
+    const missing = grants.scopesGranting(needed);
+    gate.refuse(scope.callerOf(request, tool.name), {
+      op: needed,
+      rule: 'grant:insufficient-scope',
+      reason: `principal "${scope.principal.id}" has no ${needed} grant on any root`,
+      requested: tool.name,
+    });
+    const [first, ...rest] = [...new Set([...scope.principal.scopes, ...missing])];
+    // With no scope that would help, there is nothing to challenge for: the grants refuse the call.
+    if (first === undefined || missing.length === 0) return undefined;
+    return { scopes: [first, ...rest], errorDescription: `${tool.name} needs ${needed} access` };
+  };
+}
+
 function registerTool(server: McpServer, scope: RequestScope, tool: ToolDefinition): void {
+  const challenge = scopeChallenge(scope, tool);
   server.registerTool(
     tool.name,
     {
@@ -79,24 +123,39 @@ function registerTool(server: McpServer, scope: RequestScope, tool: ToolDefiniti
       inputSchema: tool.input,
       outputSchema: tool.output,
       annotations: { title: tool.title, ...tool.annotations },
+      ...(challenge ? { scopeChallenge: challenge } : {}),
     },
     async (args: unknown, ctx: ServerContext) => {
-      const caller = scope.caller(ctx, 'tools/call', tool.name);
       const { gate, config } = scope.services();
+      const limitMs = config.limits.toolTimeouts[tool.name] ?? config.limits.toolTimeoutMs;
+      const deadline = new AbortController();
+      const timer = setTimeout(
+        () =>
+          deadline.abort(
+            new McpdError('TIMEOUT', `${tool.name} ran longer than its ${limitMs} ms limit and was stopped`),
+          ),
+        limitMs,
+      );
+      // The client, the deadline and shutdown can each stop the work; the signal reaches the file layer.
+      const signal = AbortSignal.any([ctx.mcpReq.signal, deadline.signal, scope.cancelAll]);
+      const caller = { ...scope.caller(ctx, 'tools/call', tool.name), signal };
       const token = ctx.mcpReq._meta?.progressToken;
       const toolContext: ToolContext = {
         caller,
         gate,
         config,
-        signal: ctx.mcpReq.signal,
+        signal,
         progress:
           token === undefined
             ? async () => {}
-            : (progress, total, message) =>
-                ctx.mcpReq.notify({
+            : async (progress, total, message) => {
+                await scope.flow.whenWritable();
+                signal.throwIfAborted();
+                await ctx.mcpReq.notify({
                   method: 'notifications/progress',
                   params: { progressToken: token, progress, ...(total === undefined ? {} : { total }), message },
-                }),
+                });
+              },
       };
       try {
         const output = await tool.run(args, toolContext);
@@ -114,9 +173,10 @@ function registerTool(server: McpServer, scope: RequestScope, tool: ToolDefiniti
         }
         return result;
       } catch (error) {
-        // Whatever a cancelled call failed with (a closed stream, an abort), it was cancelled.
-        const failure = toolContext.signal.aborted ? new McpdError('CANCELLED', 'the request was cancelled') : error;
-        return toToolError(failure, caller.requestId, scope.reportInternal);
+        // Whatever a stopped call failed with (a closed stream, an abort), it was stopped.
+        return toToolError(signal.aborted ? stoppedBy(signal) : error, caller.requestId, scope.reportInternal);
+      } finally {
+        clearTimeout(timer);
       }
     },
   );

@@ -2,22 +2,29 @@ import { randomBytes } from 'node:crypto';
 import { type Readable, Transform, type Writable } from 'node:stream';
 import {
   INVALID_REQUEST,
+  isJSONRPCErrorResponse,
+  isJSONRPCRequest,
+  isJSONRPCResultResponse,
   type JSONRPCMessage,
   type McpServer,
   type MessageExtraInfo,
   PARSE_ERROR,
+  type RequestId,
   type Transport,
   type TransportSendOptions,
 } from '@modelcontextprotocol/server';
 import { StdioServerTransport, serveStdio } from '@modelcontextprotocol/server/stdio';
+import { ERROR_CATALOGUE } from '../errors.js';
 import type { Logger } from '../ops/logger.js';
+import { LOCAL } from '../policy/types.js';
 import type { ChangeFeed } from './changes.js';
 import type { InternalErrorReporter } from './errors.js';
+import { ALWAYS_WRITABLE } from './flow.js';
 import { createScope, type McpServices } from './scope.js';
 import { buildServer } from './server.js';
 
-function errorResponse(code: number, message: string): JSONRPCMessage {
-  return { jsonrpc: '2.0', id: null, error: { code, message } } as unknown as JSONRPCMessage;
+function errorResponse(code: number, message: string, id: RequestId | null = null): JSONRPCMessage {
+  return { jsonrpc: '2.0', id, error: { code, message } } as unknown as JSONRPCMessage;
 }
 
 /**
@@ -47,12 +54,19 @@ export function parseErrorGuard(reply: (message: JSONRPCMessage) => void): Trans
   });
 }
 
-/** Relays a transport and lets us see inbound messages and the close, without owning either. */
+/**
+ * Relays the stdio transport for the SDK's serveStdio while keeping what the connection needs to
+ * stop gracefully: which requests are in flight, and a draining mode in which new requests are
+ * answered "shutting down" instead of being served.
+ */
 class ObservedTransport implements Transport {
   onclose?: () => void;
   onerror?: (error: Error) => void;
   onmessage?: <T extends JSONRPCMessage>(message: T, extra?: MessageExtraInfo) => void;
   readonly closed: Promise<void>;
+  private readonly inFlight = new Set<RequestId>();
+  private draining = false;
+  private settled: (() => void) | undefined;
 
   constructor(
     private readonly inner: Transport,
@@ -63,17 +77,22 @@ class ObservedTransport implements Transport {
       markClosed = resolve;
     });
     inner.onmessage = (message, extra) => {
+      if (isJSONRPCRequest(message)) {
+        if (this.draining) {
+          void inner.send(
+            errorResponse(ERROR_CATALOGUE.UNAVAILABLE.jsonRpc, 'the server is shutting down', message.id),
+          );
+          return;
+        }
+        // A listen stream lives as long as the connection: it is closed, not waited for.
+        if (message.method !== 'subscriptions/listen') this.inFlight.add(message.id);
+      }
       observe(message);
       this.onmessage?.(message, extra);
     };
     inner.onerror = (error) => {
-      // A line that is not JSON, or not JSON-RPC, gets the JSON-RPC error it deserves; the connection stays up.
-      const invalid =
-        error instanceof SyntaxError ? PARSE_ERROR : error.name === 'ZodError' ? INVALID_REQUEST : undefined;
-      if (invalid !== undefined) {
-        const message = invalid === PARSE_ERROR ? 'Parse error' : 'Invalid Request';
-        void inner.send({ jsonrpc: '2.0', id: null, error: { code: invalid, message } } as unknown as JSONRPCMessage);
-      }
+      // JSON that is not JSON-RPC gets the error it deserves (non-JSON is answered by parseErrorGuard).
+      if (error.name === 'ZodError') void inner.send(errorResponse(INVALID_REQUEST, 'Invalid Request'));
       this.onerror?.(error);
     };
     inner.onclose = () => {
@@ -82,10 +101,29 @@ class ObservedTransport implements Transport {
     };
   }
 
+  /** Refuses new requests from now on; resolves when those in flight are answered or after graceMs. */
+  async drain(graceMs: number): Promise<{ unfinished: number }> {
+    this.draining = true;
+    if (this.inFlight.size > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, graceMs);
+        this.settled = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    return { unfinished: this.inFlight.size };
+  }
+
   start(): Promise<void> {
     return this.inner.start();
   }
   send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
+    if ((isJSONRPCResultResponse(message) || isJSONRPCErrorResponse(message)) && message.id !== undefined) {
+      this.inFlight.delete(message.id);
+      if (this.inFlight.size === 0) this.settled?.();
+    }
     return this.inner.send(message, options);
   }
   close(): Promise<void> {
@@ -96,6 +134,8 @@ class ObservedTransport implements Transport {
 export interface StdioOptions {
   /** The current services; a long-lived connection sees reloads from its next request on. */
   readonly services: () => McpServices;
+  /** Aborted when in-flight work is to be given up (shutdown past its grace period). */
+  readonly cancelAll: AbortSignal;
   readonly changes: ChangeFeed;
   readonly version: string;
   readonly logger: Logger;
@@ -106,6 +146,8 @@ export interface StdioOptions {
 export interface StdioConnection {
   /** Resolves when the client closes stdin (or the connection is closed). */
   readonly closed: Promise<void>;
+  /** Stops taking requests; resolves when those in flight are answered, or after graceMs. */
+  drain(graceMs: number): Promise<{ unfinished: number }>;
   close(): Promise<void>;
 }
 
@@ -146,7 +188,11 @@ export function serveStdioConnection(options: StdioOptions): StdioConnection {
       const scope = createScope({
         services: options.services,
         transport: 'stdio',
-        requestId: (ctx) => `${connectionId}:${String(ctx.mcpReq.id)}`,
+        // stdio is the local user's own process: the roots' policies apply, grants are for HTTP callers.
+        principal: LOCAL,
+        cancelAll: options.cancelAll,
+        flow: ALWAYS_WRITABLE,
+        requestId: (id) => `${connectionId}:${String(id)}`,
         clientName: () => server?.server.getClientVersion()?.name ?? null,
         reportInternal,
       });
@@ -172,6 +218,7 @@ export function serveStdioConnection(options: StdioOptions): StdioConnection {
     closed: transport.closed.then(() => {
       stopFeed?.();
     }),
+    drain: (graceMs) => transport.drain(graceMs),
     close: async () => {
       stopFeed?.();
       await handle.close();

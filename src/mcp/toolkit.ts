@@ -37,6 +37,8 @@ export interface ToolDefinition<I extends z.ZodType = z.ZodType, O extends z.Zod
   readonly input: I;
   readonly output: O;
   readonly annotations: ToolAnnotations;
+  /** The grant a caller needs somewhere to use the tool at all; a token without it is challenged. */
+  readonly requires: 'read' | 'write' | null;
   run(args: z.output<I>, ctx: ToolContext): Promise<ToolOutput<z.output<O>>>;
 }
 

@@ -1,13 +1,13 @@
 /** What /ready asks. */
 export interface Readiness {
   /** Why the server is not ready, or null when it is. */
-  notReadyReason(): string | null;
+  notReadyReason(): Promise<string | null>;
 }
 
 type State = 'starting' | 'ready' | 'draining' | 'stopped';
 
-/** Where the process is in its life; /ready reports it. */
-export class Lifecycle implements Readiness {
+/** Where the process is in its life; part of what /ready reports. */
+export class Lifecycle {
   private state: State = 'starting';
 
   markReady(): void {

@@ -1,5 +1,6 @@
 import { posix } from 'node:path';
 import { GlobList } from './globs.js';
+import { GrantTable } from './grants.js';
 import { isWithin, parseRequestPath, relativeWithin, uriFor } from './paths.js';
 import type {
   Decision,
@@ -12,6 +13,7 @@ import type {
   Root,
   Target,
 } from './types.js';
+import { ANONYMOUS } from './types.js';
 
 interface RootRules {
   readonly read: GlobList;
@@ -23,6 +25,8 @@ export interface PolicyOptions {
   /** Global excludes; matched case-insensitively at any depth; always win. */
   readonly exclude: readonly string[];
   readonly resolver: PathResolver;
+  /** Who may do what per root; everything the roots allow when absent. */
+  readonly grants?: GrantTable;
 }
 
 export interface DecideOptions {
@@ -41,9 +45,13 @@ export class PolicyEngine {
   private readonly exclude: GlobList;
   private readonly rules: ReadonlyMap<string, RootRules>;
   private readonly resolver: PathResolver;
+  readonly grants: GrantTable;
 
   constructor(options: PolicyOptions) {
     this.roots = options.roots;
+    this.grants =
+      options.grants ??
+      new GrantTable([{ principals: [ANONYMOUS.id], scopes: [], roots: ['*'], access: ['read', 'write'] }]);
     this.exclude = new GlobList(options.exclude, { caseInsensitive: true });
     this.resolver = options.resolver;
     this.rules = new Map(
@@ -55,12 +63,24 @@ export class PolicyEngine {
     return this.exclude.patterns;
   }
 
-  async decide(_principal: Principal, op: Operation, input: string, options: DecideOptions = {}): Promise<Decision> {
+  async decide(principal: Principal, op: Operation, input: string, options: DecideOptions = {}): Promise<Decision> {
     const parsed = parseRequestPath(input, this.roots, options.root);
     if (!parsed.ok) {
       return deny(op, parsed.root, parsed.relPath, parsed.rule, parsed.reason);
     }
     const { root, relPath: lexicalRel } = parsed;
+
+    // The principal's grants first: they only narrow, and need nothing from the file system.
+    if (!this.grants.permits(principal, root.name, op)) {
+      const access = op === 'write' ? 'write' : 'read';
+      return deny(
+        op,
+        root,
+        lexicalRel,
+        'grant:none',
+        `principal "${principal.id}" has no ${access} grant on this root`,
+      );
+    }
 
     // Excludes are judged on the name the client asked for, before anything is resolved, so an
     // excluded name is refused even when it is a link to something harmless.

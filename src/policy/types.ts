@@ -8,9 +8,15 @@ export const OPERATIONS: readonly Operation[] = ['read', 'list', 'write'];
 export interface Principal {
   readonly id: string;
   readonly scopes: readonly string[];
+  /** The local OS user over stdio: the roots' policies apply to it, grants do not. */
+  readonly local?: true;
 }
 
+/** The caller over HTTP when authentication is off (loopback only). */
 export const ANONYMOUS: Principal = Object.freeze({ id: 'anonymous', scopes: Object.freeze([]) });
+
+/** The caller over stdio: whoever started the process. */
+export const LOCAL: Principal = Object.freeze({ id: 'local', scopes: Object.freeze([]), local: true });
 
 export type EntryKind = 'file' | 'directory' | 'symlink' | 'other' | 'missing';
 

@@ -56,7 +56,10 @@ const ALLOWED: Record<string, readonly string[]> = {
   audit: [],
   access: ['policy', 'fs', 'audit', 'config'],
   mcp: ['access', 'audit', 'config', 'fs', 'policy', 'ops'],
-  http: ['mcp', 'ops'],
+  auth: ['config', 'policy'],
+  cluster: [],
+  // The edge authenticates and limits; config and policy only for their types (Config, Principal).
+  http: ['mcp', 'ops', 'auth', 'cluster', 'config', 'policy'],
   ops: [],
   errors: [],
 };

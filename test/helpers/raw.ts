@@ -15,6 +15,7 @@ export interface RawOptions {
   readonly id?: number | string;
   /** Use this exact body text instead of a JSON-RPC request. */
   readonly body?: string;
+  readonly signal?: AbortSignal;
 }
 
 /** POSTs a 2026-07-28 request with the per-request envelope and the standard headers. */
@@ -40,6 +41,7 @@ export function postModern(
       ...options.headers,
     },
     body,
+    ...(options.signal ? { signal: options.signal } : {}),
   });
 }
 

@@ -54,6 +54,7 @@ export const listDirectory = defineTool({
     nextCursor: z.string().optional(),
   }),
   annotations: READ_ONLY,
+  requires: 'read',
   async run({ path, root, limit, cursor }, ctx) {
     const pageSize = clamp(limit ?? ctx.config.limits.listPageSize, 1, ctx.config.limits.maxListPageSize);
     const after = cursor ? decodeCursor('ls', cursor, z.object({ after: z.string() })).after : undefined;
@@ -113,6 +114,7 @@ export const directoryTree = defineTool({
     truncatedBy: z.array(z.enum(['depth', 'entries'])),
   }),
   annotations: READ_ONLY,
+  requires: 'read',
   async run({ path, root, maxDepth, maxEntries }, ctx) {
     const { limits } = ctx.config;
     const structured = await ctx.gate.access(ctx.caller, { op: 'list', path, root }, async (target) => {
@@ -160,6 +162,7 @@ export const getFileInfo = defineTool({
     mimeType: z.string().nullable(),
   }),
   annotations: READ_ONLY,
+  requires: 'read',
   async run({ path, root }, ctx) {
     const structured = await ctx.gate.access(ctx.caller, { op: 'read', path, root }, async (target) => {
       if (target.kind === 'missing') throw notFoundOrDenied(target.uri);
@@ -193,6 +196,7 @@ export const searchFiles = defineTool({
     truncated: z.boolean().describe('True when the walk hit its entry budget before finishing.'),
   }),
   annotations: READ_ONLY,
+  requires: 'read',
   async run({ pattern, root, path, limit, cursor }, ctx) {
     const { limits } = ctx.config;
     const resume = cursor ? decodeCursor('search', cursor, searchCursor) : undefined;
@@ -251,6 +255,7 @@ export const grepTool = defineTool({
     truncated: z.boolean().describe('True when maxMatches or the walk budget cut the search short.'),
   }),
   annotations: READ_ONLY,
+  requires: 'read',
   async run({ pattern, caseInsensitive, root, path, include, maxMatches }, ctx) {
     const { limits } = ctx.config;
     const compiled = compilePattern(pattern, caseInsensitive);

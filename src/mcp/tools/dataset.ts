@@ -76,6 +76,7 @@ export const processLargeDataset = defineTool({
     durationMs: z.number(),
   }),
   annotations: READ_ONLY,
+  requires: 'read',
   async run({ path, root, chunkSize }, ctx) {
     const structured = await ctx.gate.access(ctx.caller, { op: 'read', path, root }, async (target) => {
       if (target.kind === 'missing') throw notFoundOrDenied(target.uri);

@@ -97,6 +97,7 @@ export const readFile = defineTool({
   input: z.object({ path: pathArg, root: rootArg, ...rangeArgs }),
   output: readSummary,
   annotations: READ_ONLY,
+  requires: 'read',
   async run(args, ctx) {
     const { summary, block } = await readOne(ctx, args.path, args.root, rangeOf(args), ctx.config.limits.maxReadBytes);
     return { structured: summary, content: [block] };
@@ -126,6 +127,7 @@ export const readMultipleFiles = defineTool({
   }),
   output: z.object({ files: z.array(fileOutcome) }),
   annotations: READ_ONLY,
+  requires: 'read',
   async run({ paths, root }, ctx) {
     const { maxBatchFiles, maxBatchBytes, maxReadBytes } = ctx.config.limits;
     if (paths.length > maxBatchFiles) {

@@ -51,6 +51,7 @@ export const listRoots = defineTool({
   input: z.object({}),
   output,
   annotations: READ_ONLY,
+  requires: null,
   async run(_args, ctx) {
     const structured = describeRoots(ctx.config);
     return { structured, content: asText(structured) };

@@ -44,6 +44,7 @@ export const writeFile = defineTool({
   }),
   output: z.object({ uri: z.string(), size: z.number(), etag: z.string(), created: z.boolean() }),
   annotations: MUTATING,
+  requires: 'write',
   async run({ path, root, content, encoding, createOnly, expectedEtag }, ctx) {
     const data = encoding === 'base64' ? Buffer.from(content, 'base64') : Buffer.from(content, 'utf8');
     if (data.length > ctx.config.limits.maxWriteBytes) {
@@ -117,6 +118,7 @@ export const editFile = defineTool({
   }),
   output: editOutput,
   annotations: MUTATING,
+  requires: 'write',
   async run({ path, root, edits, dryRun, expectedEtag }, ctx) {
     // Editing reveals contents (the diff), so it needs read as well as write permission.
     const structured = await ctx.gate.accessBoth(
@@ -167,6 +169,7 @@ export const createDirectory = defineTool({
   input: z.object({ path: pathArg, root: rootArg, recursive: z.boolean().default(true) }),
   output: z.object({ uri: z.string(), created: z.boolean() }),
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+  requires: 'write',
   async run({ path, root, recursive }, ctx) {
     const structured = await ctx.gate.access(ctx.caller, { op: 'write', path, root }, async (target) => {
       refuseSymlink(target);
@@ -190,6 +193,7 @@ export const moveFile = defineTool({
   input: z.object({ source: pathArg, destination: pathArg, root: rootArg }),
   output: z.object({ source: z.string(), destination: z.string() }),
   annotations: MUTATING,
+  requires: 'write',
   async run({ source, destination, root }, ctx) {
     const structured = await ctx.gate.accessBoth(
       ctx.caller,
@@ -214,6 +218,7 @@ export const deleteFile = defineTool({
   input: z.object({ path: pathArg, root: rootArg }),
   output: z.object({ uri: z.string(), type: z.enum(['file', 'directory']) }),
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
+  requires: 'write',
   async run({ path, root }, ctx) {
     const structured = await ctx.gate.access(ctx.caller, { op: 'write', path, root }, async (target) => {
       if (target.kind === 'missing') throw notFoundOrDenied(target.uri);

@@ -1,0 +1,69 @@
+import { getOAuthProtectedResourceMetadataUrl } from '@modelcontextprotocol/server';
+import { type AuthConfig, DEFAULT_SCOPES } from '../config/schema.js';
+import { ANONYMOUS } from '../policy/types.js';
+import { ApiKeyAuthenticator } from './apiKeys.js';
+import { JwtAuthenticator } from './jwt.js';
+import type { Authenticator, AuthOutcome } from './types.js';
+
+export type { Authenticator, AuthOutcome } from './types.js';
+
+/** auth.mode none: everyone is the local, anonymous caller (only ever on a loopback bind). */
+class NoAuthenticator implements Authenticator {
+  readonly mode = 'none';
+  async authenticate(): Promise<AuthOutcome> {
+    return { ok: true, principal: ANONYMOUS };
+  }
+  async notReadyReason(): Promise<string | null> {
+    return null;
+  }
+}
+
+export function createAuthenticator(auth: AuthConfig): Authenticator {
+  switch (auth.mode) {
+    case 'none':
+      return new NoAuthenticator();
+    case 'apiKeys':
+      return new ApiKeyAuthenticator(auth.apiKeys);
+    case 'jwt':
+      return new JwtAuthenticator(auth.jwt);
+  }
+}
+
+/** Where the RFC 9728 metadata of a resource lives (path-suffixed form). */
+export function metadataUrlFor(publicUrl: string): string {
+  return getOAuthProtectedResourceMetadataUrl(new URL(publicUrl));
+}
+
+/** RFC 9728 Protected Resource Metadata; null when mcpd is not an OAuth resource server. */
+export function protectedResourceMetadata(auth: AuthConfig, publicUrl: string, scopes: readonly string[]) {
+  if (auth.mode !== 'jwt') return null;
+  return {
+    resource: publicUrl,
+    authorization_servers: [...auth.jwt.authorizationServers],
+    scopes_supported: [...new Set([DEFAULT_SCOPES.read, DEFAULT_SCOPES.write, ...scopes])],
+    bearer_methods_supported: ['header'],
+    resource_name: 'mcpd',
+  };
+}
+
+function quoted(value: string): string {
+  return `"${value.replace(/["\\]/g, '')}"`;
+}
+
+/**
+ * The WWW-Authenticate challenge for a refusal: always the resource metadata pointer (OAuth),
+ * the error code when credentials were presented, and the scopes an insufficient token lacks.
+ */
+export function challengeHeader(
+  auth: AuthConfig,
+  publicUrl: string,
+  failure: { code?: string; description?: string; scopes?: readonly string[] },
+): string {
+  const params: string[] = [];
+  if (auth.mode === 'jwt') params.push(`resource_metadata=${quoted(metadataUrlFor(publicUrl))}`);
+  else params.push(`realm=${quoted('mcpd')}`);
+  if (failure.code) params.push(`error=${quoted(failure.code)}`);
+  if (failure.code && failure.description) params.push(`error_description=${quoted(failure.description)}`);
+  if (failure.scopes && failure.scopes.length > 0) params.push(`scope=${quoted(failure.scopes.join(' '))}`);
+  return `Bearer ${params.join(', ')}`;
+}

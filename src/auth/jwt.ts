@@ -1,0 +1,117 @@
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  decodeProtectedHeader,
+  errors,
+  type JSONWebKeySet,
+  type JWTVerifyGetKey,
+  jwtVerify,
+} from 'jose';
+import type { JwtSettings } from '../config/schema.js';
+import { type Authenticator, type AuthOutcome, bearerToken, MALFORMED, MISSING } from './types.js';
+
+const JWKS_TIMEOUT_MS = 5_000;
+
+function failure(rule: string, description: string): AuthOutcome {
+  return { ok: false, status: 401, code: 'invalid_token', description, rule };
+}
+
+/** Space-separated `scope` (RFC 8693) or an `scp` array, as authorization servers differ. */
+function scopesOf(payload: Record<string, unknown>): string[] {
+  if (typeof payload.scope === 'string') return payload.scope.split(' ').filter(Boolean);
+  if (Array.isArray(payload.scp)) return payload.scp.filter((s): s is string => typeof s === 'string');
+  return [];
+}
+
+/**
+ * mcpd as an OAuth 2.1 resource server: verifies bearer JWTs with jose. The audience must be our
+ * canonical resource URL (a token minted for another resource is refused), the issuer must match,
+ * exp/nbf are honoured with a small skew, and only the configured asymmetric algorithms are
+ * accepted, never "none".
+ */
+export class JwtAuthenticator implements Authenticator {
+  readonly mode = 'jwt';
+  private readonly keys: JWTVerifyGetKey & { reload?: () => Promise<void>; fresh?: boolean };
+  private readonly remote: boolean;
+
+  constructor(private readonly settings: JwtSettings) {
+    if (settings.jwks) {
+      this.keys = createLocalJWKSet(settings.jwks as unknown as JSONWebKeySet);
+      this.remote = false;
+    } else {
+      this.keys = createRemoteJWKSet(new URL(settings.jwksUrl as string), {
+        cacheMaxAge: settings.jwksCacheMaxAgeMs,
+        cooldownDuration: settings.jwksRefetchCooldownMs,
+        timeoutDuration: JWKS_TIMEOUT_MS,
+      });
+      this.remote = true;
+    }
+  }
+
+  async authenticate(authorization: string | undefined): Promise<AuthOutcome> {
+    const presented = bearerToken(authorization);
+    if ('missing' in presented) return MISSING;
+    if ('malformed' in presented) return MALFORMED;
+    // Refuse a disallowed algorithm (none, HMAC) before any key is looked up.
+    let algorithm: unknown;
+    try {
+      algorithm = decodeProtectedHeader(presented.token).alg;
+    } catch {
+      return failure('auth:invalid', 'the token is not a valid JWT');
+    }
+    if (typeof algorithm !== 'string' || !(this.settings.algorithms as readonly string[]).includes(algorithm)) {
+      return failure('auth:algorithm', 'the token algorithm is not accepted');
+    }
+    try {
+      const { payload } = await jwtVerify(presented.token, this.keys, {
+        issuer: this.settings.issuer,
+        audience: this.settings.audience,
+        algorithms: [...this.settings.algorithms],
+        clockTolerance: this.settings.clockToleranceSec,
+        requiredClaims: ['exp'],
+      });
+      const id = payload[this.settings.principalClaim];
+      if (typeof id !== 'string' || id === '') {
+        return failure('auth:no-principal', `the token has no "${this.settings.principalClaim}" claim`);
+      }
+      return {
+        ok: true,
+        principal: { id, scopes: scopesOf(payload) },
+        ...(payload.exp ? { expiresAt: payload.exp } : {}),
+      };
+    } catch (error) {
+      return this.describe(error);
+    }
+  }
+
+  async notReadyReason(): Promise<string | null> {
+    if (!this.remote || this.keys.fresh) return null;
+    try {
+      await this.keys.reload?.();
+      return null;
+    } catch (error) {
+      return `the JWKS endpoint is unreachable (${(error as Error).message})`;
+    }
+  }
+
+  private describe(error: unknown): AuthOutcome {
+    if (error instanceof errors.JWTExpired) return failure('auth:expired', 'the token has expired');
+    if (error instanceof errors.JWTClaimValidationFailed) {
+      if (error.claim === 'nbf') return failure('auth:not-yet-valid', 'the token is not valid yet');
+      if (error.claim === 'aud') return failure('auth:wrong-audience', 'the token was issued for another resource');
+      if (error.claim === 'iss') return failure('auth:wrong-issuer', 'the token was issued by an untrusted issuer');
+      return failure(`auth:claim-${error.claim}`, `the token's "${error.claim}" claim is not acceptable`);
+    }
+    if (error instanceof errors.JWSSignatureVerificationFailed)
+      return failure('auth:bad-signature', 'the token signature is invalid');
+    if (error instanceof errors.JOSEAlgNotAllowed)
+      return failure('auth:algorithm', 'the token algorithm is not accepted');
+    if (error instanceof errors.JWKSNoMatchingKey) return failure('auth:unknown-kid', 'no known key matches the token');
+    if (error instanceof errors.JWKSTimeout || error instanceof errors.JOSEError) {
+      if (error instanceof errors.JWKSTimeout)
+        return failure('auth:jwks-unavailable', 'the signing keys could not be fetched');
+      return failure('auth:invalid', 'the token is not a valid JWT');
+    }
+    return failure('auth:invalid', 'the token is not a valid JWT');
+  }
+}

@@ -1,0 +1,84 @@
+import type { ServerResponse } from 'node:http';
+import type { StreamFlow } from '../mcp/flow.js';
+
+/** The flow of one response: writable unless Node's buffer for it is full. */
+export function responseFlow(res: ServerResponse): StreamFlow {
+  return {
+    whenWritable: () =>
+      !res.writableNeedDrain || res.destroyed
+        ? Promise.resolve()
+        : new Promise((resolve) => {
+            const done = () => {
+              res.off('drain', done);
+              res.off('close', done);
+              resolve();
+            };
+            res.on('drain', done);
+            res.on('close', done);
+          }),
+  };
+}
+
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection']);
+
+export interface SendOptions {
+  /** Extra headers for this response. */
+  readonly headers: Record<string, string>;
+  /** An SSE client that has taken nothing for this long is cut off. */
+  readonly stallTimeoutMs: number;
+  readonly onStall: () => void;
+}
+
+/**
+ * Writes a web Response to a Node response, honouring backpressure: the next chunk is pulled only
+ * when the socket has room. Streams get their headers at once (proxies and clients see the stream
+ * open) and a watchdog that drops a reader which stopped reading.
+ */
+export async function sendResponse(res: ServerResponse, response: Response, options: SendOptions): Promise<void> {
+  const headers: Record<string, string> = {};
+  // Hop-by-hop headers are Node's to manage (a client's Connection: close must win).
+  for (const [name, value] of response.headers) if (!HOP_BY_HOP.has(name)) headers[name] = value;
+  Object.assign(headers, options.headers);
+  const streaming = (headers['content-type'] ?? '').startsWith('text/event-stream');
+  if (streaming) headers['x-accel-buffering'] = 'no';
+  res.writeHead(response.status, headers);
+  if (!response.body) {
+    res.end();
+    return;
+  }
+  if (streaming) res.flushHeaders();
+  const reader = response.body.getReader();
+  let stalledSince: number | undefined;
+  const watchdog = streaming
+    ? setInterval(
+        () => {
+          if (!res.writableNeedDrain) {
+            stalledSince = undefined;
+            return;
+          }
+          stalledSince ??= Date.now();
+          if (Date.now() - stalledSince >= options.stallTimeoutMs) {
+            options.onStall();
+            res.destroy();
+            void reader.cancel('client stopped reading').catch(() => {});
+          }
+        },
+        Math.max(50, Math.floor(options.stallTimeoutMs / 4)),
+      )
+    : undefined;
+  watchdog?.unref();
+  const closed = new Promise<void>((resolve) => res.once('close', () => resolve()));
+  try {
+    for (;;) {
+      const next = await Promise.race([reader.read(), closed.then(() => ({ done: true as const, value: undefined }))]);
+      if (next.done || res.destroyed) break;
+      if (!res.write(next.value)) {
+        await Promise.race([new Promise<void>((resolve) => res.once('drain', () => resolve())), closed]);
+      }
+    }
+  } finally {
+    if (watchdog) clearInterval(watchdog);
+    if (res.destroyed) void reader.cancel().catch(() => {});
+    else res.end();
+  }
+}

@@ -1,0 +1,164 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readAudit, waitForAudit } from '../helpers/audit.js';
+import { modernHttpClient } from '../helpers/clients.js';
+import { messagesOf, modernMeta, postModern } from '../helpers/raw.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { demoCopy } from '../helpers/workspace.js';
+
+/** A raw streaming tools/call on its own socket, so the test decides when (and whether) to read. */
+async function streamingCall(url: string, client: string): Promise<Socket> {
+  const { port } = new URL(url);
+  const socket = connect(Number(port), '127.0.0.1');
+  await new Promise((resolve) => socket.once('connect', resolve));
+  const body = JSON.stringify({
+    jsonrpc: '2.0',
+    id: 1,
+    method: 'tools/call',
+    params: {
+      name: 'process_large_dataset',
+      arguments: { path: 'workspace/big.csv', chunkSize: 1024 },
+      _meta: { ...modernMeta(client), progressToken: 'p' },
+    },
+  });
+  socket.write(
+    [
+      'POST /mcp HTTP/1.1',
+      `Host: 127.0.0.1:${port}`,
+      'Content-Type: application/json',
+      'Accept: application/json, text/event-stream',
+      'MCP-Protocol-Version: 2026-07-28',
+      'Mcp-Method: tools/call',
+      'Mcp-Name: process_large_dataset',
+      'Connection: close',
+      `Content-Length: ${Buffer.byteLength(body)}`,
+      '',
+      body,
+    ].join('\r\n'),
+  );
+  socket.pause();
+  return socket;
+}
+
+describe('limits and backpressure', () => {
+  let demo: Awaited<ReturnType<typeof demoCopy>>;
+  /** Process and per-principal limits, a rate limit, and a 300 ms deadline for process_large_dataset. */
+  let strict: TestServer;
+  /** Slow SSE readers are waited for (a 60 s stall allowance). */
+  let patient: TestServer;
+  /** Slow SSE readers are cut off after 800 ms. */
+  let impatient: TestServer;
+
+  async function serverWith(name: string, limits: string): Promise<TestServer> {
+    const file = join(demo.dir, `${name}.yaml`);
+    await writeFile(file, `${await readFile(demo.config, 'utf8')}\nlimits:\n${limits}`);
+    return startServer(file);
+  }
+
+  beforeAll(async () => {
+    demo = await demoCopy();
+    await writeFile(join(demo.project, 'workspace/big.csv'), `${'a,b,c,d,e,f,g,h\n'.repeat(4_000_000)}`); // 64 MB
+    strict = await serverWith(
+      'strict',
+      '  maxConcurrentPerPrincipal: 3\n  rateLimit: { perSecond: 5, burst: 40 }\n  toolTimeouts: { process_large_dataset: 300 }\n',
+    );
+    patient = await serverWith('patient', '  sseStallTimeoutMs: 60000\n');
+    impatient = await serverWith('impatient', '  sseStallTimeoutMs: 800\n  maxConcurrentPerPrincipal: 3\n');
+  });
+  afterAll(async () => {
+    for (const server of [strict, patient, impatient]) await server?.close();
+    await demo?.cleanup();
+  });
+
+  it('stops a tool at its time limit through the signal, and says so', async () => {
+    const client = await modernHttpClient(strict.url, 'timeout-client');
+    const result = (await client.callTool({
+      name: 'process_large_dataset',
+      arguments: { path: 'workspace/big.csv', chunkSize: 1024 },
+    })) as { isError?: boolean; content: { text: string }[] };
+    expect(result.isError).toBe(true);
+    expect(result.content[0]?.text).toBe(
+      'TIMEOUT: process_large_dataset ran longer than its 300 ms limit and was stopped',
+    );
+    const [record] = await waitForAudit(strict.auditFile, (r) => r.client === 'timeout-client');
+    expect(record).toMatchObject({ outcome: 'error', error: 'TIMEOUT', decision: 'allow' });
+    await client.close();
+  });
+
+  it('answers 429 with Retry-After past the per-principal concurrency limit', async () => {
+    const stop = new AbortController();
+    const long = () =>
+      postModern(
+        impatient.url,
+        'tools/call',
+        { name: 'process_large_dataset', arguments: { path: 'workspace/big.csv', chunkSize: 1024 } },
+        { signal: stop.signal },
+      );
+    // Three long calls hold the principal's three slots; the next ones are turned away at once.
+    const running = Array.from({ length: 3 }, long);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const refused = await Promise.all(Array.from({ length: 2 }, long));
+    expect(refused.map((a) => a.status)).toEqual([429, 429]);
+    expect(Number(refused[0]?.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(await (refused[0] as Response).json()).toMatchObject({
+      error: { message: 'too many requests in progress; retry later' },
+    });
+    stop.abort();
+    await Promise.allSettled(running);
+  }, 60_000);
+
+  it('answers 429 with Retry-After once the rate limit bucket is empty, and recovers', async () => {
+    const statuses: number[] = [];
+    let retryAfter: string | null = null;
+    for (let i = 0; i < 60; i++) {
+      const answer = await postModern(strict.url, 'tools/list');
+      statuses.push(answer.status);
+      if (answer.status === 429) retryAfter ??= answer.headers.get('retry-after');
+      await answer.body?.cancel();
+    }
+    expect(statuses).toContain(429);
+    expect(statuses.indexOf(429)).toBeGreaterThan(10);
+    expect(Number(retryAfter)).toBeGreaterThanOrEqual(1);
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    expect((await postModern(strict.url, 'tools/list')).status).toBe(200);
+  });
+
+  it('makes a streaming tool wait for a reader that stopped reading, without buffering for it', async () => {
+    const socket = await streamingCall(patient.url, 'paused-reader');
+    let received = 0;
+    socket.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+    });
+    // Reading nothing for 3 s: a 64 MB pass takes well under that unhindered, so only backpressure
+    // can keep the call from finishing.
+    const rssBefore = process.memoryUsage().rss;
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    expect((await readAudit(patient.auditFile)).filter((r) => r.client === 'paused-reader')).toEqual([]);
+    expect(process.memoryUsage().rss - rssBefore).toBeLessThan(32 * 1024 * 1024);
+    // Reading again: the call runs to the end and nothing was lost.
+    const ended = new Promise((resolve) => socket.once('end', resolve));
+    socket.resume();
+    await ended;
+    const [record] = await waitForAudit(patient.auditFile, (r) => r.client === 'paused-reader');
+    expect(record).toMatchObject({ outcome: 'ok', bytes: 64_000_000 });
+    expect(received).toBeGreaterThan((64_000_000 / 1024) * 50);
+  }, 60_000);
+
+  it('cuts off an SSE reader that stays stalled, which cancels its work', async () => {
+    const socket = await streamingCall(impatient.url, 'stalled-reader');
+    const closed = new Promise((resolve) => socket.once('close', resolve));
+    const [record] = await waitForAudit(impatient.auditFile, (r) => r.client === 'stalled-reader', 1, 20_000);
+    expect(record).toMatchObject({ outcome: 'cancelled', decision: 'allow' });
+    socket.destroy();
+    await closed;
+  }, 30_000);
+
+  it('keeps answering quick calls', async () => {
+    const answer = await postModern(patient.url, 'tools/call', { name: 'list_roots', arguments: {} });
+    expect(answer.status).toBe(200);
+    const [message] = await messagesOf(answer);
+    expect(message?.result).toBeDefined();
+  });
+});
