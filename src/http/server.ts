@@ -216,22 +216,20 @@ export class HttpEdge {
   private async serveMcp(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const { config, authenticator } = this.options.runtime();
     const limits = config.limits;
-    if (this.draining) {
-      sendJson(
-        res,
-        503,
-        jsonRpcError(ERROR_CATALOGUE.UNAVAILABLE.jsonRpc, 'server is shutting down; retry on another instance'),
-        {
-          connection: 'close',
-          'retry-after': '1',
-        },
-      );
-      return;
-    }
     const supplied = req.headers[REQUEST_ID_HEADER];
     const requestId = typeof supplied === 'string' && REQUEST_ID_PATTERN.test(supplied) ? supplied : randomUUID();
     req.headers[REQUEST_ID_HEADER] = requestId;
     res.setHeader(REQUEST_ID_HEADER, requestId);
+    if (this.draining) {
+      const reason = 'server is shutting down; retry on another instance';
+      this.refuse(
+        res,
+        { requestId, principal: 'unauthenticated', rule: 'lifecycle:draining', reason, status: 503 },
+        jsonRpcError(ERROR_CATALOGUE.UNAVAILABLE.jsonRpc, reason),
+        { connection: 'close', 'retry-after': '1' },
+      );
+      return;
+    }
 
     // DNS rebinding: a browser page must not reach a local server through a name it controls.
     const loopback = localhostAllowedHostnames();

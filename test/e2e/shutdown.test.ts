@@ -1,0 +1,256 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Client } from '@modelcontextprotocol/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readAudit } from '../helpers/audit.js';
+import { modernHttpClient, modernStdioClient } from '../helpers/clients.js';
+import { MCPD_BIN, serveMcpd } from '../helpers/process.js';
+import { demoCopy } from '../helpers/workspace.js';
+
+const LONG_CALLS = 50;
+const LINES = 8 * 131_072; // 8 MiB of "x,y,z,w\n"
+
+interface Probe {
+  readonly at: number;
+  readonly status: number | 'refused';
+}
+
+/** Polls a probe path on fresh connections until the server is gone; returns what it saw, timed. */
+function poll(url: string, path: string, stop: () => boolean): Promise<Probe[]> {
+  const seen: Probe[] = [];
+  const base = url.replace(/\/mcp$/, '');
+  return (async () => {
+    while (!stop()) {
+      try {
+        const response = await fetch(`${base}${path}`, { headers: { connection: 'close' } });
+        await response.arrayBuffer();
+        seen.push({ at: Date.now(), status: response.status });
+      } catch {
+        seen.push({ at: Date.now(), status: 'refused' });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return seen;
+  })();
+}
+
+describe('graceful shutdown of the built binary', () => {
+  let demo: Awaited<ReturnType<typeof demoCopy>>;
+  let config: string;
+
+  beforeAll(async () => {
+    demo = await demoCopy();
+    await writeFile(join(demo.project, 'workspace/long.csv'), 'x,y,z,w\n'.repeat(LINES));
+    config = join(demo.dir, 'shutdown.yaml');
+    await writeFile(
+      config,
+      `${(await import('node:fs')).readFileSync(demo.config, 'utf8')}\nlimits: { maxConcurrentPerPrincipal: 200, rateLimit: { perSecond: 1000, burst: 1000 } }\n`,
+    );
+  });
+  afterAll(async () => demo?.cleanup());
+
+  it(`finishes ${LONG_CALLS} streaming calls in flight on SIGTERM, refuses new ones, and exits 0`, async () => {
+    const auditFile = join(demo.dir, 'shutdown-audit.log');
+    const serving = await serveMcpd(['--config', config, '--port', '0', '--audit-file', auditFile]);
+    const long = await modernHttpClient(serving.url, 'long-caller');
+    const short = await modernHttpClient(serving.url, 'short-caller');
+    let exited = false;
+    let exitedAt = 0;
+    void serving.exited.then(() => {
+      exited = true;
+      exitedAt = Date.now();
+    });
+    const ready = poll(serving.url, '/ready', () => exited);
+    const health = poll(serving.url, '/health', () => exited);
+
+    let progress = 0;
+    let signalledAt = 0;
+    const calls = Array.from({ length: LONG_CALLS }, () =>
+      long.callTool(
+        { name: 'process_large_dataset', arguments: { path: 'workspace/long.csv', chunkSize: 16384 } },
+        {
+          timeout: 120_000,
+          onprogress: () => {
+            progress += 1;
+            // Mid-way: every call has started streaming and none can have finished.
+            if (progress === LONG_CALLS * 4 && signalledAt === 0) {
+              signalledAt = Date.now();
+              serving.child.kill('SIGTERM');
+            }
+          },
+        },
+      ),
+    );
+
+    // A stream of short calls until the server stops taking them.
+    const shortOutcomes: ('ok' | 'refused')[] = [];
+    const shortStream = (async () => {
+      while (!exited) {
+        try {
+          const result = (await short.callTool({ name: 'get_file_info', arguments: { path: 'README.md' } })) as {
+            isError?: boolean;
+          };
+          shortOutcomes.push(result.isError ? 'refused' : 'ok');
+        } catch {
+          shortOutcomes.push('refused');
+          if (signalledAt > 0) break;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+    })();
+
+    const results = (await Promise.all(calls)) as { isError?: boolean; structuredContent?: { lines: number } }[];
+    expect(await serving.exited).toBe(0);
+    await shortStream;
+    const shutdownMs = exitedAt - signalledAt;
+
+    // Every call in flight completed, fully.
+    expect(results.filter((r) => !r.isError && r.structuredContent?.lines === LINES)).toHaveLength(LONG_CALLS);
+    // Readiness went 503 (before the exit); liveness never failed while the process answered.
+    const readySeen = await ready;
+    const firstNotReady = readySeen.find((p) => p.status === 503);
+    expect(firstNotReady, 'ready never said 503').toBeDefined();
+    expect((firstNotReady as Probe).at).toBeGreaterThanOrEqual(signalledAt);
+    expect((firstNotReady as Probe).at).toBeLessThan(exitedAt);
+    expect(readySeen.filter((p) => p.at < signalledAt).every((p) => p.status === 200)).toBe(true);
+    const healthSeen = await health;
+    expect(healthSeen.filter((p) => p.status !== 'refused').every((p) => p.status === 200)).toBe(true);
+    expect(healthSeen.some((p) => p.at > signalledAt && p.status === 200)).toBe(true);
+    // New calls were refused once the drain began; calls before it were served.
+    expect(shortOutcomes).toContain('ok');
+    expect(shortOutcomes.at(-1)).toBe('refused');
+
+    // One audit record per call made: the long ones, every short one served, every short one refused.
+    const records = await readAudit(auditFile);
+    const longRecords = records.filter((r) => r.client === 'long-caller');
+    expect(longRecords).toHaveLength(LONG_CALLS);
+    expect(longRecords.every((r) => r.outcome === 'ok' && r.bytes === LINES * 8)).toBe(true);
+    const shortServed = records.filter((r) => r.client === 'short-caller');
+    expect(shortServed.length).toBe(shortOutcomes.filter((o) => o === 'ok').length);
+    const refusedAtTheDoor = records.filter((r) => r.rule === 'lifecycle:draining');
+    expect(refusedAtTheDoor.length).toBeGreaterThanOrEqual(1);
+    expect(serving.stderr()).toContain('"msg":"stopped"');
+    process.stdout.write(`shutdown under ${LONG_CALLS} streaming calls: ${shutdownMs} ms from SIGTERM to exit\n`);
+    await Promise.allSettled([long.close(), short.close()]);
+  }, 120_000);
+
+  it('cancels what outlives the grace period with a clear error, and still exits 0', async () => {
+    const auditFile = join(demo.dir, 'grace-audit.log');
+    const graceConfig = join(demo.dir, 'grace.yaml');
+    await writeFile(
+      graceConfig,
+      `${(await import('node:fs')).readFileSync(config, 'utf8')}\nshutdown: { gracePeriodMs: 300 }\n`,
+    );
+    const serving = await serveMcpd(['--config', graceConfig, '--port', '0', '--audit-file', auditFile]);
+    const client = await modernHttpClient(serving.url, 'outlived');
+    let signalled = false;
+    const result = (await client.callTool(
+      { name: 'process_large_dataset', arguments: { path: 'workspace/long.csv', chunkSize: 1024 } },
+      {
+        onprogress: () => {
+          if (!signalled) {
+            signalled = true;
+            serving.child.kill('SIGTERM');
+          }
+        },
+      },
+    )) as { isError?: boolean; content: { text: string }[] };
+    expect(result.isError).toBe(true);
+    expect(result.content[0]?.text).toMatch(
+      /^UNAVAILABLE: the server is shutting down and stopped this call after its grace period/,
+    );
+    expect(await serving.exited).toBe(0);
+    const [record] = (await readAudit(auditFile)).filter((r) => r.client === 'outlived');
+    expect(record).toMatchObject({ outcome: 'cancelled', error: 'UNAVAILABLE' });
+    await client.close().catch(() => {});
+  }, 60_000);
+
+  it('exits at once with code 1 on a second signal, after flushing the audit', async () => {
+    const auditFile = join(demo.dir, 'forced-audit.log');
+    const serving = await serveMcpd(['--config', config, '--port', '0', '--audit-file', auditFile]);
+    const client: Client = await modernHttpClient(serving.url, 'forced');
+    await client.callTool({ name: 'get_file_info', arguments: { path: 'README.md' } });
+    let signalled = false;
+    // The call itself is abandoned with the process; the client would wait on the dead stream.
+    void client
+      .callTool(
+        { name: 'process_large_dataset', arguments: { path: 'workspace/long.csv', chunkSize: 1024 } },
+        {
+          onprogress: () => {
+            if (signalled) return;
+            signalled = true;
+            serving.child.kill('SIGTERM');
+            setTimeout(() => serving.child.kill('SIGTERM'), 100);
+          },
+        },
+      )
+      .catch((error: unknown) => error);
+    const started = Date.now();
+    expect(await serving.exited).toBe(1);
+    expect(Date.now() - started).toBeLessThan(5000);
+    const records = (await readAudit(auditFile)).filter((r) => r.client === 'forced');
+    expect(records[0]).toMatchObject({ tool: 'get_file_info', outcome: 'ok' });
+    expect(serving.stderr()).toContain('second signal: exiting now');
+    await client.close().catch(() => {});
+  }, 60_000);
+
+  it('drains stdio too: SIGTERM lets the call in flight finish, then exits 0', async () => {
+    const auditFile = join(demo.dir, 'stdio-shutdown.log');
+    const client = await modernStdioClient(process.execPath, [
+      MCPD_BIN,
+      'stdio',
+      '--config',
+      config,
+      '--audit-file',
+      auditFile,
+    ]);
+    const transport = (
+      client as unknown as { transport?: { pid?: number | null; stderr?: NodeJS.ReadableStream | null } }
+    ).transport;
+    const pid = transport?.pid;
+    expect(typeof pid).toBe('number');
+    let stderr = '';
+    transport?.stderr?.on('data', (chunk: Buffer) => {
+      stderr += chunk;
+    });
+    let signalled = false;
+    let refusedDuringDrain: Promise<unknown> | undefined;
+    const result = (await client.callTool(
+      { name: 'process_large_dataset', arguments: { path: 'workspace/long.csv', chunkSize: 1024 } },
+      {
+        onprogress: () => {
+          if (!signalled) {
+            signalled = true;
+            process.kill(pid as number, 'SIGTERM');
+            // Give the signal a moment to land, then try to start new work.
+            refusedDuringDrain = new Promise((resolve) => setTimeout(resolve, 150)).then(() =>
+              client.callTool({ name: 'get_file_info', arguments: { path: 'README.md' } }).then(
+                () => 'served',
+                (error: unknown) => String(error),
+              ),
+            );
+          }
+        },
+      },
+    )) as { isError?: boolean; structuredContent?: { lines: number } };
+    expect(result.isError).toBeFalsy();
+    expect(await refusedDuringDrain).toMatch(/shutting down/);
+    expect(result.structuredContent?.lines).toBe(LINES);
+    // The process goes away by itself once the call is answered, having said it stopped.
+    const deadline = Date.now() + 10_000;
+    const alive = () => {
+      try {
+        process.kill(pid as number, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    while (alive() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 25));
+    expect(alive()).toBe(false);
+    expect(stderr).toContain('"msg":"stopped"');
+    const [record] = (await readAudit(auditFile)).filter((r) => r.tool === 'process_large_dataset');
+    expect(record).toMatchObject({ transport: 'stdio', outcome: 'ok' });
+    await client.close().catch(() => {});
+  }, 60_000);
+});
