@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import {
   createLocalJWKSet,
   createRemoteJWKSet,
@@ -11,6 +12,17 @@ import type { JwtSettings } from '../config/schema.js';
 import { type Authenticator, type AuthOutcome, bearerToken, MALFORMED, MISSING } from './types.js';
 
 const JWKS_TIMEOUT_MS = 5_000;
+/** A verified token is trusted again without a signature check for at most this long... */
+const VERIFIED_TTL_MS = 60_000;
+/** ...and at most this many tokens are remembered. */
+const VERIFIED_MAX = 10_000;
+
+interface Verified {
+  readonly principal: { id: string; scopes: string[] };
+  readonly expiresAt: number;
+  /** When this entry stops being trusted: the token's own expiry or the TTL, whichever is first. */
+  readonly trustUntilMs: number;
+}
 
 function failure(rule: string, description: string): AuthOutcome {
   return { ok: false, status: 401, code: 'invalid_token', description, rule };
@@ -33,6 +45,8 @@ export class JwtAuthenticator implements Authenticator {
   readonly mode = 'jwt';
   private readonly keys: JWTVerifyGetKey & { reload?: () => Promise<void>; fresh?: boolean };
   private readonly remote: boolean;
+  /** Tokens verified recently, by their SHA-256: clients resend the same token on every request. */
+  private readonly verified = new Map<string, Verified>();
 
   constructor(private readonly settings: JwtSettings) {
     if (settings.jwks) {
@@ -52,6 +66,12 @@ export class JwtAuthenticator implements Authenticator {
     const presented = bearerToken(authorization);
     if ('missing' in presented) return MISSING;
     if ('malformed' in presented) return MALFORMED;
+    const cacheKey = createHash('sha256').update(presented.token).digest('base64url');
+    const known = this.verified.get(cacheKey);
+    if (known) {
+      if (Date.now() < known.trustUntilMs) return { ok: true, principal: known.principal, expiresAt: known.expiresAt };
+      this.verified.delete(cacheKey);
+    }
     // Refuse a disallowed algorithm (none, HMAC) before any key is looked up.
     let algorithm: unknown;
     try {
@@ -74,14 +94,26 @@ export class JwtAuthenticator implements Authenticator {
       if (typeof id !== 'string' || id === '') {
         return failure('auth:no-principal', `the token has no "${this.settings.principalClaim}" claim`);
       }
-      return {
-        ok: true,
-        principal: { id, scopes: scopesOf(payload) },
-        ...(payload.exp ? { expiresAt: payload.exp } : {}),
-      };
+      const principal = { id, scopes: scopesOf(payload) };
+      // exp is a required claim, so it is there.
+      const expiresAt = payload.exp as number;
+      this.remember(cacheKey, {
+        principal,
+        expiresAt,
+        trustUntilMs: Math.min(expiresAt * 1000, Date.now() + VERIFIED_TTL_MS),
+      });
+      return { ok: true, principal, expiresAt };
     } catch (error) {
       return this.describe(error);
     }
+  }
+
+  private remember(key: string, entry: Verified): void {
+    if (this.verified.size >= VERIFIED_MAX) {
+      const oldest = this.verified.keys().next().value;
+      if (oldest !== undefined) this.verified.delete(oldest);
+    }
+    this.verified.set(key, entry);
   }
 
   async notReadyReason(): Promise<string | null> {

@@ -300,8 +300,9 @@ export class HttpEdge {
       this.tooMany(res, requestId, principal, 'limit:streams', 'too many open subscription streams', 5);
       return;
     }
+    // A subscription stream is counted by the stream cap alone: it is open for hours, not in progress.
     const slot = listen
-      ? this.concurrency.acquire(principal.id, Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY)
+      ? { release() {} }
       : this.concurrency.acquire(principal.id, limits.maxConcurrentRequests, limits.maxConcurrentPerPrincipal);
     if (!slot) {
       this.tooMany(res, requestId, principal, 'limit:concurrency', 'too many requests in progress', 1);

@@ -62,7 +62,7 @@ describe('limits and backpressure', () => {
     await writeFile(join(demo.project, 'workspace/big.csv'), `${'a,b,c,d,e,f,g,h\n'.repeat(4_000_000)}`); // 64 MB
     strict = await serverWith(
       'strict',
-      '  maxConcurrentPerPrincipal: 3\n  rateLimit: { perSecond: 5, burst: 40 }\n  toolTimeouts: { process_large_dataset: 300 }\n',
+      '  maxConcurrentPerPrincipal: 3\n  rateLimit: { perSecond: 5, burst: 40 }\n  toolTimeouts: { process_large_dataset: 300 }\n  maxSubscriptionStreams: 2\n',
     );
     patient = await serverWith('patient', '  sseStallTimeoutMs: 60000\n');
     impatient = await serverWith('impatient', '  sseStallTimeoutMs: 800\n  maxConcurrentPerPrincipal: 3\n');
@@ -108,6 +108,26 @@ describe('limits and backpressure', () => {
     stop.abort();
     await Promise.allSettled(running);
   }, 60_000);
+
+  it('caps open subscription streams (they do not count against the request limits)', async () => {
+    const stop = new AbortController();
+    const listen = () =>
+      postModern(
+        strict.url,
+        'subscriptions/listen',
+        { notifications: { resourcesListChanged: true } },
+        { signal: stop.signal },
+      );
+    const open = [await listen(), await listen()];
+    expect(open.map((a) => a.status)).toEqual([200, 200]);
+    const third = await listen();
+    expect(third.status).toBe(429);
+    expect(third.headers.get('retry-after')).toBe('5');
+    // Requests still flow while the streams stay open.
+    expect((await postModern(strict.url, 'tools/list')).status).toBe(200);
+    stop.abort();
+    await Promise.allSettled(open.map((a) => a.body?.cancel()));
+  });
 
   it('answers 429 with Retry-After once the rate limit bucket is empty, and recovers', async () => {
     const statuses: number[] = [];

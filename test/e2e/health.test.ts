@@ -1,0 +1,82 @@
+import { rename, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readAudit } from '../helpers/audit.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { demoCopy } from '../helpers/workspace.js';
+
+/** A loopback port nothing listens on. */
+async function deadPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+describe('/health and /ready', () => {
+  let demo: Awaited<ReturnType<typeof demoCopy>>;
+  let server: TestServer;
+
+  beforeAll(async () => {
+    demo = await demoCopy();
+    server = await startServer(demo.config);
+  });
+  afterAll(async () => {
+    await server?.close();
+    await demo?.cleanup();
+  });
+
+  it('readiness fails while a root is unreachable and recovers when it is back; liveness does not care', async () => {
+    const ready = async () => {
+      const response = await fetch(`${server.base}/ready`);
+      return { status: response.status, body: (await response.json()) as { reason?: string } };
+    };
+    expect((await ready()).status).toBe(200);
+    await rename(demo.templates, `${demo.templates}.away`);
+    try {
+      expect(await ready()).toEqual({
+        status: 503,
+        body: { status: 'not ready', reason: 'root "Shared Templates" is not reachable' },
+      });
+      expect((await fetch(`${server.base}/health`)).status).toBe(200);
+    } finally {
+      await rename(`${demo.templates}.away`, demo.templates);
+    }
+    expect((await ready()).status).toBe(200);
+  });
+
+  it('probes are not audited and need no credentials', async () => {
+    const before = (await readAudit(server.auditFile)).length;
+    for (let i = 0; i < 5; i++) {
+      await fetch(`${server.base}/health`);
+      await fetch(`${server.base}/ready`);
+    }
+    expect((await readAudit(server.auditFile)).length).toBe(before);
+  });
+
+  it('readiness fails while the JWKS endpoint of a jwt server cannot be reached', async () => {
+    const config = join(demo.dir, 'jwks-down.yaml');
+    await writeFile(
+      config,
+      [
+        'server: { publicUrl: "https://mcp.test.invalid/mcp" }',
+        'auth:',
+        '  mode: jwt',
+        `  jwt: { issuer: "https://issuer.test.invalid", jwksUrl: "http://127.0.0.1:${await deadPort()}/jwks.json" }`,
+        'roots: [{ name: Project, uri: ./workspace/mcp-demo }]',
+        '',
+      ].join('\n'),
+    );
+    const jwt = await startServer(config);
+    try {
+      const response = await fetch(`${jwt.base}/ready`);
+      expect(response.status).toBe(503);
+      expect(((await response.json()) as { reason: string }).reason).toMatch(/^the JWKS endpoint is unreachable/);
+      expect((await fetch(`${jwt.base}/health`)).status).toBe(200);
+    } finally {
+      await jwt.close();
+    }
+  });
+});
