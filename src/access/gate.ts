@@ -1,10 +1,13 @@
 import { performance } from 'node:perf_hooks';
-import type { AuditLog } from '../audit/log.js';
+import type { AuditFields, AuditLog } from '../audit/log.js';
 import type { Outcome, Transport } from '../audit/record.js';
 import { isAbortError, isMcpdError, McpdError, notFoundOrDenied } from '../errors.js';
 import type { Viewer } from '../fs/walk.js';
+import { InFlight } from '../ops/inflight.js';
 import type { PolicyEngine } from '../policy/engine.js';
 import type { AllowDecision, Decision, DenyDecision, Operation, Principal, Target } from '../policy/types.js';
+
+type CallerFields = Pick<AuditFields, 'requestId' | 'principal' | 'client' | 'transport' | 'method' | 'tool'>;
 
 /** How much of a requested path an audit record keeps. */
 const MAX_REQUESTED_CHARS = 512;
@@ -40,8 +43,7 @@ export interface Measured<T> {
  * client-facing error a missing file gets (reads) or a plain refusal (writes).
  */
 export class AccessGate {
-  private active = 0;
-  private idleWaiters: (() => void)[] = [];
+  private readonly active = new InFlight<symbol>();
 
   constructor(
     readonly policy: PolicyEngine,
@@ -50,22 +52,15 @@ export class AccessGate {
 
   /** Accesses decided and not yet audited. */
   get inFlight(): number {
-    return this.active;
+    return this.active.size;
   }
 
   /**
    * Resolves when no access is in progress (or after `timeoutMs`): the audit log must not be
    * closed while a record is still to come.
    */
-  whenIdle(timeoutMs: number): Promise<void> {
-    if (this.active === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(resolve, timeoutMs);
-      this.idleWaiters.push(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+  async whenIdle(timeoutMs: number): Promise<void> {
+    await this.active.whenEmpty(timeoutMs);
   }
 
   viewer(caller: Caller): Viewer {
@@ -174,20 +169,11 @@ export class AccessGate {
    * request turned away at the door): it is an access attempt all the same.
    */
   refuse(caller: Caller, refusal: { op: string; rule: string; reason: string; requested: string }): void {
-    this.audit.write({
-      requestId: caller.requestId,
-      principal: caller.principal.id,
-      client: caller.client,
-      transport: caller.transport,
-      method: caller.method,
-      tool: caller.tool,
+    this.write(caller, {
+      ...refusal,
       root: null,
       path: null,
-      requested: refusal.requested,
-      op: refusal.op,
       decision: 'deny',
-      rule: refusal.rule,
-      reason: refusal.reason,
       bytes: null,
       durationMs: 0,
       outcome: 'denied',
@@ -195,16 +181,12 @@ export class AccessGate {
   }
 
   private async tracked<T>(work: () => Promise<T>): Promise<T> {
-    this.active += 1;
+    const token = Symbol('access');
+    this.active.add(token);
     try {
       return await work();
     } finally {
-      this.active -= 1;
-      if (this.active === 0) {
-        const waiters = this.idleWaiters;
-        this.idleWaiters = [];
-        for (const wake of waiters) wake();
-      }
+      this.active.delete(token);
     }
   }
 
@@ -250,13 +232,7 @@ export class AccessGate {
     bytes: number | null,
     error?: string,
   ): void {
-    this.audit.write({
-      requestId: caller.requestId,
-      principal: caller.principal.id,
-      client: caller.client,
-      transport: caller.transport,
-      method: caller.method,
-      tool: caller.tool,
+    this.write(caller, {
       root: decision.root,
       path: decision.allow ? decision.target.relPath : decision.path,
       requested:
@@ -269,6 +245,19 @@ export class AccessGate {
       durationMs: Math.round((performance.now() - started) * 1000) / 1000,
       outcome,
       ...(error ? { error } : {}),
+    });
+  }
+
+  /** One audit line: who asked (from the caller) and what became of it. */
+  private write(caller: Caller, what: Omit<AuditFields, keyof CallerFields>): void {
+    this.audit.write({
+      requestId: caller.requestId,
+      principal: caller.principal.id,
+      client: caller.client,
+      transport: caller.transport,
+      method: caller.method,
+      tool: caller.tool,
+      ...what,
     });
   }
 }

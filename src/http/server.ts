@@ -11,6 +11,7 @@ import type { Config } from '../config/schema.js';
 import { ERROR_CATALOGUE } from '../errors.js';
 import { type McpEndpoint, REQUEST_ID_HEADER } from '../mcp/endpoint.js';
 import { EXCHANGE_HEADER, type FlowRegistry } from '../mcp/flow.js';
+import { InFlight } from '../ops/inflight.js';
 import type { Readiness } from '../ops/lifecycle.js';
 import type { Logger } from '../ops/logger.js';
 import type { Principal } from '../policy/types.js';
@@ -76,11 +77,10 @@ function jsonRpcError(code: number, message: string) {
  */
 export class HttpEdge {
   readonly server: Server | HttpsServer;
-  private readonly inFlight = new Set<ServerResponse>();
+  private readonly inFlight = new InFlight<ServerResponse>();
   private readonly concurrency = new ConcurrencyLimiter();
   private openStreams = 0;
   private draining = false;
-  private drained: (() => void) | undefined;
 
   constructor(private readonly options: HttpEdgeOptions) {
     const { config } = options.runtime();
@@ -132,28 +132,13 @@ export class HttpEdge {
   async drain(graceMs: number): Promise<{ unfinished: number }> {
     this.draining = true;
     this.server.closeIdleConnections();
-    if (this.inFlight.size > 0) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, graceMs);
-        this.drained = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-    }
-    return { unfinished: this.inFlight.size };
+    const { remaining } = await this.inFlight.whenEmpty(graceMs);
+    return { unfinished: remaining };
   }
 
   /** Waits (up to `ms`) for the exchanges still open to finish writing; used after cancelling them. */
   async settle(ms: number): Promise<void> {
-    if (this.inFlight.size === 0) return;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      this.drained = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
+    await this.inFlight.whenEmpty(ms);
   }
 
   /** Closes the listener and ends whatever connections remain (after the endpoint closed its streams). */
@@ -367,9 +352,6 @@ export class HttpEdge {
   private track(res: ServerResponse): void {
     if (this.draining) res.setHeader('connection', 'close');
     this.inFlight.add(res);
-    res.once('close', () => {
-      this.inFlight.delete(res);
-      if (this.inFlight.size === 0) this.drained?.();
-    });
+    res.once('close', () => this.inFlight.delete(res));
   }
 }

@@ -15,6 +15,7 @@ import {
 } from '@modelcontextprotocol/server';
 import { StdioServerTransport, serveStdio } from '@modelcontextprotocol/server/stdio';
 import { ERROR_CATALOGUE } from '../errors.js';
+import { InFlight } from '../ops/inflight.js';
 import type { Logger } from '../ops/logger.js';
 import { LOCAL } from '../policy/types.js';
 import type { ChangeFeed } from './changes.js';
@@ -64,9 +65,8 @@ class ObservedTransport implements Transport {
   onerror?: (error: Error) => void;
   onmessage?: <T extends JSONRPCMessage>(message: T, extra?: MessageExtraInfo) => void;
   readonly closed: Promise<void>;
-  private readonly inFlight = new Set<RequestId>();
+  private readonly inFlight = new InFlight<RequestId>();
   private draining = false;
-  private settled: (() => void) | undefined;
 
   constructor(
     private readonly inner: Transport,
@@ -104,16 +104,8 @@ class ObservedTransport implements Transport {
   /** Refuses new requests from now on; resolves when those in flight are answered or after graceMs. */
   async drain(graceMs: number): Promise<{ unfinished: number }> {
     this.draining = true;
-    if (this.inFlight.size > 0) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, graceMs);
-        this.settled = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-    }
-    return { unfinished: this.inFlight.size };
+    const { remaining } = await this.inFlight.whenEmpty(graceMs);
+    return { unfinished: remaining };
   }
 
   start(): Promise<void> {
@@ -122,7 +114,6 @@ class ObservedTransport implements Transport {
   send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
     if ((isJSONRPCResultResponse(message) || isJSONRPCErrorResponse(message)) && message.id !== undefined) {
       this.inFlight.delete(message.id);
-      if (this.inFlight.size === 0) this.settled?.();
     }
     return this.inner.send(message, options);
   }

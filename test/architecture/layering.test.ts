@@ -54,7 +54,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   policy: ['config'],
   fs: ['policy', 'config'],
   audit: [],
-  access: ['policy', 'fs', 'audit', 'config'],
+  access: ['policy', 'fs', 'audit', 'config', 'ops'],
   mcp: ['access', 'audit', 'config', 'fs', 'policy', 'ops'],
   auth: ['config', 'policy'],
   cluster: [],
