@@ -4,7 +4,7 @@
  * noise falls on all three alike. Reported as ratios against `none`, measured in this run.
  */
 import { createHash } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -146,5 +146,6 @@ export async function authOverhead(): Promise<void> {
     }
   } finally {
     await stopAll(targets.map((t) => t.served));
+    rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -7,13 +7,15 @@ import type { Config } from './config/schema.js';
 import { McpdError } from './errors.js';
 import { unreachableRoot } from './fs/roots.js';
 import { RootWatcher } from './fs/watch.js';
-import { HttpEdge, MCP_PATH } from './http/server.js';
+import { HttpEdge, MCP_PATH, MetricsListener } from './http/server.js';
 import { ChangeFeed } from './mcp/changes.js';
 import { createHttpEndpoint } from './mcp/endpoint.js';
-import { FlowRegistry } from './mcp/flow.js';
+import { ExchangeRegistry } from './mcp/exchange.js';
 import { serveStdioConnection } from './mcp/stdio.js';
 import { Lifecycle } from './ops/lifecycle.js';
 import type { Logger } from './ops/logger.js';
+import { Metrics } from './ops/metrics.js';
+import { Tracing } from './ops/tracing.js';
 import type { PolicyEngine } from './policy/engine.js';
 import { buildRuntime, type Runtime } from './services.js';
 
@@ -23,6 +25,10 @@ import { buildRuntime, type Runtime } from './services.js';
  * thing in-process.
  */
 
+/** What a call still running when the grace period ends is stopped with (HTTP and stdio alike). */
+const cancelledByShutdown = () =>
+  new McpdError('UNAVAILABLE', 'the server is shutting down and stopped this call after its grace period; retry it');
+
 /** How long cancelled work may take to answer and reach its audit record, after the grace period. */
 const CANCEL_SETTLE_MS = 2000;
 
@@ -30,6 +36,17 @@ export interface AppDeps {
   readonly logger: Logger;
   readonly audit: AuditLog;
   readonly version: string;
+  /** Counters and spans; created once per process, they outlive reloads. */
+  readonly metrics?: Metrics;
+  readonly tracing?: Tracing;
+}
+
+/** The process-wide observers for a config: metrics always (cheap), tracing when configured. */
+export function createObservers(config: Config, build: { version: string; commit: string }) {
+  return {
+    metrics: new Metrics(build),
+    tracing: new Tracing(config.tracing, build.version),
+  };
 }
 
 /** The audit log a config asks for: stderr by default, or an append-only file. */
@@ -52,14 +69,25 @@ function rootWatcher(config: Config, policy: PolicyEngine, logger: Logger): Root
   });
 }
 
-/** Settings a reload cannot change, because they are bound at start-up. */
-function fixedSettings(config: Config) {
+/** Settings a reload cannot change, because they are bound at start-up; a change is logged as kept. */
+function fixedSettings(config: Config): Record<string, unknown> {
+  const { server, audit, limits, metrics, tracing, resources, reload } = config;
   return {
-    'server.host': config.server.host,
-    'server.port': config.server.port,
-    'server.tls': config.server.tls === null ? 'off' : 'on',
-    'audit.sink': config.audit.sink,
-    'audit.path': config.audit.path,
+    'server.host': server.host,
+    'server.port': server.port,
+    'server.tls': server.tls === null ? 'off' : 'on',
+    'server.maxBodyBytes': server.maxBodyBytes,
+    'server.sseKeepAliveMs': server.sseKeepAliveMs,
+    'server.keepAliveTimeoutMs': server.keepAliveTimeoutMs,
+    'server.headersTimeoutMs': server.headersTimeoutMs,
+    'server.requestTimeoutMs': server.requestTimeoutMs,
+    'audit.sink': audit.sink,
+    'audit.path': audit.path,
+    'limits.maxSubscriptionStreams': limits.maxSubscriptionStreams,
+    'resources.watchDebounceMs': resources.watchDebounceMs,
+    reload: JSON.stringify(reload),
+    metrics: JSON.stringify(metrics),
+    tracing: JSON.stringify(tracing),
   };
 }
 
@@ -82,10 +110,8 @@ class RuntimeHolder {
   async reload(config: Config): Promise<{ ignored: string[] }> {
     const before = fixedSettings(this.runtime.config);
     const after = fixedSettings(config);
-    const ignored = Object.keys(before).filter(
-      (key) => before[key as keyof typeof before] !== after[key as keyof typeof after],
-    );
-    const next = await buildRuntime(config, this.deps.audit);
+    const ignored = Object.keys(before).filter((key) => before[key] !== after[key]);
+    const next = await buildRuntime(config, this.deps.audit, this.deps);
     const rootsChanged =
       JSON.stringify(this.runtime.gate.policy.roots) !== JSON.stringify(next.gate.policy.roots) ||
       this.runtime.config.resources.watch !== config.resources.watch;
@@ -99,6 +125,8 @@ class RuntimeHolder {
 export interface HttpApp {
   readonly url: string;
   readonly address: AddressInfo;
+  /** Where metrics are served on their own port, when metrics.port is set. */
+  readonly metricsUrl: string | undefined;
   readonly runtime: () => Runtime;
   readonly changes: ChangeFeed;
   readonly lifecycle: Lifecycle;
@@ -113,20 +141,23 @@ export interface HttpApp {
 
 export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpApp> {
   const { logger } = deps;
-  const first = await buildRuntime(config, deps.audit);
+  const metrics = deps.metrics ?? new Metrics({ version: deps.version, commit: 'unknown' });
+  const tracing = deps.tracing ?? new Tracing(config.tracing, deps.version);
+  const observed = { ...deps, metrics, tracing };
+  const first = await buildRuntime(config, deps.audit, observed);
   const changes = new ChangeFeed(
     rootWatcher(config, first.gate.policy, logger),
     () => holder.current.gate.policy,
     config.resources.watchDebounceMs,
   );
-  const holder = new RuntimeHolder(first, deps, changes);
+  const holder = new RuntimeHolder(first, observed, changes);
   const lifecycle = new Lifecycle();
-  const flows = new FlowRegistry();
+  const exchanges = new ExchangeRegistry();
   const stop = new AbortController();
   const endpoint = createHttpEndpoint({
     services: () => holder.current,
     changes,
-    flows,
+    exchanges,
     cancelAll: stop.signal,
     version: deps.version,
     logger,
@@ -139,7 +170,9 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
     port: config.server.port,
     runtime: () => holder.current,
     endpoint,
-    flows,
+    exchanges,
+    metrics,
+    tracing,
     rateLimiter: new InMemoryRateLimiter(),
     readiness: {
       notReadyReason: async () => {
@@ -166,6 +199,16 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
       ),
   });
   const address = await edge.listen();
+  const metricsListener =
+    config.metrics.enabled && config.metrics.port !== undefined
+      ? new MetricsListener(
+          config.metrics.host ?? config.server.host,
+          config.metrics.port,
+          config.metrics.path,
+          metrics,
+        )
+      : undefined;
+  const metricsAddress = await metricsListener?.listen();
   lifecycle.markReady();
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `${edge.scheme}://${host}:${address.port}${MCP_PATH}`;
@@ -178,12 +221,7 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
       const { unfinished } = await edge.drain(graceMs);
       if (unfinished > 0) {
         logger.warn({ unfinished, graceMs }, 'grace period over; cancelling what is still running');
-        stop.abort(
-          new McpdError(
-            'UNAVAILABLE',
-            'the server is shutting down and stopped this call after its grace period; retry it',
-          ),
-        );
+        stop.abort(cancelledByShutdown());
         // Cancelled tools still answer (with that error) and write their audit records.
         await edge.settle(CANCEL_SETTLE_MS);
       }
@@ -191,6 +229,9 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
       await holder.current.gate.whenIdle(CANCEL_SETTLE_MS);
       changes.close();
       await edge.close();
+      await metricsListener?.close();
+      // Spans of the last requests go out before the process does.
+      await tracing.shutdown();
       lifecycle.markStopped();
     })();
     return stopping;
@@ -200,7 +241,10 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
     if (next.server.tls && config.server.tls) edge.updateTls(next.server.tls);
     return outcome;
   };
-  return { url, address, runtime: () => holder.current, changes, lifecycle, reload, shutdown };
+  const metricsUrl = metricsAddress
+    ? `http://${metricsAddress.family === 'IPv6' ? `[${metricsAddress.address}]` : metricsAddress.address}:${metricsAddress.port}${config.metrics.path}`
+    : undefined;
+  return { url, address, metricsUrl, runtime: () => holder.current, changes, lifecycle, reload, shutdown };
 }
 
 export interface StdioApp {
@@ -255,9 +299,7 @@ export async function startStdioApp(
         const { unfinished } = await connection.drain(graceMs);
         if (unfinished > 0) {
           deps.logger.warn({ unfinished, graceMs }, 'grace period over; cancelling what is still running');
-          stop.abort(
-            new McpdError('UNAVAILABLE', 'the server is shutting down and stopped this call after its grace period'),
-          );
+          stop.abort(cancelledByShutdown());
           await connection.drain(CANCEL_SETTLE_MS);
         }
         await close();

@@ -2,9 +2,16 @@
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { openAudit, startHttpApp, startStdioApp } from './app.js';
+import { createObservers, openAudit, startHttpApp, startStdioApp } from './app.js';
 import { AuditLog } from './audit/log.js';
-import { ConfigError, configPathFromEnv, loadConfig, overridesFromEnv, type ServerOverrides } from './config/load.js';
+import {
+  buildCommitFromEnv,
+  ConfigError,
+  configPathFromEnv,
+  loadConfig,
+  overridesFromEnv,
+  type ServerOverrides,
+} from './config/load.js';
 import type { Config } from './config/schema.js';
 import { watchFile } from './fs/watch.js';
 import { describeRoots } from './mcp/tools/roots.js';
@@ -193,8 +200,17 @@ async function runServer(
 
 function runHttp(values: Flags): Promise<number> {
   return runServer(values, async (config, logger, audit) => {
-    const app = await startHttpApp(config, { logger, audit, version: VERSION });
-    logger.info({ url: app.url, config: config.source, roots: config.roots.map((root) => root.name) }, 'listening');
+    const observers = createObservers(config, { version: VERSION, commit: buildCommitFromEnv(process.env) });
+    const app = await startHttpApp(config, { logger, audit, version: VERSION, ...observers });
+    logger.info(
+      {
+        url: app.url,
+        ...(app.metricsUrl ? { metricsUrl: app.metricsUrl } : {}),
+        config: config.source,
+        roots: config.roots.map((root) => root.name),
+      },
+      'listening',
+    );
     return app;
   });
 }
@@ -239,6 +255,7 @@ async function explain(values: Flags, rest: string[]): Promise<number> {
   const config = configure(values);
   const discard = new AuditLog({ write() {}, async flush() {}, async close() {} });
   const { gate } = await buildRuntime(config, discard);
+  if (values.scope !== undefined && values.principal === undefined) throw new UsageError('--scope needs --principal');
   // Without --principal: what the roots themselves allow (the stdio user); with it: that caller's grants too.
   const principal: Principal = values.principal
     ? { id: values.principal, scopes: values.scope ?? [] }

@@ -1,4 +1,4 @@
-import { AccessGate } from './access/gate.js';
+import { AccessGate, type GateObservers } from './access/gate.js';
 import type { AuditLog } from './audit/log.js';
 import { type Authenticator, createAuthenticator } from './auth/index.js';
 import { ConfigError } from './config/load.js';
@@ -19,7 +19,7 @@ export interface Runtime extends McpServices {
  * engine, the audited gate and the authenticator. Roots that do not exist are configuration
  * errors, named by their key.
  */
-export async function buildRuntime(config: Config, audit: AuditLog): Promise<Runtime> {
+export async function buildRuntime(config: Config, audit: AuditLog, observers: GateObservers = {}): Promise<Runtime> {
   const { roots, problems } = await canonicalizeRoots(config.roots);
   if (problems.length > 0) {
     throw new ConfigError(
@@ -36,5 +36,5 @@ export async function buildRuntime(config: Config, audit: AuditLog): Promise<Run
     resolver: new NodePathResolver(),
     grants: new GrantTable(effectiveGrants(config.grants, config.auth)),
   });
-  return { config, gate: new AccessGate(policy, audit), authenticator: createAuthenticator(config.auth) };
+  return { config, gate: new AccessGate(policy, audit, observers), authenticator: createAuthenticator(config.auth) };
 }

@@ -4,6 +4,8 @@ import type { Outcome, Transport } from '../audit/record.js';
 import { isAbortError, isMcpdError, McpdError, notFoundOrDenied } from '../errors.js';
 import type { Viewer } from '../fs/walk.js';
 import { InFlight } from '../ops/inflight.js';
+import { type Metrics, rootLabel } from '../ops/metrics.js';
+import type { Tracing } from '../ops/tracing.js';
 import type { PolicyEngine } from '../policy/engine.js';
 import type { AllowDecision, Decision, DenyDecision, Operation, Principal, Target } from '../policy/types.js';
 
@@ -42,12 +44,19 @@ export interface Measured<T> {
  * path, whatever happened. A denial never reaches the file layer; it becomes the same
  * client-facing error a missing file gets (reads) or a plain refusal (writes).
  */
+/** What the gate reports to besides the audit log: counters and spans (both optional). */
+export interface GateObservers {
+  readonly metrics?: Metrics;
+  readonly tracing?: Tracing;
+}
+
 export class AccessGate {
   private readonly active = new InFlight<symbol>();
 
   constructor(
     readonly policy: PolicyEngine,
     private readonly audit: AuditLog,
+    private readonly observers: GateObservers = {},
   ) {}
 
   /** Accesses decided and not yet audited. */
@@ -191,7 +200,34 @@ export class AccessGate {
   }
 
   private decide(caller: Caller, request: PathRequest): Promise<Decision> {
-    return this.policy.decide(caller.principal, request.op, request.path, { root: request.root });
+    const { tracing } = this.observers;
+    const decide = () => this.policy.decide(caller.principal, request.op, request.path, { root: request.root });
+    if (!tracing?.enabled) return decide();
+    return tracing.inSpan('mcpd.policy.decide', { 'mcpd.operation': request.op }, async (span) => {
+      const decision = await decide();
+      span.setAttributes({
+        'mcpd.decision': decision.allow ? 'allow' : 'deny',
+        'mcpd.rule': decision.rule,
+        ...(decision.root ? { 'mcpd.root': decision.root } : {}),
+      });
+      return decision;
+    });
+  }
+
+  /** The file operation of an allowed access, in a child span when tracing. */
+  private perform<T>(decisions: readonly (readonly [PathRequest, AllowDecision])[], run: () => Promise<Measured<T>>) {
+    const { tracing } = this.observers;
+    const first = decisions[0]?.[1];
+    if (!tracing?.enabled || !first) return run();
+    return tracing.inSpan(
+      `mcpd.fs ${first.op}`,
+      { 'mcpd.operation': first.op, 'mcpd.root': first.root, 'mcpd.path': first.target.relPath },
+      async (span) => {
+        const measured = await run();
+        if (measured.bytes !== undefined && measured.bytes !== null) span.setAttribute('mcpd.bytes', measured.bytes);
+        return measured;
+      },
+    );
   }
 
   private async runAllowed<T>(
@@ -201,7 +237,7 @@ export class AccessGate {
     run: () => Promise<Measured<T>>,
   ): Promise<T> {
     try {
-      const { value, bytes } = await run();
+      const { value, bytes } = await this.perform(decisions, run);
       for (const [request, decision] of decisions) this.record(caller, request, decision, started, 'ok', bytes ?? null);
       return value;
     } catch (error) {
@@ -248,8 +284,10 @@ export class AccessGate {
     });
   }
 
-  /** One audit line: who asked (from the caller) and what became of it. */
-  private write(caller: Caller, what: Omit<AuditFields, keyof CallerFields>): void {
+  /** One audit line: who asked (from the caller) and what became of it; counted and traced too. */
+  private write(caller: Caller, what: Omit<AuditFields, keyof CallerFields | 'traceId'>): void {
+    const { metrics, tracing } = this.observers;
+    const traceId = tracing?.activeTraceId() ?? null;
     this.audit.write({
       requestId: caller.requestId,
       principal: caller.principal.id,
@@ -258,7 +296,14 @@ export class AccessGate {
       method: caller.method,
       tool: caller.tool,
       ...what,
+      ...(traceId ? { traceId } : {}),
     });
+    if (metrics) {
+      metrics.policyDecisions.inc({ root: rootLabel(what.root), operation: what.op, decision: what.decision });
+      if (what.outcome === 'ok' && what.bytes) {
+        metrics.fileBytes.inc({ direction: what.op === 'write' ? 'write' : 'read' }, what.bytes);
+      }
+    }
   }
 }
 
@@ -268,7 +313,9 @@ export function denialError(decision: DenyDecision): McpdError {
   if (decision.rule === 'unknown-root') return new McpdError('INVALID_ARGUMENT', 'no root has that name or URI');
   const shown = decision.uri;
   if (decision.op === 'write') {
-    const ruleBased = ['read-only-root', 'default-deny:write', 'write:root-itself'].includes(decision.rule);
+    const ruleBased = ['read-only-root', 'default-deny:write', 'write:root-itself', 'grant:none'].includes(
+      decision.rule,
+    );
     if (ruleBased || decision.rule.startsWith('exclude:')) {
       return new McpdError('WRITE_DENIED', `${shown ?? 'path'}: write not permitted (${decision.reason})`);
     }

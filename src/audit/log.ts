@@ -30,6 +30,7 @@ export class AuditLog {
       durationMs: fields.durationMs,
       outcome: fields.outcome,
       ...(fields.error ? { error: fields.error } : {}),
+      ...(fields.traceId ? { traceId: fields.traceId } : {}),
     };
     this.sink.write(record);
   }

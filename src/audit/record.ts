@@ -30,4 +30,6 @@ export interface AuditRecord {
   readonly outcome: Outcome;
   /** The error code when outcome is `error` (a catalogue code, or INTERNAL). */
   readonly error?: string;
+  /** The OpenTelemetry trace the access happened in, when tracing is on. */
+  readonly traceId?: string;
 }

@@ -34,13 +34,22 @@ export function metadataUrlFor(publicUrl: string): string {
   return getOAuthProtectedResourceMetadataUrl(new URL(publicUrl));
 }
 
-/** RFC 9728 Protected Resource Metadata; null when mcpd is not an OAuth resource server. */
-export function protectedResourceMetadata(auth: AuthConfig, publicUrl: string, scopes: readonly string[]) {
+/** The paths the metadata is served at: the bare well-known path and the one suffixed with the resource's path. */
+export function metadataPaths(publicUrl: string): string[] {
+  const suffixed = new URL(metadataUrlFor(publicUrl)).pathname;
+  return [...new Set(['/.well-known/oauth-protected-resource', suffixed])];
+}
+
+/**
+ * RFC 9728 Protected Resource Metadata; null when mcpd is not an OAuth resource server.
+ * `grantScopes`: the scopes configured grants use, or null when the default scopes apply.
+ */
+export function protectedResourceMetadata(auth: AuthConfig, publicUrl: string, grantScopes: readonly string[] | null) {
   if (auth.mode !== 'jwt') return null;
   return {
     resource: publicUrl,
     authorization_servers: [...auth.jwt.authorizationServers],
-    scopes_supported: [...new Set([DEFAULT_SCOPES.read, DEFAULT_SCOPES.write, ...scopes])],
+    scopes_supported: grantScopes === null ? [DEFAULT_SCOPES.read, DEFAULT_SCOPES.write] : [...new Set(grantScopes)],
     bearer_methods_supported: ['header'],
     resource_name: 'mcpd',
   };

@@ -24,6 +24,15 @@ interface Verified {
   readonly trustUntilMs: number;
 }
 
+function unavailable(): AuthOutcome {
+  return {
+    ok: false,
+    status: 503,
+    description: 'the signing keys could not be fetched; try again shortly',
+    rule: 'auth:jwks-unavailable',
+  };
+}
+
 function failure(rule: string, description: string): AuthOutcome {
   return { ok: false, status: 401, code: 'invalid_token', description, rule };
 }
@@ -43,7 +52,11 @@ function scopesOf(payload: Record<string, unknown>): string[] {
  */
 export class JwtAuthenticator implements Authenticator {
   readonly mode = 'jwt';
-  private readonly keys: JWTVerifyGetKey & { reload?: () => Promise<void>; fresh?: boolean };
+  private readonly keys: JWTVerifyGetKey & {
+    reload?: () => Promise<void>;
+    fresh?: boolean;
+    jwks?: () => unknown;
+  };
   private readonly remote: boolean;
   /** Tokens verified recently, by their SHA-256: clients resend the same token on every request. */
   private readonly verified = new Map<string, Verified>();
@@ -138,12 +151,13 @@ export class JwtAuthenticator implements Authenticator {
       return failure('auth:bad-signature', 'the token signature is invalid');
     if (error instanceof errors.JOSEAlgNotAllowed)
       return failure('auth:algorithm', 'the token algorithm is not accepted');
-    if (error instanceof errors.JWKSNoMatchingKey) return failure('auth:unknown-kid', 'no known key matches the token');
-    if (error instanceof errors.JWKSTimeout || error instanceof errors.JOSEError) {
-      if (error instanceof errors.JWKSTimeout)
-        return failure('auth:jwks-unavailable', 'the signing keys could not be fetched');
-      return failure('auth:invalid', 'the token is not a valid JWT');
+    // No key matches, but no key set was ever fetched either: that is the endpoint's failure, not the token's.
+    if (error instanceof errors.JWKSNoMatchingKey && this.remote && this.keys.jwks?.() === undefined) {
+      return unavailable();
     }
+    if (error instanceof errors.JWKSNoMatchingKey) return failure('auth:unknown-kid', 'no known key matches the token');
+    // The keys could not be fetched (timeout, refused, DNS): the token may be fine; we cannot tell.
+    if (error instanceof errors.JWKSTimeout || !(error instanceof errors.JOSEError)) return unavailable();
     return failure('auth:invalid', 'the token is not a valid JWT');
   }
 }

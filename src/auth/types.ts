@@ -7,7 +7,8 @@ export type AuthOutcome =
   | { readonly ok: true; readonly principal: Principal; readonly expiresAt?: number }
   | {
       readonly ok: false;
-      readonly status: 400 | 401 | 403;
+      /** 503: we could not check (the signing keys are unreachable); not the client's fault. */
+      readonly status: 400 | 401 | 403 | 503;
       /** Absent when the request carried no credentials at all (RFC 6750 3.1: no error code then). */
       readonly code?: AuthFailureCode;
       /** Safe to send to the client: never echoes the token. */

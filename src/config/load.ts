@@ -87,6 +87,12 @@ export function overridesFromEnv(env: Readonly<Record<string, string | undefined
   return { overrides, problems };
 }
 
+/** The commit this build came from, stamped by the image build (MCPD_BUILD_COMMIT); for mcpd_build_info. */
+export function buildCommitFromEnv(env: Readonly<Record<string, string | undefined>>): string {
+  const commit = env.MCPD_BUILD_COMMIT?.trim();
+  return commit && /^[\w.-]{1,64}$/.test(commit) ? commit : 'unknown';
+}
+
 /** Which variable a config file path comes from when no `--config` is given. */
 export function configPathFromEnv(env: Readonly<Record<string, string | undefined>>): string | undefined {
   return env.MCPD_CONFIG || undefined;
@@ -245,6 +251,8 @@ function resolveConfig(parsed: ParsedConfig, file: string, env: Readonly<Record<
     resources: parsed.resources,
     shutdown: parsed.shutdown,
     reload: parsed.reload,
+    metrics: parsed.metrics,
+    tracing: parsed.tracing,
   };
 }
 
@@ -289,9 +297,9 @@ function resolveAuth(
   switch (auth.mode) {
     case 'none':
       return { mode: 'none' };
-    case 'apiKeys':
-      return {
-        mode: 'apiKeys',
+    case 'apiKeys': {
+      const resolved = {
+        mode: 'apiKeys' as const,
         apiKeys: auth.apiKeys.map((key, index) => {
           const at = `auth.apiKeys[${index}]`;
           let hash = key.sha256;
@@ -307,6 +315,19 @@ function resolveAuth(
           return { principal: key.principal, sha256, scopes: key.scopes };
         }),
       };
+      // Keys from files and variables are only known now; one key must not name two principals.
+      resolved.apiKeys.forEach((key, index) => {
+        const first = resolved.apiKeys.findIndex((other) => other.sha256 === key.sha256);
+        const bothInline = auth.apiKeys[index]?.sha256 !== undefined && auth.apiKeys[first]?.sha256 !== undefined;
+        if (key.sha256 && first !== index && !bothInline) {
+          secrets.problem(
+            `auth.apiKeys[${index}]`,
+            `the same key as auth.apiKeys[${first}]; each key must name one principal`,
+          );
+        }
+      });
+      return resolved;
+    }
     case 'jwt': {
       const { jwksFile, audience, authorizationServers, ...jwt } = auth.jwt;
       let jwks: JwtSettings['jwks'] = null;

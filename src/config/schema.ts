@@ -151,6 +151,12 @@ const serverSchema = z.strictObject({
   keepAliveTimeoutMs: positiveInt.default(DEFAULTS.keepAliveTimeoutMs),
   headersTimeoutMs: positiveInt.default(DEFAULTS.headersTimeoutMs),
   requestTimeoutMs: z.number().int().min(0).default(DEFAULTS.requestTimeoutMs),
+  trustedProxies: z
+    .array(z.string().min(1))
+    .default([])
+    .describe(
+      'Addresses or CIDRs of proxies whose X-Forwarded-For is believed (for client.address); e.g. ["127.0.0.1", "10.0.0.0/8"].',
+    ),
 });
 
 const scopeToken = z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'not a valid OAuth scope token');
@@ -328,6 +334,36 @@ const shutdownSchema = z.strictObject({
     .describe('How long in-flight requests may run after SIGTERM/SIGINT before they are cancelled.'),
 });
 
+const metricsSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  path: z
+    .string()
+    .regex(/^\/[\w./-]*$/, 'an absolute URL path')
+    .default('/metrics'),
+  port: port
+    .optional()
+    .describe(
+      'Serve metrics on this port alone, unauthenticated (for Prometheus). Without it they are served on the main port, ' +
+        'behind the same authentication as /mcp.',
+    ),
+  host: z.string().min(1).optional().describe('Bind address of the metrics port; server.host when omitted.'),
+});
+
+const tracingSchema = z.strictObject({
+  enabled: z.boolean().default(false),
+  endpoint: z
+    .url({ protocol: /^https?$/ })
+    .default('http://127.0.0.1:4318/v1/traces')
+    .describe('OTLP/HTTP traces endpoint.'),
+  sampleRatio: z
+    .number()
+    .min(0)
+    .max(1)
+    .default(1)
+    .describe('Share of new traces sampled; a parent decision is always followed.'),
+  serviceName: z.string().min(1).default('mcpd'),
+});
+
 const reloadSchema = z.strictObject({
   watchConfig: z.boolean().default(false).describe('Reload when the config file changes, as on SIGHUP.'),
   debounceMs: z.number().int().min(0).default(DEFAULTS.reloadDebounceMs),
@@ -353,6 +389,8 @@ export const configSchema = z
     resources: resourcesSchema.prefault({}),
     shutdown: shutdownSchema.prefault({}),
     reload: reloadSchema.prefault({}),
+    metrics: metricsSchema.prefault({}),
+    tracing: tracingSchema.prefault({}),
   })
   .superRefine((config, ctx) => {
     const seen = new Map<string, number>();
@@ -369,6 +407,36 @@ export const configSchema = z
     });
     if (config.audit.sink === 'file' && !config.audit.path) {
       ctx.addIssue({ code: 'custom', path: ['audit', 'path'], message: 'required when audit.sink is "file"' });
+    }
+    if (config.auth.mode === 'jwt' && config.server.publicUrl === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['server', 'publicUrl'],
+        message: 'required with auth.mode jwt: the URL clients use for /mcp, which tokens must name as their audience',
+      });
+    }
+    if (config.server.headersTimeoutMs <= config.server.keepAliveTimeoutMs) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['server', 'headersTimeoutMs'],
+        message: 'must be above server.keepAliveTimeoutMs, or Node may cut a reused connection mid-request',
+      });
+    }
+    if (config.auth.mode === 'apiKeys') {
+      const seen = new Map<string, number>();
+      config.auth.apiKeys.forEach((key, index) => {
+        const hash = key.sha256?.toLowerCase();
+        if (hash === undefined) return;
+        const first = seen.get(hash);
+        if (first !== undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['auth', 'apiKeys', index, 'sha256'],
+            message: `the same key as auth.apiKeys[${first}]; each key must name one principal`,
+          });
+        }
+        seen.set(hash, index);
+      });
     }
     if (config.auth.mode === 'none' && !isLoopbackHost(config.server.host)) {
       ctx.addIssue({
@@ -464,4 +532,6 @@ export interface Config {
   readonly resources: ParsedConfig['resources'];
   readonly shutdown: ParsedConfig['shutdown'];
   readonly reload: ParsedConfig['reload'];
+  readonly metrics: ParsedConfig['metrics'];
+  readonly tracing: ParsedConfig['tracing'];
 }

@@ -1,4 +1,5 @@
-import { watch as watchDirectory } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readFileSync, watch as watchDirectory } from 'node:fs';
 import { dirname } from 'node:path';
 import { type FSWatcher, watch } from 'chokidar';
 import { isWithin, relativeWithin } from '../policy/paths.js';
@@ -121,15 +122,31 @@ export class RootWatcher {
   }
 }
 
+function digest(file: string): string | null {
+  try {
+    return createHash('sha256').update(readFileSync(file)).digest('hex');
+  } catch {
+    return null;
+  }
+}
+
 /**
- * Calls `onChange` (debounced) when `file` changes. Watches the directory rather than the file, so
- * an editor's atomic save or a Kubernetes ConfigMap's symlink swap is seen too.
+ * Calls `onChange` (debounced) when the contents of `file` change. Watches the directory rather
+ * than the file, so an editor's atomic save or a Kubernetes ConfigMap's symlink swap is seen too,
+ * and compares contents, so other files changing beside it (a log, an audit file) do not count.
  */
 export function watchFile(file: string, debounceMs: number, onChange: () => void): () => void {
   let timer: NodeJS.Timeout | undefined;
+  let last = digest(file);
+  const check = () => {
+    const now = digest(file);
+    if (now === null || now === last) return;
+    last = now;
+    onChange();
+  };
   const watcher = watchDirectory(dirname(file), { persistent: false }, () => {
     if (timer) clearTimeout(timer);
-    timer = setTimeout(onChange, debounceMs);
+    timer = setTimeout(check, debounceMs);
   });
   watcher.on('error', () => {});
   return () => {

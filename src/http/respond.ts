@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import type { StreamFlow } from '../mcp/flow.js';
+import type { StreamFlow } from '../mcp/exchange.js';
 
 /** The flow of one response: writable unless Node's buffer for it is full. */
 export function responseFlow(res: ServerResponse): StreamFlow {

@@ -1,44 +1,30 @@
-import { randomUUID } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { hostHeaderValidation, originValidation, toWebRequest } from '@modelcontextprotocol/node';
-import { localhostAllowedHostnames } from '@modelcontextprotocol/server';
-import { challengeHeader, metadataUrlFor, protectedResourceMetadata } from '../auth/index.js';
+import { metadataPaths, protectedResourceMetadata } from '../auth/index.js';
 import type { Authenticator } from '../auth/types.js';
 import type { RateLimiter } from '../cluster/rateLimiter.js';
 import type { Config } from '../config/schema.js';
 import { ERROR_CATALOGUE } from '../errors.js';
-import { type McpEndpoint, REQUEST_ID_HEADER } from '../mcp/endpoint.js';
-import { EXCHANGE_HEADER, type FlowRegistry } from '../mcp/flow.js';
+import type { McpEndpoint } from '../mcp/endpoint.js';
+import type { ExchangeRegistry } from '../mcp/exchange.js';
 import { InFlight } from '../ops/inflight.js';
 import type { Readiness } from '../ops/lifecycle.js';
 import type { Logger } from '../ops/logger.js';
-import type { Principal } from '../policy/types.js';
+import type { Metrics } from '../ops/metrics.js';
+import type { Tracing } from '../ops/tracing.js';
+import { Admission, assignRequestId, type EdgeRefusal, jsonRpcError, sendJson } from './admission.js';
 import { ConcurrencyLimiter } from './concurrency.js';
-import { responseFlow, sendResponse } from './respond.js';
+import { serveExchange } from './mcpExchange.js';
+
+export type { EdgeRefusal } from './admission.js';
 
 export const MCP_PATH = '/mcp';
-const METADATA_PATH = '/.well-known/oauth-protected-resource';
-
-/** A request id we accept from a client or proxy; anything else is replaced, never echoed. */
-const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
-/** Query parameters that would carry a credential in a URL, where it ends up in logs. */
-const TOKEN_QUERY_PARAMETERS = ['access_token', 'token', 'api_key', 'apikey', 'key'];
 
 /** What the edge needs from the current runtime; read per request, so reloads apply to new ones. */
 export interface EdgeRuntime {
   readonly config: Config;
   readonly authenticator: Authenticator;
-}
-
-/** A request turned away before it reached MCP, for the audit log. */
-export interface EdgeRefusal {
-  readonly requestId: string;
-  readonly principal: string;
-  readonly rule: string;
-  readonly reason: string;
-  readonly status: number;
 }
 
 export interface HttpEdgeOptions {
@@ -47,43 +33,38 @@ export interface HttpEdgeOptions {
   readonly port: number;
   readonly runtime: () => EdgeRuntime;
   readonly endpoint: McpEndpoint;
-  readonly flows: FlowRegistry;
+  readonly exchanges: ExchangeRegistry;
   readonly rateLimiter: RateLimiter;
   readonly readiness: Readiness;
+  readonly metrics: Metrics;
+  readonly tracing: Tracing;
   readonly logger: Logger;
   readonly onRefusal: (refusal: EdgeRefusal) => void;
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': String(Buffer.byteLength(text)),
-    'cache-control': 'no-store',
-    ...headers,
-  });
-  res.end(text);
-}
-
-function jsonRpcError(code: number, message: string) {
-  return { jsonrpc: '2.0', error: { code, message }, id: null };
-}
-
 /**
- * The node:http(s) edge: probes and metadata, request ids, Host and Origin checks, the body limit,
- * authentication, rate and concurrency limits, then MCP behind the endpoint seam, with responses
- * written under backpressure. It also owns the drain: readiness is the lifecycle's, the order is
- * app.ts's.
+ * The node:http(s) edge: probes, metrics and OAuth metadata, then /mcp: admission (Host, Origin,
+ * credentials, limits) and the exchange itself behind the endpoint seam, observed and written
+ * under backpressure. It owns the drain; readiness is the lifecycle's, the order is app.ts's.
  */
 export class HttpEdge {
   readonly server: Server | HttpsServer;
   private readonly inFlight = new InFlight<ServerResponse>();
-  private readonly concurrency = new ConcurrencyLimiter();
+  private readonly admission: Admission;
   private openStreams = 0;
   private draining = false;
 
   constructor(private readonly options: HttpEdgeOptions) {
     const { config } = options.runtime();
+    this.admission = new Admission({
+      bindHost: options.host,
+      rateLimiter: options.rateLimiter,
+      concurrency: new ConcurrencyLimiter(),
+      metrics: options.metrics,
+      logger: options.logger,
+      onRefusal: options.onRefusal,
+      openStreams: () => this.openStreams,
+    });
     const handler = (req: IncomingMessage, res: ServerResponse) => {
       this.route(req, res).catch((error: unknown) => {
         options.logger.error({ err: error }, 'unhandled error at the HTTP edge');
@@ -103,15 +84,7 @@ export class HttpEdge {
   }
 
   async listen(): Promise<AddressInfo> {
-    const { host, port } = this.options;
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
-    return this.server.address() as AddressInfo;
+    return listen(this.server, this.options.host, this.options.port);
   }
 
   /** New TLS material (a reload); connections already open keep theirs. */
@@ -152,6 +125,7 @@ export class HttpEdge {
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://edge.invalid');
     const path = url.pathname;
+    const { config, authenticator } = this.options.runtime();
     if (path === '/health') {
       sendJson(res, 200, { status: 'ok' });
       return;
@@ -165,26 +139,51 @@ export class HttpEdge {
       );
       return;
     }
-    if (path === METADATA_PATH || path === `${METADATA_PATH}${MCP_PATH}`) {
-      this.serveMetadata(req, res);
+    if (metadataPaths(config.server.publicUrl).includes(path)) {
+      this.serveMetadata(req, res, config);
+      return;
+    }
+    if (config.metrics.enabled && config.metrics.port === undefined && path === config.metrics.path) {
+      // On the main port, metrics sit behind the same authentication as /mcp.
+      const auth = await authenticator.authenticate(req.headers.authorization);
+      if (!auth.ok) {
+        sendJson(res, auth.status, { error: auth.code ?? 'unauthorized', error_description: auth.description });
+        return;
+      }
+      await serveMetrics(res, this.options.metrics);
       return;
     }
     if (path !== MCP_PATH) {
       sendJson(res, 404, { error: 'not found' });
       return;
     }
-    await this.serveMcp(req, res, url);
+    const requestId = assignRequestId(req, res);
+    if (this.draining) {
+      this.admission.refuseDraining(res, requestId);
+      return;
+    }
+    const admitted = await this.admission.admit(req, res, url, requestId, config, authenticator);
+    if (!admitted) return;
+    const listen = req.headers['mcp-method'] === 'subscriptions/listen';
+    if (listen) {
+      this.openStreams += 1;
+      res.once('close', () => {
+        this.openStreams -= 1;
+      });
+    } else {
+      this.track(res);
+    }
+    await serveExchange(req, res, admitted, config, this.options);
   }
 
-  private serveMetadata(req: IncomingMessage, res: ServerResponse): void {
-    const { config } = this.options.runtime();
+  private serveMetadata(req: IncomingMessage, res: ServerResponse, config: Config): void {
     const cors = { 'access-control-allow-origin': '*', 'access-control-allow-methods': 'GET, OPTIONS' };
     if (req.method === 'OPTIONS') {
       res.writeHead(204, cors);
       res.end();
       return;
     }
-    const scopes = (config.grants ?? []).flatMap((grant) => grant.scopes);
+    const scopes = config.grants === null ? null : config.grants.flatMap((grant) => grant.scopes);
     const metadata = protectedResourceMetadata(config.auth, config.server.publicUrl, scopes);
     if (!metadata) {
       sendJson(res, 404, { error: 'not an OAuth protected resource (auth.mode is not jwt)' });
@@ -193,165 +192,55 @@ export class HttpEdge {
     sendJson(res, 200, metadata, cors);
   }
 
-  private refuse(res: ServerResponse, refusal: EdgeRefusal, body: unknown, headers: Record<string, string> = {}): void {
-    this.options.onRefusal(refusal);
-    sendJson(res, refusal.status, body, headers);
-  }
-
-  private async serveMcp(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-    const { config, authenticator } = this.options.runtime();
-    const limits = config.limits;
-    const supplied = req.headers[REQUEST_ID_HEADER];
-    const requestId = typeof supplied === 'string' && REQUEST_ID_PATTERN.test(supplied) ? supplied : randomUUID();
-    req.headers[REQUEST_ID_HEADER] = requestId;
-    res.setHeader(REQUEST_ID_HEADER, requestId);
-    if (this.draining) {
-      const reason = 'server is shutting down; retry on another instance';
-      this.refuse(
-        res,
-        { requestId, principal: 'unauthenticated', rule: 'lifecycle:draining', reason, status: 503 },
-        jsonRpcError(ERROR_CATALOGUE.UNAVAILABLE.jsonRpc, reason),
-        { connection: 'close', 'retry-after': '1' },
-      );
-      return;
-    }
-
-    // DNS rebinding: a browser page must not reach a local server through a name it controls.
-    const loopback = localhostAllowedHostnames();
-    const allowedHosts = [...loopback, this.options.host, ...config.server.allowedHosts];
-    if (!hostHeaderValidation(allowedHosts)(req, res)) return;
-    if (!originValidation([...loopback, ...config.server.allowedOrigins])(req, res)) return;
-
-    // A credential in a URL ends up in every log on its way: refuse it outright (RFC 6750 5.3).
-    if (TOKEN_QUERY_PARAMETERS.some((name) => url.searchParams.has(name))) {
-      const description = 'credentials must not be sent in the query string; use the Authorization header';
-      this.refuse(
-        res,
-        { requestId, principal: 'unauthenticated', rule: 'auth:token-in-query', reason: description, status: 400 },
-        { error: 'invalid_request', error_description: description },
-        {
-          'www-authenticate': challengeHeader(config.auth, config.server.publicUrl, {
-            code: 'invalid_request',
-            description,
-          }),
-        },
-      );
-      return;
-    }
-
-    const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > config.server.maxBodyBytes) {
-      sendJson(
-        res,
-        413,
-        jsonRpcError(-32000, `request body of ${declared} bytes exceeds the ${config.server.maxBodyBytes}-byte limit`),
-        { connection: 'close' },
-      );
-      req.resume();
-      return;
-    }
-
-    const auth = await authenticator.authenticate(req.headers.authorization);
-    if (!auth.ok) {
-      this.refuse(
-        res,
-        { requestId, principal: 'unauthenticated', rule: auth.rule, reason: auth.description, status: auth.status },
-        { error: auth.code ?? 'unauthorized', error_description: auth.description },
-        {
-          'www-authenticate': challengeHeader(config.auth, config.server.publicUrl, {
-            ...(auth.code ? { code: auth.code } : {}),
-            description: auth.description,
-          }),
-        },
-      );
-      return;
-    }
-    const principal = auth.principal;
-
-    const rate = await this.options.rateLimiter.take(principal.id, limits.rateLimit.perSecond, limits.rateLimit.burst);
-    if (!rate.ok) {
-      this.tooMany(
-        res,
-        requestId,
-        principal,
-        'limit:rate',
-        'request rate limit reached',
-        Math.ceil(rate.retryAfterMs / 1000),
-      );
-      return;
-    }
-    const listen = req.headers['mcp-method'] === 'subscriptions/listen';
-    if (listen && this.openStreams >= limits.maxSubscriptionStreams) {
-      this.tooMany(res, requestId, principal, 'limit:streams', 'too many open subscription streams', 5);
-      return;
-    }
-    // A subscription stream is counted by the stream cap alone: it is open for hours, not in progress.
-    const slot = listen
-      ? { release() {} }
-      : this.concurrency.acquire(principal.id, limits.maxConcurrentRequests, limits.maxConcurrentPerPrincipal);
-    if (!slot) {
-      this.tooMany(res, requestId, principal, 'limit:concurrency', 'too many requests in progress', 1);
-      return;
-    }
-
-    const exchangeId = randomUUID();
-    req.headers[EXCHANGE_HEADER] = exchangeId;
-    const unregister = this.options.flows.register(exchangeId, responseFlow(res));
-    if (listen) this.openStreams += 1;
-    else this.track(res);
-    res.once('close', () => {
-      slot.release();
-      unregister();
-      if (listen) this.openStreams -= 1;
-    });
-
-    const abort = new AbortController();
-    res.once('close', () => abort.abort());
-    let request: Request;
-    try {
-      request = await toWebRequest(req, undefined, {
-        signal: abort.signal,
-        maxRequestBodySize: config.server.maxBodyBytes,
-      });
-    } catch (error) {
-      if ((error as { status?: number }).status === 413) {
-        sendJson(res, 413, jsonRpcError(-32000, `request body exceeds the ${config.server.maxBodyBytes}-byte limit`), {
-          connection: 'close',
-        });
-        return;
-      }
-      throw error;
-    }
-    const response = await this.options.endpoint.fetch(request, {
-      principal: authenticator.mode === 'none' ? null : principal,
-      ...(auth.expiresAt === undefined ? {} : { expiresAt: auth.expiresAt }),
-      ...(config.auth.mode === 'jwt' ? { resourceMetadataUrl: metadataUrlFor(config.server.publicUrl) } : {}),
-    });
-    await sendResponse(res, response, {
-      headers: { [REQUEST_ID_HEADER]: requestId },
-      stallTimeoutMs: limits.sseStallTimeoutMs,
-      onStall: () =>
-        this.options.logger.warn({ requestId, principal: principal.id }, 'SSE client stopped reading; disconnected'),
-    });
-  }
-
-  private tooMany(
-    res: ServerResponse,
-    requestId: string,
-    principal: Principal,
-    rule: string,
-    reason: string,
-    retryAfterSec: number,
-  ): void {
-    this.options.logger.info({ requestId, principal: principal.id, rule }, reason);
-    sendJson(res, 429, jsonRpcError(-32000, `${reason}; retry later`), {
-      'retry-after': String(Math.max(1, retryAfterSec)),
-    });
-  }
-
   private track(res: ServerResponse): void {
     if (this.draining) res.setHeader('connection', 'close');
     this.inFlight.add(res);
     res.once('close', () => this.inFlight.delete(res));
+  }
+}
+
+function listen(server: Server, host: string, port: number): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}
+
+async function serveMetrics(res: ServerResponse, metrics: Metrics): Promise<void> {
+  const { contentType, body } = await metrics.render();
+  res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store' });
+  res.end(body);
+}
+
+/** A listener for /metrics alone, unauthenticated, for Prometheus to scrape (metrics.port). */
+export class MetricsListener {
+  private readonly server: Server;
+
+  constructor(
+    private readonly host: string,
+    private readonly port: number,
+    path: string,
+    metrics: Metrics,
+  ) {
+    this.server = createHttpServer((req, res) => {
+      if (new URL(req.url ?? '/', 'http://metrics.invalid').pathname !== path) {
+        sendJson(res, 404, { error: 'not found' });
+        return;
+      }
+      void serveMetrics(res, metrics);
+    });
+  }
+
+  listen(): Promise<AddressInfo> {
+    return listen(this.server, this.host, this.port);
+  }
+
+  close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeAllConnections();
+    return closed;
   }
 }

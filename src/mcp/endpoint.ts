@@ -4,7 +4,7 @@ import type { Logger } from '../ops/logger.js';
 import { ANONYMOUS, type Principal } from '../policy/types.js';
 import type { ChangeFeed } from './changes.js';
 import type { InternalErrorReporter } from './errors.js';
-import { EXCHANGE_HEADER, type FlowRegistry } from './flow.js';
+import { EXCHANGE_HEADER, type ExchangeRegistry } from './exchange.js';
 import { createScope, type McpServices } from './scope.js';
 import { buildServer } from './server.js';
 
@@ -26,7 +26,8 @@ export interface ExchangeContext {
  * handler, a fresh server per request) stays behind this interface.
  */
 export interface McpEndpoint {
-  fetch(request: Request, exchange: ExchangeContext): Promise<Response>;
+  /** `parsedBody`: the body the edge already parsed (it is not parsed twice); absent when it is not JSON. */
+  fetch(request: Request, exchange: ExchangeContext, parsedBody?: unknown): Promise<Response>;
   /** Ends open subscription streams gracefully and aborts what is still in flight. */
   close(): Promise<void>;
 }
@@ -35,7 +36,7 @@ export interface EndpointOptions {
   /** The services a new request runs under; a request keeps the ones it started with. */
   readonly services: () => McpServices;
   readonly changes: ChangeFeed;
-  readonly flows: FlowRegistry;
+  readonly exchanges: ExchangeRegistry;
   /** Aborted when in-flight work is to be given up (shutdown past its grace period). */
   readonly cancelAll: AbortSignal;
   readonly version: string;
@@ -80,7 +81,7 @@ export function createHttpEndpoint(options: EndpointOptions): McpEndpoint {
         transport: 'http',
         principal,
         cancelAll: options.cancelAll,
-        flow: options.flows.flowOf(requestInfo?.headers.get(EXCHANGE_HEADER)),
+        exchange: options.exchanges.get(requestInfo?.headers.get(EXCHANGE_HEADER)),
         requestId: () => requestId,
         // Stateless 2025-era HTTP carries the client's name only on initialize.
         clientName: () => null,
@@ -101,9 +102,12 @@ export function createHttpEndpoint(options: EndpointOptions): McpEndpoint {
     },
   );
   return {
-    fetch: (request, exchange) => {
+    fetch: (request, exchange, parsedBody) => {
       const authInfo = authInfoOf(exchange, options.services().config.server.publicUrl);
-      return handler.fetch(request, authInfo ? { authInfo } : {});
+      return handler.fetch(request, {
+        ...(authInfo ? { authInfo } : {}),
+        ...(parsedBody === undefined ? {} : { parsedBody }),
+      });
     },
     close: () => handler.close(),
   };

@@ -10,7 +10,7 @@ import type { Transport } from '../audit/record.js';
 import type { Config } from '../config/schema.js';
 import type { Principal } from '../policy/types.js';
 import { type InternalErrorReporter, toProtocolError } from './errors.js';
-import type { StreamFlow } from './flow.js';
+import type { Exchange } from './exchange.js';
 
 /** What serving needs from the running process: swapped as a whole on reload. */
 export interface McpServices {
@@ -28,8 +28,8 @@ export interface RequestScope {
   readonly principal: Principal;
   /** Aborted when the process gives up on in-flight work (shutdown past its grace period). */
   readonly cancelAll: AbortSignal;
-  /** How fast the connection drains; streaming tools wait on it. */
-  readonly flow: StreamFlow;
+  /** The HTTP exchange being served: its flow control, and where the outcome is reported. */
+  readonly exchange: Exchange;
   caller(ctx: ServerContext, method: string, tool: string | null): Caller;
   /** The caller of a request seen before dispatch (a scope challenge), from its JSON-RPC form. */
   callerOf(request: JSONRPCRequest, tool: string | null): Caller;
@@ -43,7 +43,7 @@ export interface ScopeOptions {
   readonly transport: Transport;
   readonly principal: Principal;
   readonly cancelAll: AbortSignal;
-  readonly flow: StreamFlow;
+  readonly exchange: Exchange;
   /** The request id for a JSON-RPC id (HTTP: the edge's X-Request-Id; stdio: connection + JSON-RPC id). */
   readonly requestId: (jsonRpcId: RequestId) => string;
   /** The client's name when the protocol era does not carry it per request (2025-era stdio). */
@@ -72,7 +72,7 @@ export function createScope(options: ScopeOptions): RequestScope {
     services: options.services,
     principal: options.principal,
     cancelAll: options.cancelAll,
-    flow: options.flow,
+    exchange: options.exchange,
     reportInternal: options.reportInternal,
     caller(ctx, method, tool) {
       const envelope = ctx.mcpReq.envelope as Record<string, unknown> | undefined;
@@ -83,7 +83,9 @@ export function createScope(options: ScopeOptions): RequestScope {
       return attribute(meta, request.id, request.method, tool);
     },
     protocolError(error, caller, resourceUri) {
-      return toProtocolError(error, caller.requestId, options.reportInternal, resourceUri);
+      const failure = toProtocolError(error, caller.requestId, options.reportInternal, resourceUri);
+      options.exchange.errorType = String(failure.code);
+      return failure;
     },
   };
 }

@@ -100,15 +100,16 @@ function scopeChallenge(scope: RequestScope, tool: ToolDefinition): ScopeChallen
     )
       return undefined;
     const missing = grants.scopesGranting(needed);
+    const [first, ...rest] = [...new Set([...scope.principal.scopes, ...missing])];
+    // With no scope that would help, there is nothing to challenge for: the grants refuse each path
+    // of the call (and those refusals are the audit records).
+    if (first === undefined || missing.length === 0) return undefined;
     gate.refuse(scope.callerOf(request, tool.name), {
       op: needed,
       rule: 'grant:insufficient-scope',
       reason: `principal "${scope.principal.id}" has no ${needed} grant on any root`,
       requested: tool.name,
     });
-    const [first, ...rest] = [...new Set([...scope.principal.scopes, ...missing])];
-    // With no scope that would help, there is nothing to challenge for: the grants refuse the call.
-    if (first === undefined || missing.length === 0) return undefined;
     return { scopes: [first, ...rest], errorDescription: `${tool.name} needs ${needed} access` };
   };
 }
@@ -149,7 +150,7 @@ function registerTool(server: McpServer, scope: RequestScope, tool: ToolDefiniti
           token === undefined
             ? async () => {}
             : async (progress, total, message) => {
-                await scope.flow.whenWritable();
+                await scope.exchange.flow.whenWritable();
                 signal.throwIfAborted();
                 await ctx.mcpReq.notify({
                   method: 'notifications/progress',
@@ -174,7 +175,10 @@ function registerTool(server: McpServer, scope: RequestScope, tool: ToolDefiniti
         return result;
       } catch (error) {
         // Whatever a stopped call failed with (a closed stream, an abort), it was stopped.
-        return toToolError(signal.aborted ? stoppedBy(signal) : error, caller.requestId, scope.reportInternal);
+        const failure = toToolError(signal.aborted ? stoppedBy(signal) : error, caller.requestId, scope.reportInternal);
+        // The conventions' error.type for a tool that answered isError.
+        scope.exchange.errorType = 'tool_error';
+        return failure;
       } finally {
         clearTimeout(timer);
       }

@@ -20,7 +20,7 @@ import type { Logger } from '../ops/logger.js';
 import { LOCAL } from '../policy/types.js';
 import type { ChangeFeed } from './changes.js';
 import type { InternalErrorReporter } from './errors.js';
-import { ALWAYS_WRITABLE } from './flow.js';
+import { detachedExchange } from './exchange.js';
 import { createScope, type McpServices } from './scope.js';
 import { buildServer } from './server.js';
 
@@ -182,7 +182,7 @@ export function serveStdioConnection(options: StdioOptions): StdioConnection {
         // stdio is the local user's own process: the roots' policies apply, grants are for HTTP callers.
         principal: LOCAL,
         cancelAll: options.cancelAll,
-        flow: ALWAYS_WRITABLE,
+        exchange: detachedExchange(),
         requestId: (id) => `${connectionId}:${String(id)}`,
         clientName: () => server?.server.getClientVersion()?.name ?? null,
         reportInternal,

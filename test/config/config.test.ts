@@ -76,6 +76,31 @@ describe('configuration', () => {
     ['server: { host: 0.0.0.0 }\nroots: [{ name: a, uri: ./a }]\n', 'server.host', /non-loopback.*authentication/],
     ['audit: { sink: file }\nroots: [{ name: a, uri: ./a }]\n', 'audit.path', /required/],
     ['roots: [{ uri: ./a }]\n', 'roots[0].name', /required/],
+    [
+      'auth: { mode: jwt, jwt: { issuer: "https://i", jwksUrl: "https://i/jwks" } }\nroots: [{ name: a, uri: ./a }]\n',
+      'server.publicUrl',
+      /required with auth.mode jwt/,
+    ],
+    [
+      'server: { keepAliveTimeoutMs: 70000, headersTimeoutMs: 60000 }\nroots: [{ name: a, uri: ./a }]\n',
+      'server.headersTimeoutMs',
+      /must be above server.keepAliveTimeoutMs/,
+    ],
+    [
+      `auth: { mode: apiKeys, apiKeys: [{ principal: a, sha256: "${'a'.repeat(64)}" }, { principal: b, sha256: "${'A'.repeat(64)}" }] }\nroots: [{ name: a, uri: ./a }]\n`,
+      'auth.apiKeys[1].sha256',
+      /the same key as auth.apiKeys\[0\]/,
+    ],
+    [
+      'grants: [{ scopes: [x], roots: [nope], access: [read] }]\nroots: [{ name: a, uri: ./a }]\n',
+      'grants[0].roots[0]',
+      /no root has this name/,
+    ],
+    [
+      'auth: { mode: apiKeys, apiKeys: [{ principal: a }] }\nroots: [{ name: a, uri: ./a }]\n',
+      'auth.apiKeys[0]',
+      /exactly one of sha256/,
+    ],
   ])('rejects %j at %s', async (text, key, message) => {
     const file = await write('c.yaml', text);
     const problems = problemsOf(() => loadConfig({ file }));

@@ -262,10 +262,12 @@ describe('API keys and per-principal grants (auth.mode apiKeys), against the bui
         `    - { principal: reader, sha256: ${sha('reader-key')}, scopes: [team:read] }`,
         '    - { principal: ops, sha256File: ./ops.sha256 }',
         '    - { principal: ci, sha256Env: MCPD_TEST_CI_KEY_SHA256, scopes: [team:read] }',
+        `    - { principal: project-only, sha256: ${sha('project-key')} }`,
         'grants:',
         '  - { scopes: [team:read], access: [read] }',
         '  - { principals: [ops], roots: [Project], access: [read, write] }',
         '  - { principals: [ops], roots: [Scratch], access: [read] }',
+        '  - { principals: [project-only], roots: [Project], access: [read] }',
         'accessPolicy:',
         '  read: ["*.md", "*.yaml"]',
         '  write: ["**/*"]',
@@ -314,6 +316,13 @@ describe('API keys and per-principal grants (auth.mode apiKeys), against the bui
     const reader = await write('reader-key', 'Project');
     expect(reader.status).toBe(200);
     expect(reader.body.result).toMatchObject({ isError: true });
+    // list_roots shows a principal only the roots it may read.
+    const roots = await callTool(serving.url, 'project-key', 'list_roots');
+    expect((roots.body.result as { structuredContent: { roots: { name: string }[] } }).structuredContent.roots).toEqual(
+      [expect.objectContaining({ name: 'Project' })],
+    );
+    const hidden = await callTool(serving.url, 'project-key', 'read_file', { path: 'README.md', root: 'Scratch' });
+    expect(hidden.body.result).toMatchObject({ isError: true });
     // A secret excluded by the root stays excluded whatever the grant.
     const env = await callTool(serving.url, 'ops-key', 'read_file', { path: '.env', root: 'Project' });
     expect(env.body.result).toMatchObject({ isError: true });

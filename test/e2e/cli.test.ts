@@ -55,6 +55,9 @@ describe('the mcpd command', () => {
     expect((await runMcpd(['frobnicate'])).code).toBe(2);
     expect((await runMcpd(['serve', '--port', 'eighty'])).code).toBe(2);
     expect((await runMcpd(['--no-such-flag'])).code).toBe(2);
+    expect((await runMcpd(['explain', 'x', '--op', 'read', '--scope', 'mcpd:read'])).stderr).toContain(
+      '--scope needs --principal',
+    );
   });
 
   it('refuses to bind a non-loopback address without authentication', async () => {

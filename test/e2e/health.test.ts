@@ -3,6 +3,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAudit } from '../helpers/audit.js';
+import { mint, signingKey } from '../helpers/oauth.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { demoCopy } from '../helpers/workspace.js';
 
@@ -75,6 +76,20 @@ describe('/health and /ready', () => {
       expect(response.status).toBe(503);
       expect(((await response.json()) as { reason: string }).reason).toMatch(/^the JWKS endpoint is unreachable/);
       expect((await fetch(`${jwt.base}/health`)).status).toBe(200);
+      // A token cannot be checked without the keys: 503, not a 401 that would send the client to re-authenticate.
+      const token = await mint(await signingKey('k1', 'ES256'), {
+        issuer: 'https://issuer.test.invalid',
+        audience: 'https://mcp.test.invalid/mcp',
+        subject: 'someone',
+      });
+      const call = await fetch(jwt.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: '{}',
+      });
+      expect(call.status).toBe(503);
+      expect(call.headers.get('retry-after')).toBe('5');
+      expect(await call.json()).toMatchObject({ error: 'temporarily_unavailable' });
     } finally {
       await jwt.close();
     }

@@ -26,17 +26,20 @@ export type RootListing = z.output<typeof output>;
 
 const sameList = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
 
-export function describeRoots(config: Config): RootListing {
+/** The roots and their policy; with `visible`, only the roots the caller may read at all. */
+export function describeRoots(config: Config, visible: (rootName: string) => boolean = () => true): RootListing {
   const defaults = config.accessPolicy;
   return {
-    roots: config.roots.map((root) => ({
-      uri: root.uri,
-      name: root.name,
-      description: root.description,
-      ...(sameList(root.read, defaults.read) && sameList(root.write, defaults.write)
-        ? {}
-        : { access_policy: { read: [...root.read], write: [...root.write] } }),
-    })),
+    roots: config.roots
+      .filter((root) => visible(root.name))
+      .map((root) => ({
+        uri: root.uri,
+        name: root.name,
+        description: root.description,
+        ...(sameList(root.read, defaults.read) && sameList(root.write, defaults.write)
+          ? {}
+          : { access_policy: { read: [...root.read], write: [...root.write] } }),
+      })),
     access_policy: { read: [...defaults.read], write: [...defaults.write], exclude: [...config.exclude] },
   };
 }
@@ -53,7 +56,8 @@ export const listRoots = defineTool({
   annotations: READ_ONLY,
   requires: null,
   async run(_args, ctx) {
-    const structured = describeRoots(ctx.config);
+    const { grants } = ctx.gate.policy;
+    const structured = describeRoots(ctx.config, (root) => grants.permits(ctx.caller.principal, root, 'read'));
     return { structured, content: asText(structured) };
   },
 });

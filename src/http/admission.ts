@@ -1,0 +1,235 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { hostHeaderValidation, originValidation } from '@modelcontextprotocol/node';
+import { localhostAllowedHostnames } from '@modelcontextprotocol/server';
+import { challengeHeader } from '../auth/index.js';
+import type { Authenticator, AuthOutcome } from '../auth/types.js';
+import type { RateLimiter } from '../cluster/rateLimiter.js';
+import type { Config } from '../config/schema.js';
+import { ERROR_CATALOGUE } from '../errors.js';
+import { REQUEST_ID_HEADER } from '../mcp/endpoint.js';
+import type { Logger } from '../ops/logger.js';
+import type { Metrics, RejectionReason } from '../ops/metrics.js';
+import type { Principal } from '../policy/types.js';
+import type { ConcurrencyLimiter } from './concurrency.js';
+
+/** A request id we accept from a client or proxy; anything else is replaced, never echoed. */
+const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+/** Query parameters that would carry a credential in a URL, where it ends up in logs. */
+const TOKEN_QUERY_PARAMETERS = ['access_token', 'token', 'api_key', 'apikey', 'key'];
+
+/** A request turned away before it reached MCP, for the audit log. */
+export interface EdgeRefusal {
+  readonly requestId: string;
+  readonly principal: string;
+  readonly rule: string;
+  readonly reason: string;
+  readonly status: number;
+}
+
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': String(Buffer.byteLength(text)),
+    'cache-control': 'no-store',
+    ...headers,
+  });
+  res.end(text);
+}
+
+export function jsonRpcError(code: number, message: string) {
+  return { jsonrpc: '2.0', error: { code, message }, id: null };
+}
+
+/** The request id of a request: the client's or proxy's when well-formed, else a new one; echoed back. */
+export function assignRequestId(req: IncomingMessage, res: ServerResponse): string {
+  const supplied = req.headers[REQUEST_ID_HEADER];
+  const requestId = typeof supplied === 'string' && REQUEST_ID_PATTERN.test(supplied) ? supplied : randomUUID();
+  req.headers[REQUEST_ID_HEADER] = requestId;
+  res.setHeader(REQUEST_ID_HEADER, requestId);
+  return requestId;
+}
+
+export interface AdmissionDeps {
+  readonly bindHost: string;
+  readonly rateLimiter: RateLimiter;
+  readonly concurrency: ConcurrencyLimiter;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly onRefusal: (refusal: EdgeRefusal) => void;
+  /** Open subscription streams now (they are capped on their own). */
+  readonly openStreams: () => number;
+}
+
+export interface Admitted {
+  readonly requestId: string;
+  readonly principal: Principal;
+  readonly auth: Extract<AuthOutcome, { ok: true }>;
+  /** Frees the concurrency slot; call once the response is done. */
+  readonly release: () => void;
+}
+
+/**
+ * Whether a request to /mcp gets in, step by step, each refusal answered, counted and (when it
+ * is about who is asking) audited: Host and Origin, credentials in the URL, the body size, the
+ * bearer credential, the principal's rate, then its share of the concurrency.
+ */
+export class Admission {
+  constructor(private readonly deps: AdmissionDeps) {}
+
+  async admit(
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: URL,
+    requestId: string,
+    config: Config,
+    authenticator: Authenticator,
+  ): Promise<Admitted | undefined> {
+    const { metrics } = this.deps;
+    // DNS rebinding: a browser page must not reach a local server through a name it controls.
+    const loopback = localhostAllowedHostnames();
+    // The name in the public URL is, by definition, one clients use.
+    const publicHost = new URL(config.server.publicUrl).hostname;
+    if (!hostHeaderValidation([...loopback, this.deps.bindHost, publicHost, ...config.server.allowedHosts])(req, res)) {
+      this.reject('host');
+      return undefined;
+    }
+    if (!originValidation([...loopback, ...config.server.allowedOrigins])(req, res)) {
+      this.reject('origin');
+      return undefined;
+    }
+
+    // A credential in a URL ends up in every log on its way: refuse it outright (RFC 6750 5.3).
+    if (TOKEN_QUERY_PARAMETERS.some((name) => url.searchParams.has(name))) {
+      const description = 'credentials must not be sent in the query string; use the Authorization header';
+      this.reject('token_in_query');
+      this.refuse(
+        res,
+        { requestId, principal: 'unauthenticated', rule: 'auth:token-in-query', reason: description, status: 400 },
+        { error: 'invalid_request', error_description: description },
+        {
+          'www-authenticate': challengeHeader(config.auth, config.server.publicUrl, {
+            code: 'invalid_request',
+            description,
+          }),
+        },
+      );
+      return undefined;
+    }
+
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > config.server.maxBodyBytes) {
+      this.reject('body_too_large');
+      sendJson(
+        res,
+        413,
+        jsonRpcError(-32000, `request body of ${declared} bytes exceeds the ${config.server.maxBodyBytes}-byte limit`),
+        { connection: 'close' },
+      );
+      req.resume();
+      return undefined;
+    }
+
+    const auth = await authenticator.authenticate(req.headers.authorization);
+    if (!auth.ok && auth.status === 503) {
+      metrics.authFailures.inc({ reason: auth.rule });
+      this.refuse(
+        res,
+        { requestId, principal: 'unauthenticated', rule: auth.rule, reason: auth.description, status: 503 },
+        { error: 'temporarily_unavailable', error_description: auth.description },
+        { 'retry-after': '5' },
+      );
+      return undefined;
+    }
+    if (!auth.ok) {
+      metrics.authFailures.inc({ reason: auth.rule });
+      this.refuse(
+        res,
+        { requestId, principal: 'unauthenticated', rule: auth.rule, reason: auth.description, status: auth.status },
+        { error: auth.code ?? 'unauthorized', error_description: auth.description },
+        {
+          'www-authenticate': challengeHeader(config.auth, config.server.publicUrl, {
+            ...(auth.code ? { code: auth.code } : {}),
+            description: auth.description,
+          }),
+        },
+      );
+      return undefined;
+    }
+    const principal = auth.principal;
+    const limits = config.limits;
+
+    const rate = await this.deps.rateLimiter.take(principal.id, limits.rateLimit.perSecond, limits.rateLimit.burst);
+    if (!rate.ok) {
+      this.tooMany(
+        res,
+        requestId,
+        principal,
+        'rate_limited',
+        'request rate limit reached',
+        Math.ceil(rate.retryAfterMs / 1000),
+      );
+      return undefined;
+    }
+    // A subscription stream is counted by the stream cap alone: it is open for hours, not in progress.
+    if (req.headers['mcp-method'] === 'subscriptions/listen') {
+      if (this.deps.openStreams() >= limits.maxSubscriptionStreams) {
+        this.tooMany(res, requestId, principal, 'streams', 'too many open subscription streams', 5);
+        return undefined;
+      }
+      return { requestId, principal, auth, release: () => {} };
+    }
+    const slot = this.deps.concurrency.acquire(
+      principal.id,
+      limits.maxConcurrentRequests,
+      limits.maxConcurrentPerPrincipal,
+    );
+    if (!slot) {
+      this.tooMany(res, requestId, principal, 'concurrency', 'too many requests in progress', 1);
+      return undefined;
+    }
+    return { requestId, principal, auth, release: () => slot.release() };
+  }
+
+  /** The 503 of a draining server: counted, audited, and telling the client to go elsewhere. */
+  refuseDraining(res: ServerResponse, requestId: string): void {
+    const reason = 'server is shutting down; retry on another instance';
+    this.reject('draining');
+    this.refuse(
+      res,
+      { requestId, principal: 'unauthenticated', rule: 'lifecycle:draining', reason, status: 503 },
+      jsonRpcError(ERROR_CATALOGUE.UNAVAILABLE.jsonRpc, reason),
+      { connection: 'close', 'retry-after': '1' },
+    );
+  }
+
+  private reject(reason: RejectionReason): void {
+    this.deps.metrics.rejected.inc({ reason });
+  }
+
+  private refuse(res: ServerResponse, refusal: EdgeRefusal, body: unknown, headers: Record<string, string>): void {
+    this.deps.onRefusal(refusal);
+    sendJson(res, refusal.status, body, headers);
+  }
+
+  private tooMany(
+    res: ServerResponse,
+    requestId: string,
+    principal: Principal,
+    reason: RejectionReason,
+    message: string,
+    retryAfterSec: number,
+  ): void {
+    this.reject(reason);
+    this.deps.logger.info({ requestId, principal: principal.id, reason }, message);
+    sendJson(res, 429, jsonRpcError(-32000, `${message}; retry later`), {
+      'retry-after': String(Math.max(1, retryAfterSec)),
+    });
+  }
+}

@@ -1,0 +1,175 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import proxyAddr from 'proxy-addr';
+import { metadataUrlFor } from '../auth/index.js';
+import type { Config } from '../config/schema.js';
+import { type McpEndpoint, REQUEST_ID_HEADER } from '../mcp/endpoint.js';
+import { type MessageSummary, summarizeMessage } from '../mcp/envelope.js';
+import { EXCHANGE_HEADER, type Exchange, type ExchangeRegistry } from '../mcp/exchange.js';
+import type { Logger } from '../ops/logger.js';
+import type { Metrics } from '../ops/metrics.js';
+import { context, SpanStatusCode, type Tracing } from '../ops/tracing.js';
+import type { Admitted } from './admission.js';
+import { jsonRpcError, sendJson } from './admission.js';
+import { responseFlow, sendResponse } from './respond.js';
+
+export interface ExchangeDeps {
+  readonly endpoint: McpEndpoint;
+  readonly exchanges: ExchangeRegistry;
+  readonly metrics: Metrics;
+  readonly tracing: Tracing;
+  readonly logger: Logger;
+}
+
+/** Reads a request body up to `max` bytes; undefined when it is longer (the caller answers 413). */
+async function readBody(req: IncomingMessage, max: number): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > max) return undefined;
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+function webHeaders(req: IncomingMessage): Headers {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value === undefined) continue;
+    if (Array.isArray(value)) for (const item of value) headers.append(name, item);
+    else headers.set(name, value);
+  }
+  return headers;
+}
+
+function parse(body: Buffer): unknown {
+  if (body.length === 0) return undefined;
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * One admitted MCP exchange, observed: the body is read and parsed once (the SDK reuses the
+ * parse), summarised for the span, the metrics and the one log line; the SERVER span is active
+ * while the endpoint serves, so the layers below open child spans; the outcome comes back from
+ * the exchange record the MCP layer fills in.
+ */
+export async function serveExchange(
+  req: IncomingMessage,
+  res: ServerResponse,
+  admitted: Admitted,
+  config: Config,
+  deps: ExchangeDeps,
+): Promise<void> {
+  const started = performance.now();
+  const { requestId, principal } = admitted;
+  const body = req.method === 'POST' ? await readBody(req, config.server.maxBodyBytes) : Buffer.alloc(0);
+  if (body === undefined) {
+    deps.metrics.rejected.inc({ reason: 'body_too_large' });
+    sendJson(res, 413, jsonRpcError(-32000, `request body exceeds the ${config.server.maxBodyBytes}-byte limit`), {
+      connection: 'close',
+    });
+    return;
+  }
+  const parsed = parse(body);
+  const summary: MessageSummary =
+    req.method === 'POST'
+      ? summarizeMessage(parsed)
+      : { method: 'other', tool: null, id: null, protocolVersion: null, trace: undefined };
+
+  const exchangeId = randomUUID();
+  req.headers[EXCHANGE_HEADER] = exchangeId;
+  const exchange: Exchange = { flow: responseFlow(res) };
+  const unregister = deps.exchanges.register(exchangeId, exchange);
+
+  const protocolVersion = summary.protocolVersion ?? (req.headers['mcp-protocol-version'] as string | undefined);
+  const { span, context: spanContext } = deps.tracing.startServerSpan(
+    summary.tool ? `${summary.method} ${summary.tool}` : summary.method,
+    {
+      'mcp.method.name': summary.method,
+      ...(summary.tool ? { 'gen_ai.tool.name': summary.tool } : {}),
+      ...(protocolVersion ? { 'mcp.protocol.version': protocolVersion } : {}),
+      ...(summary.id !== null ? { 'jsonrpc.request.id': String(summary.id) } : {}),
+      'client.address': proxyAddr(req, proxyAddr.compile([...config.server.trustedProxies])),
+      'network.protocol.name': 'http',
+      'mcpd.request.id': requestId,
+    },
+    {
+      ...(summary.trace ? { meta: summary.trace } : {}),
+      header: {
+        ...(typeof req.headers.traceparent === 'string' ? { traceparent: req.headers.traceparent } : {}),
+        ...(typeof req.headers.tracestate === 'string' ? { tracestate: req.headers.tracestate } : {}),
+      },
+    },
+  );
+
+  deps.metrics.inFlight.inc();
+  let streaming = false;
+  const abort = new AbortController();
+  res.once('close', () => abort.abort());
+  const finished = new Promise<void>((resolve) => res.once('close', () => resolve()));
+  try {
+    const request = new Request(new URL(req.url ?? '/', 'http://mcpd.invalid'), {
+      method: req.method ?? 'POST',
+      headers: webHeaders(req),
+      ...(req.method === 'POST' || req.method === 'PUT' ? { body } : {}),
+      signal: abort.signal,
+    });
+    await context.with(spanContext, async () => {
+      const response = await deps.endpoint.fetch(
+        request,
+        {
+          principal: config.auth.mode === 'none' ? null : principal,
+          ...(admitted.auth.expiresAt === undefined ? {} : { expiresAt: admitted.auth.expiresAt }),
+          ...(config.auth.mode === 'jwt' ? { resourceMetadataUrl: metadataUrlFor(config.server.publicUrl) } : {}),
+        },
+        parsed,
+      );
+      streaming = (response.headers.get('content-type') ?? '').startsWith('text/event-stream');
+      if (streaming) deps.metrics.sseStreams.inc();
+      await sendResponse(res, response, {
+        headers: { [REQUEST_ID_HEADER]: requestId },
+        stallTimeoutMs: config.limits.sseStallTimeoutMs,
+        onStall: () =>
+          deps.logger.warn({ requestId, principal: principal.id }, 'SSE client stopped reading; disconnected'),
+      });
+    });
+  } finally {
+    await finished;
+    unregister();
+    admitted.release();
+    deps.metrics.inFlight.dec();
+    if (streaming) deps.metrics.sseStreams.dec();
+    const status = res.statusCode;
+    const errorType = exchange.errorType ?? (status >= 400 ? String(status) : undefined);
+    const seconds = (performance.now() - started) / 1000;
+    deps.metrics.operationDuration.observe(
+      { mcp_method_name: summary.method, gen_ai_tool_name: summary.tool ?? '', error_type: errorType ?? '' },
+      seconds,
+    );
+    if (errorType) {
+      span.setAttribute('error.type', errorType);
+      span.setStatus({ code: SpanStatusCode.ERROR });
+    }
+    span.setAttribute('http.response.status_code', status);
+    span.end();
+    deps.logger.info(
+      {
+        requestId,
+        method: summary.method,
+        tool: summary.tool,
+        status,
+        durationMs: Math.round(seconds * 100_000) / 100,
+        principal: principal.id,
+        ...(errorType ? { errorType } : {}),
+        ...(deps.tracing.enabled ? { traceId: span.spanContext().traceId } : {}),
+      },
+      'request',
+    );
+  }
+}

@@ -1,0 +1,88 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/**
+ * mcpd's Prometheus metrics. MCP request metrics follow the OpenTelemetry MCP semantic
+ * conventions in their Prometheus form (`mcp.server.operation.duration` becomes
+ * `mcp_server_operation_duration_seconds`, attributes become snake_case labels); the rest are
+ * mcpd's own, prefixed `mcpd_`. No label ever carries a path, a URI or a principal: every label
+ * value comes from a closed set or from the configuration (root names).
+ */
+
+/** The conventions' advised buckets for mcp.server.operation.duration, in seconds. */
+export const OPERATION_BUCKETS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120, 300];
+
+/** Reasons a request is turned away before MCP sees it. */
+export type RejectionReason =
+  | 'rate_limited'
+  | 'concurrency'
+  | 'streams'
+  | 'draining'
+  | 'body_too_large'
+  | 'host'
+  | 'origin'
+  | 'token_in_query';
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly operationDuration: Histogram<'mcp_method_name' | 'gen_ai_tool_name' | 'error_type'>;
+  readonly inFlight: Gauge;
+  readonly policyDecisions: Counter<'root' | 'operation' | 'decision'>;
+  readonly fileBytes: Counter<'direction'>;
+  readonly rejected: Counter<'reason'>;
+  readonly authFailures: Counter<'reason'>;
+  readonly sseStreams: Gauge;
+
+  constructor(build: { version: string; commit: string }) {
+    const registers = [this.registry];
+    this.operationDuration = new Histogram({
+      name: 'mcp_server_operation_duration_seconds',
+      help: 'Duration of MCP requests handled by the server (OpenTelemetry mcp.server.operation.duration).',
+      labelNames: ['mcp_method_name', 'gen_ai_tool_name', 'error_type'],
+      buckets: OPERATION_BUCKETS,
+      registers,
+    });
+    this.inFlight = new Gauge({ name: 'mcpd_requests_in_flight', help: 'MCP requests being served.', registers });
+    this.policyDecisions = new Counter({
+      name: 'mcpd_policy_decisions_total',
+      help: 'Policy decisions by root, operation and decision (allow or deny).',
+      labelNames: ['root', 'operation', 'decision'],
+      registers,
+    });
+    this.fileBytes = new Counter({
+      name: 'mcpd_file_bytes_total',
+      help: 'Bytes read from or written to workspace files.',
+      labelNames: ['direction'],
+      registers,
+    });
+    this.rejected = new Counter({
+      name: 'mcpd_requests_rejected_total',
+      help: 'Requests turned away before reaching MCP, by reason.',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.authFailures = new Counter({
+      name: 'mcpd_auth_failures_total',
+      help: 'Authentication and authorisation failures, by reason.',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.sseStreams = new Gauge({ name: 'mcpd_sse_streams_open', help: 'Open SSE response streams.', registers });
+    new Gauge({
+      name: 'mcpd_build_info',
+      help: 'Build of the running mcpd (always 1).',
+      labelNames: ['version', 'commit'],
+      registers,
+    }).set({ version: build.version, commit: build.commit }, 1);
+    // Process and Node metrics: CPU, RSS, heap, event-loop lag, handles.
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}
+
+/** A root label value: configured names only; anything else collapses to one value. */
+export function rootLabel(root: string | null): string {
+  return root ?? 'none';
+}

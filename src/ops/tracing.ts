@@ -1,0 +1,138 @@
+import {
+  type Attributes,
+  type Context,
+  context,
+  INVALID_SPAN_CONTEXT,
+  type Link,
+  ROOT_CONTEXT,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  type Tracer,
+  trace,
+} from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import {
+  BasicTracerProvider,
+  BatchSpanProcessor,
+  ParentBasedSampler,
+  type SpanExporter,
+  TraceIdRatioBasedSampler,
+} from '@opentelemetry/sdk-trace-base';
+
+export interface TracingSettings {
+  readonly enabled: boolean;
+  /** OTLP/HTTP traces endpoint, e.g. http://otel-collector:4318/v1/traces. */
+  readonly endpoint: string;
+  /** Share of new traces sampled (a parent's decision is always followed). */
+  readonly sampleRatio: number;
+  readonly serviceName: string;
+}
+
+/** W3C trace context as carried in `_meta` (2026-07-28) or in HTTP headers. */
+export interface TraceCarrier {
+  readonly traceparent?: string;
+  readonly tracestate?: string;
+}
+
+const propagator = new W3CTraceContextPropagator();
+const getter = {
+  keys: (carrier: TraceCarrier) => Object.keys(carrier),
+  get: (carrier: TraceCarrier, key: string) => carrier[key as keyof TraceCarrier],
+};
+
+function extract(carrier: TraceCarrier | undefined): Context | undefined {
+  if (!carrier?.traceparent) return undefined;
+  const extracted = propagator.extract(ROOT_CONTEXT, carrier, getter);
+  return trace.getSpanContext(extracted) ? extracted : undefined;
+}
+
+/**
+ * OpenTelemetry tracing, off unless configured: then every call goes to the API's no-op tracer
+ * and costs next to nothing. On, spans are batched to an OTLP/HTTP endpoint and flushed on
+ * shutdown; the active span flows with the request through AsyncLocalStorage, so the policy and
+ * file layers open child spans without being handed anything.
+ */
+export class Tracing {
+  readonly tracer: Tracer;
+  private readonly provider: BasicTracerProvider | undefined;
+
+  constructor(settings: TracingSettings, version: string, exporter?: SpanExporter) {
+    if (!settings.enabled) {
+      this.tracer = trace.getTracer('mcpd', version);
+      this.provider = undefined;
+      return;
+    }
+    this.provider = new BasicTracerProvider({
+      resource: resourceFromAttributes({ 'service.name': settings.serviceName, 'service.version': version }),
+      sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(settings.sampleRatio) }),
+      spanProcessors: [new BatchSpanProcessor(exporter ?? new OTLPTraceExporter({ url: settings.endpoint }))],
+    });
+    context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+    this.tracer = this.provider.getTracer('mcpd', version);
+  }
+
+  get enabled(): boolean {
+    return this.provider !== undefined;
+  }
+
+  /**
+   * The SERVER span of one MCP request. Its parent is the trace context in the request's `_meta`
+   * when there is one, else the HTTP `traceparent` header; when both are there and differ, the
+   * other one is linked.
+   */
+  startServerSpan(
+    name: string,
+    attributes: Attributes,
+    parents: { meta?: TraceCarrier; header?: TraceCarrier },
+  ): { span: Span; context: Context } {
+    const fromMeta = extract(parents.meta);
+    const fromHeader = extract(parents.header);
+    const parent = fromMeta ?? fromHeader ?? ROOT_CONTEXT;
+    const links: Link[] = [];
+    const other = fromMeta && fromHeader ? trace.getSpanContext(fromHeader) : undefined;
+    if (other && other.traceId !== trace.getSpanContext(parent)?.traceId) {
+      links.push({ context: other, attributes: { 'mcpd.link.source': 'http.traceparent' } });
+    }
+    const span = this.tracer.startSpan(name, { kind: SpanKind.SERVER, attributes, links }, parent);
+    return { span, context: trace.setSpan(parent, span) };
+  }
+
+  /** Runs `work` in a child span of the active one; records a failure as the span's error. */
+  async inSpan<T>(name: string, attributes: Attributes, work: (span: Span) => Promise<T>): Promise<T> {
+    if (!this.provider) return work(trace.wrapSpanContext(INVALID_SPAN_CONTEXT));
+    return this.tracer.startActiveSpan(name, { kind: SpanKind.INTERNAL, attributes }, async (span) => {
+      try {
+        return await work(span);
+      } catch (error) {
+        span.setStatus({ code: SpanStatusCode.ERROR });
+        span.setAttribute('error.type', errorType(error));
+        throw error;
+      } finally {
+        span.end();
+      }
+    });
+  }
+
+  /** The trace id of the active span, for the audit record; null when not tracing. */
+  activeTraceId(): string | null {
+    if (!this.provider) return null;
+    const spanContext = trace.getActiveSpan()?.spanContext();
+    return spanContext && trace.isSpanContextValid(spanContext) ? spanContext.traceId : null;
+  }
+
+  async shutdown(): Promise<void> {
+    await this.provider?.shutdown();
+  }
+}
+
+export function errorType(error: unknown): string {
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string') return code;
+  return error instanceof Error ? error.name : 'Error';
+}
+
+export { context, SpanStatusCode, trace };
