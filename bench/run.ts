@@ -1,4 +1,8 @@
 // npm run bench: every benchmark, each reporting ratios against a baseline measured in the same run.
+// BENCH_ONLY=auth|observability runs one of them.
 import { authOverhead } from './auth-overhead.js';
+import { observabilityOverhead } from './observability-overhead.js';
 
-await authOverhead();
+const only = process.env.BENCH_ONLY;
+if (!only || only === 'auth') await authOverhead();
+if (!only || only === 'observability') await observabilityOverhead();

@@ -5,6 +5,7 @@ import { StreamAuditSink } from './audit/sink.js';
 import { InMemoryRateLimiter } from './cluster/rateLimiter.js';
 import type { Config } from './config/schema.js';
 import { McpdError } from './errors.js';
+import { containerMemoryLimit } from './fs/cgroup.js';
 import { unreachableRoot } from './fs/roots.js';
 import { RootWatcher } from './fs/watch.js';
 import { HttpEdge, MCP_PATH, MetricsListener } from './http/server.js';
@@ -44,7 +45,7 @@ export interface AppDeps {
 /** The process-wide observers for a config: metrics always (cheap), tracing when configured. */
 export function createObservers(config: Config, build: { version: string; commit: string }) {
   return {
-    metrics: new Metrics(build),
+    metrics: new Metrics({ ...build, memoryLimitBytes: containerMemoryLimit() }, config.metrics.enabled),
     tracing: new Tracing(config.tracing, build.version),
   };
 }
@@ -141,7 +142,12 @@ export interface HttpApp {
 
 export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpApp> {
   const { logger } = deps;
-  const metrics = deps.metrics ?? new Metrics({ version: deps.version, commit: 'unknown' });
+  const metrics =
+    deps.metrics ??
+    new Metrics(
+      { version: deps.version, commit: 'unknown', memoryLimitBytes: containerMemoryLimit() },
+      config.metrics.enabled,
+    );
   const tracing = deps.tracing ?? new Tracing(config.tracing, deps.version);
   const observed = { ...deps, metrics, tracing };
   const first = await buildRuntime(config, deps.audit, observed);
@@ -153,6 +159,14 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
   const holder = new RuntimeHolder(first, observed, changes);
   const lifecycle = new Lifecycle();
   const exchanges = new ExchangeRegistry();
+  const notReadyReason = async (): Promise<string | null> => {
+    const state = lifecycle.notReadyReason();
+    if (state !== null) return state;
+    const runtime = holder.current;
+    const missing = await unreachableRoot(runtime.gate.policy.roots);
+    if (missing !== null) return `root "${missing}" is not reachable`;
+    return runtime.authenticator.notReadyReason();
+  };
   const stop = new AbortController();
   const endpoint = createHttpEndpoint({
     services: () => holder.current,
@@ -176,12 +190,9 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
     rateLimiter: new InMemoryRateLimiter(),
     readiness: {
       notReadyReason: async () => {
-        const state = lifecycle.notReadyReason();
-        if (state !== null) return state;
-        const runtime = holder.current;
-        const missing = await unreachableRoot(runtime.gate.policy.roots);
-        if (missing !== null) return `root "${missing}" is not reachable`;
-        return runtime.authenticator.notReadyReason();
+        const reason = await notReadyReason();
+        metrics.ready.set(reason === null ? 1 : 0);
+        return reason;
       },
     },
     logger,
@@ -218,6 +229,7 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
     stopping ??= (async () => {
       const graceMs = holder.current.config.shutdown.gracePeriodMs;
       lifecycle.markDraining();
+      metrics.ready.set(0);
       const { unfinished } = await edge.drain(graceMs);
       if (unfinished > 0) {
         logger.warn({ unfinished, graceMs }, 'grace period over; cancelling what is still running');

@@ -87,7 +87,7 @@ export class AccessGate {
     run: (target: Target) => Promise<Measured<T>>,
   ): Promise<T> {
     const started = performance.now();
-    const decision = await this.policy.decide(caller.principal, request.op, request.path, { root: request.root });
+    const decision = await this.decide(caller, request);
     if (!decision.allow) {
       this.record(caller, request, decision, started, 'denied', null);
       throw denialError(decision);

@@ -31,9 +31,15 @@ export class Metrics {
   readonly rejected: Counter<'reason'>;
   readonly authFailures: Counter<'reason'>;
   readonly sseStreams: Gauge;
+  readonly ready: Gauge;
+  readonly memoryLimit: Gauge;
 
-  constructor(build: { version: string; commit: string }) {
-    const registers = [this.registry];
+  /** With `enabled` false nothing is recorded: every instrument is a no-op (the baseline of the benchmark). */
+  constructor(
+    build: { version: string; commit: string; memoryLimitBytes: number | null },
+    readonly enabled = true,
+  ) {
+    const registers = enabled ? [this.registry] : [];
     this.operationDuration = new Histogram({
       name: 'mcp_server_operation_duration_seconds',
       help: 'Duration of MCP requests handled by the server (OpenTelemetry mcp.server.operation.duration).',
@@ -67,20 +73,58 @@ export class Metrics {
       registers,
     });
     this.sseStreams = new Gauge({ name: 'mcpd_sse_streams_open', help: 'Open SSE response streams.', registers });
-    new Gauge({
+    this.ready = new Gauge({
+      name: 'mcpd_ready',
+      help: 'Whether /ready last answered ready (1) or not (0).',
+      registers,
+    });
+    this.memoryLimit = new Gauge({
+      name: 'mcpd_memory_limit_bytes',
+      help: 'Memory limit of the container mcpd runs in (0 when there is none).',
+      registers,
+    });
+    this.memoryLimit.set(build.memoryLimitBytes ?? 0);
+    if (!enabled) {
+      for (const key of [
+        'operationDuration',
+        'inFlight',
+        'policyDecisions',
+        'fileBytes',
+        'rejected',
+        'authFailures',
+        'sseStreams',
+        'ready',
+      ] as const) {
+        (this as unknown as Record<string, unknown>)[key] = NOOP_INSTRUMENT;
+      }
+      return;
+    }
+    const buildInfo = new Gauge({
       name: 'mcpd_build_info',
       help: 'Build of the running mcpd (always 1).',
       labelNames: ['version', 'commit'],
       registers,
-    }).set({ version: build.version, commit: build.commit }, 1);
+    });
+    buildInfo.set({ version: build.version, commit: build.commit }, 1);
     // Process and Node metrics: CPU, RSS, heap, event-loop lag, handles.
     collectDefaultMetrics({ register: this.registry });
+    // Gauges named *_total break the exposition conventions (promtool check metrics); their
+    // un-suffixed siblings carry the same numbers by type, and sum() gives the totals.
+    for (const name of [
+      'nodejs_active_handles_total',
+      'nodejs_active_requests_total',
+      'nodejs_active_resources_total',
+    ]) {
+      this.registry.removeSingleMetric(name);
+    }
   }
 
   async render(): Promise<{ contentType: string; body: string }> {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
 }
+
+const NOOP_INSTRUMENT = { inc() {}, dec() {}, set() {}, observe() {} };
 
 /** A root label value: configured names only; anything else collapses to one value. */
 export function rootLabel(root: string | null): string {

@@ -20,7 +20,12 @@ export interface TestServer {
  * The real HTTP server (the same composition `mcpd serve` runs) in this process, on a free
  * loopback port, auditing to a file the test can parse.
  */
-export async function startServer(configFile: string, overrides: ServerOverrides = {}): Promise<TestServer> {
+export async function startServer(
+  configFile: string,
+  overrides: ServerOverrides = {},
+  /** Collects the server's log lines (parsed) instead of discarding them. */
+  logs?: Record<string, unknown>[],
+): Promise<TestServer> {
   const auditFile = join(configFile, '..', `audit-${Date.now()}-${Math.random().toString(36).slice(2)}.log`);
   const config = loadConfig({
     file: configFile,
@@ -28,7 +33,13 @@ export async function startServer(configFile: string, overrides: ServerOverrides
       { port: 0, host: '127.0.0.1', auditSink: 'file', auditPath: auditFile, logLevel: 'silent', ...overrides },
     ],
   });
-  const logger = createLogger(config.log.level);
+  const logger = logs
+    ? createLogger(config.log.level, {
+        write: (line: string) => {
+          logs.push(JSON.parse(line) as Record<string, unknown>);
+        },
+      })
+    : createLogger(config.log.level);
   const audit = openAudit(config, logger);
   const app = await startHttpApp(config, { logger, audit, version: 'test' });
   const base = app.url.replace(/\/mcp$/, '');

@@ -1,0 +1,82 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { freePort } from './ports.js';
+import { requireCommand } from './tools.js';
+
+export interface PrometheusServer {
+  readonly url: string;
+  /** An instant query; throws on a PromQL or HTTP error. */
+  query(expr: string): Promise<{ metric: Record<string, string>; value: [number, string] }[]>;
+  stop(): Promise<void>;
+}
+
+/** A real Prometheus (Debian's package) on loopback, scraping `targets` every second. */
+export async function startPrometheus(
+  dir: string,
+  targets: readonly { host: string; path: string }[],
+): Promise<PrometheusServer> {
+  const binary = requireCommand('prometheus');
+  const port = await freePort();
+  await mkdir(join(dir, 'data'), { recursive: true });
+  const config = join(dir, 'prometheus.yml');
+  await writeFile(
+    config,
+    [
+      'global: { scrape_interval: 1s, evaluation_interval: 1s }',
+      'scrape_configs:',
+      ...targets.map((target, index) =>
+        [
+          `  - job_name: mcpd${index === 0 ? '' : `-${index}`}`,
+          `    metrics_path: ${target.path}`,
+          `    static_configs: [{ targets: ["${target.host}"] }]`,
+        ].join('\n'),
+      ),
+      '',
+    ].join('\n'),
+  );
+  const child: ChildProcess = spawn(
+    binary,
+    [
+      `--config.file=${config}`,
+      `--storage.tsdb.path=${join(dir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      '--log.level=warn',
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk;
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const query = async (expr: string) => {
+    const response = await fetch(`${url}/api/v1/query?${new URLSearchParams({ query: expr })}`);
+    const body = (await response.json()) as { status: string; error?: string; data?: { result: [] } };
+    if (body.status !== 'success') throw new Error(`${expr}: ${body.error}`);
+    return body.data?.result ?? [];
+  };
+  // Ready, and every target scraped at least once (discovered targets are applied after a few seconds).
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`prometheus exited: ${stderr}`);
+    const ready = await fetch(`${url}/-/ready`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    const up = ready ? (await query('up == 1')).length : 0;
+    if (up === targets.length) break;
+    if (Date.now() > deadline) throw new Error(`prometheus did not scrape its targets in time: ${stderr}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  return {
+    url,
+    query,
+    stop: () =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}

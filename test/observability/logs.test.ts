@@ -1,0 +1,54 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { messagesOf, postModern } from '../helpers/raw.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { demoCopy } from '../helpers/workspace.js';
+
+describe('request logs', () => {
+  let demo: Awaited<ReturnType<typeof demoCopy>>;
+  let server: TestServer;
+  const logs: Record<string, unknown>[] = [];
+
+  beforeAll(async () => {
+    demo = await demoCopy();
+    server = await startServer(demo.config, { logLevel: 'info' }, logs);
+  });
+  afterAll(async () => {
+    await server?.close();
+    await demo?.cleanup();
+  });
+
+  it('writes one JSON line per request with its id, method, tool, status and duration, and no credentials', async () => {
+    const before = logs.length;
+    const read = await postModern(
+      server.url,
+      'tools/call',
+      { name: 'read_file', arguments: { path: 'README.md' } },
+      { headers: { 'x-request-id': 'req-abc.1', authorization: 'Bearer s3cr3t-t0ken' } },
+    );
+    await messagesOf(read);
+    const denied = await postModern(server.url, 'tools/call', { name: 'read_file', arguments: { path: '.env' } });
+    await messagesOf(denied);
+    const list = await postModern(server.url, 'tools/list');
+    await messagesOf(list);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+
+    const lines = logs.slice(before);
+    const requests = lines.filter((line) => line.msg === 'request');
+    expect(requests).toHaveLength(3);
+    expect(requests[0]).toMatchObject({
+      level: 'info',
+      requestId: 'req-abc.1',
+      method: 'tools/call',
+      tool: 'read_file',
+      status: 200,
+      principal: 'anonymous',
+    });
+    expect(typeof requests[0]?.durationMs).toBe('number');
+    expect(requests[1]).toMatchObject({ method: 'tools/call', tool: 'read_file', errorType: 'tool_error' });
+    expect(requests[1]?.requestId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(requests[2]).toMatchObject({ method: 'tools/list', tool: null, status: 200 });
+    // Nothing else at info for these requests, and no credential anywhere.
+    expect(lines.filter((line) => line.msg !== 'request' && line.level === 'info')).toEqual([]);
+    expect(JSON.stringify(lines)).not.toContain('s3cr3t-t0ken');
+  });
+});

@@ -1,0 +1,158 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { modernHttpClient } from '../helpers/clients.js';
+import { type PrometheusServer, startPrometheus } from '../helpers/prometheus.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { requireCommand } from '../helpers/tools.js';
+import { demoCopy, REPO } from '../helpers/workspace.js';
+
+const DEPLOY = join(REPO, 'deploy/prometheus');
+
+/** The metric names a PromQL expression refers to (functions, keywords and label names removed). */
+export function metricNames(expr: string): string[] {
+  const stripped = expr
+    .replace(/"(?:[^"\\]|\\.)*"/g, '""')
+    .replace(/\{[^}]*\}/g, ' ')
+    .replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, ' ')
+    .replace(/\[[^\]]*\]/g, ' ')
+    .replace(/\boffset\s+\S+/g, ' ');
+  const keywords = new Set(['and', 'or', 'unless', 'bool', 'le', 'inf', 'nan']);
+  const names = [...stripped.matchAll(/\b([a-zA-Z_:][a-zA-Z0-9_:]*)\b(?!\s*\()/g)].map((m) => m[1] as string);
+  return [...new Set(names.filter((name) => !keywords.has(name.toLowerCase())))];
+}
+
+/** Series names in an exposition, with the _bucket/_sum/_count of histograms. */
+function exported(exposition: string): Set<string> {
+  const names = new Set<string>(['up']);
+  // Declared families count even before their first sample (a labelled counter nobody has hit yet).
+  for (const [, name, type] of exposition.matchAll(/^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (\w+)$/gm)) {
+    names.add(name as string);
+    if (type === 'histogram') for (const suffix of ['_bucket', '_sum', '_count']) names.add(`${name}${suffix}`);
+  }
+  return names;
+}
+
+describe('metrics, checked by a real Prometheus', () => {
+  let demo: Awaited<ReturnType<typeof demoCopy>>;
+  let server: TestServer;
+  let prometheus: PrometheusServer;
+  let metricsUrl: URL;
+
+  beforeAll(async () => {
+    requireCommand('promtool');
+    demo = await demoCopy();
+    const config = join(demo.dir, 'observed.yaml');
+    await writeFile(config, `${await readFile(demo.config, 'utf8')}\nmetrics: { port: 0, host: 127.0.0.1 }\n`);
+    server = await startServer(config);
+    metricsUrl = new URL(server.app.metricsUrl as string);
+    prometheus = await startPrometheus(join(demo.dir, 'prometheus'), [
+      { host: metricsUrl.host, path: metricsUrl.pathname },
+    ]);
+  });
+  afterAll(async () => {
+    await prometheus?.stop();
+    await server?.close();
+    await demo?.cleanup();
+  });
+
+  it('passes promtool check config, check rules and test rules on deploy/prometheus', () => {
+    for (const args of [
+      ['check', 'config', 'prometheus.yml'],
+      ['check', 'rules', 'rules/mcpd-alerts.yml'],
+      ['test', 'rules', 'tests/mcpd-alerts.test.yml'],
+    ]) {
+      const run = spawnSync('promtool', args, { cwd: DEPLOY, encoding: 'utf8' });
+      expect(run.status, `promtool ${args.join(' ')}\n${run.stdout}${run.stderr}`).toBe(0);
+    }
+  });
+
+  it('exposes metrics that promtool check metrics accepts, with bounded labels', async () => {
+    const client = await modernHttpClient(server.url);
+    await client.callTool({ name: 'read_file', arguments: { path: 'README.md' } });
+    await client.close();
+    const exposition = await (await fetch(metricsUrl)).text();
+    const lint = spawnSync('promtool', ['check', 'metrics'], { input: exposition, encoding: 'utf8' });
+    expect(lint.status, lint.stdout + lint.stderr).toBe(0);
+    expect(exposition).toMatch(/^# TYPE mcp_server_operation_duration_seconds histogram$/m);
+    expect(exposition).toContain(
+      'mcp_server_operation_duration_seconds_bucket{le="300",mcp_method_name="tools/call",gen_ai_tool_name="read_file",error_type=""}',
+    );
+    for (const name of [
+      'mcpd_requests_in_flight',
+      'mcpd_policy_decisions_total',
+      'mcpd_file_bytes_total',
+      'mcpd_build_info',
+      'process_resident_memory_bytes',
+      'nodejs_eventloop_lag_p99_seconds',
+    ]) {
+      expect(exposition, name).toMatch(new RegExp(`^${name}[{ ]`, 'm'));
+    }
+    // No path, URI or principal ever becomes a label value.
+    expect(exposition).not.toContain('README.md');
+    expect(exposition).not.toContain('file://');
+    expect(exposition).not.toContain('anonymous');
+  });
+
+  it('shows request rate, a tools/call latency quantile and a denied read through the Prometheus API', async () => {
+    const client = await modernHttpClient(server.url, 'metrics-driver');
+    for (let i = 0; i < 30; i++) {
+      await client.callTool({ name: 'get_file_info', arguments: { path: 'README.md' } });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const denied = (await client.callTool({ name: 'read_file', arguments: { path: '.env' } })) as { isError?: boolean };
+    expect(denied.isError).toBe(true);
+    await client.close();
+
+    const value = async (expr: string): Promise<number> => {
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const [sample] = await prometheus.query(expr);
+        const number = sample ? Number(sample.value[1]) : Number.NaN;
+        if (number > 0 || Date.now() > deadline) return number;
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    };
+    expect(
+      await value('sum(rate(mcp_server_operation_duration_seconds_count{mcp_method_name="tools/call"}[1m]))'),
+    ).toBeGreaterThan(0);
+    expect(
+      await value(
+        'histogram_quantile(0.9, sum by (le) (rate(mcp_server_operation_duration_seconds_bucket{mcp_method_name="tools/call"}[1m])))',
+      ),
+    ).toBeGreaterThan(0);
+    expect(
+      await value('sum(mcpd_policy_decisions_total{decision="deny", root="MCP Demo Project", operation="read"})'),
+    ).toBe(1);
+  }, 60_000);
+
+  it('has a Grafana dashboard whose every query parses and names only metrics mcpd exports', async () => {
+    const dashboard = JSON.parse(await readFile(join(REPO, 'deploy/grafana/mcpd-dashboard.json'), 'utf8')) as {
+      panels: { title: string; targets: { expr: string }[] }[];
+      templating: { list: { name: string; definition?: string }[] };
+    };
+    const names = exported(await (await fetch(metricsUrl)).text());
+    const expressions = dashboard.panels.flatMap((panel) =>
+      panel.targets.map((target) => ({ panel: panel.title, expr: target.expr })),
+    );
+    expect(expressions.length).toBeGreaterThanOrEqual(15);
+    for (const { panel, expr } of expressions) {
+      const concrete = expr.replaceAll('$__rate_interval', '1m').replaceAll('$instance', '.*');
+      await expect(prometheus.query(concrete), `${panel}: ${expr}`).resolves.toBeDefined();
+      for (const name of metricNames(concrete)) expect(names.has(name), `${panel} refers to ${name}`).toBe(true);
+    }
+    const replica = dashboard.templating.list.find((variable) => variable.name === 'instance');
+    expect(replica?.definition).toBe('label_values(mcpd_build_info, instance)');
+    // The alert rules too name only exported metrics.
+    const rules = execFileSync('promtool', ['check', 'rules', '--lint=none', join(DEPLOY, 'rules/mcpd-alerts.yml')], {
+      encoding: 'utf8',
+    });
+    expect(rules).toContain('SUCCESS: 8 rules found');
+    const ruleText = await readFile(join(DEPLOY, 'rules/mcpd-alerts.yml'), 'utf8');
+    for (const [, expr] of ruleText.matchAll(/expr: (?:\|\n)?([\s\S]*?)\n\s+(?:for|labels):/g)) {
+      for (const name of metricNames(expr as string))
+        expect(names.has(name), `alert rule refers to ${name}`).toBe(true);
+    }
+  });
+});
