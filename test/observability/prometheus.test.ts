@@ -11,7 +11,7 @@ import { demoCopy, REPO } from '../helpers/workspace.js';
 const DEPLOY = join(REPO, 'deploy/prometheus');
 
 /** The metric names a PromQL expression refers to (functions, keywords and label names removed). */
-export function metricNames(expr: string): string[] {
+function metricNames(expr: string): string[] {
   const stripped = expr
     .replace(/"(?:[^"\\]|\\.)*"/g, '""')
     .replace(/\{[^}]*\}/g, ' ')
