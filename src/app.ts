@@ -167,6 +167,7 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
     if (missing !== null) return `root "${missing}" is not reachable`;
     return runtime.authenticator.notReadyReason();
   };
+  metrics.observeReadiness(async () => (await notReadyReason()) === null);
   const stop = new AbortController();
   const endpoint = createHttpEndpoint({
     services: () => holder.current,
@@ -188,13 +189,7 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
     metrics,
     tracing,
     rateLimiter: new InMemoryRateLimiter(),
-    readiness: {
-      notReadyReason: async () => {
-        const reason = await notReadyReason();
-        metrics.ready.set(reason === null ? 1 : 0);
-        return reason;
-      },
-    },
+    readiness: { notReadyReason },
     logger,
     onRefusal: (refusal) =>
       holder.current.gate.refuse(
@@ -229,7 +224,6 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
     stopping ??= (async () => {
       const graceMs = holder.current.config.shutdown.gracePeriodMs;
       lifecycle.markDraining();
-      metrics.ready.set(0);
       const { unfinished } = await edge.drain(graceMs);
       if (unfinished > 0) {
         logger.warn({ unfinished, graceMs }, 'grace period over; cancelling what is still running');
@@ -242,8 +236,13 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
       changes.close();
       await edge.close();
       await metricsListener?.close();
-      // Spans of the last requests go out before the process does.
-      await tracing.shutdown();
+      // Spans of the last requests go out before the process does; an unreachable collector
+      // costs those spans, never the clean exit (the audit log still closes after this).
+      await tracing
+        .shutdown()
+        .catch((error: unknown) =>
+          logger.warn({ err: error }, 'could not export the last spans; the trace collector is unreachable'),
+        );
       lifecycle.markStopped();
     })();
     return stopping;

@@ -43,6 +43,7 @@ export interface ServerOverrides {
   auditSink?: string;
   auditPath?: string;
   maxBodyBytes?: number;
+  metricsPort?: number;
 }
 
 /** `MCPD_*` variable -> the override it sets. Only the config module reads the environment. */
@@ -53,6 +54,7 @@ const ENV_OVERRIDES: Record<string, { key: keyof ServerOverrides; numeric?: bool
   MCPD_AUDIT_SINK: { key: 'auditSink' },
   MCPD_AUDIT_PATH: { key: 'auditPath' },
   MCPD_MAX_BODY_BYTES: { key: 'maxBodyBytes', numeric: true },
+  MCPD_METRICS_PORT: { key: 'metricsPort', numeric: true },
 };
 
 const OVERRIDE_TARGETS: Record<keyof ServerOverrides, readonly [string, string]> = {
@@ -62,6 +64,7 @@ const OVERRIDE_TARGETS: Record<keyof ServerOverrides, readonly [string, string]>
   auditSink: ['audit', 'sink'],
   auditPath: ['audit', 'path'],
   maxBodyBytes: ['server', 'maxBodyBytes'],
+  metricsPort: ['metrics', 'port'],
 };
 
 export function overridesFromEnv(env: Readonly<Record<string, string | undefined>>): {

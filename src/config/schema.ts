@@ -1,4 +1,5 @@
 import picomatch from 'picomatch';
+import proxyAddr from 'proxy-addr';
 import * as z from 'zod';
 
 /**
@@ -152,12 +153,22 @@ const serverSchema = z.strictObject({
   headersTimeoutMs: positiveInt.default(DEFAULTS.headersTimeoutMs),
   requestTimeoutMs: z.number().int().min(0).default(DEFAULTS.requestTimeoutMs),
   trustedProxies: z
-    .array(z.string().min(1))
+    .array(z.string().min(1).refine(isProxySpec, 'not an IP address, a CIDR, or loopback/linklocal/uniquelocal'))
     .default([])
     .describe(
       'Addresses or CIDRs of proxies whose X-Forwarded-For is believed (for client.address); e.g. ["127.0.0.1", "10.0.0.0/8"].',
     ),
 });
+
+/** What proxy-addr accepts: checked here so a bad entry fails at start-up, not on every request. */
+function isProxySpec(value: string): boolean {
+  try {
+    proxyAddr.compile([value]);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 const scopeToken = z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'not a valid OAuth scope token');
 

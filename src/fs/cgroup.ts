@@ -16,7 +16,8 @@ function readNumber(path: string): number | null {
 
 /**
  * The memory limit of the container this process runs in (cgroup v2, else v1), or null when
- * there is none. Read once at start-up: it feeds the memory-near-limit alert and the heap size.
+ * there is none. Read once at start-up for mcpd_memory_limit_bytes (the memory-near-limit alert);
+ * the image's entry point sizes the heap from the same files (deploy/docker/entrypoint.sh).
  */
 export function containerMemoryLimit(): number | null {
   return readNumber('/sys/fs/cgroup/memory.max') ?? readNumber('/sys/fs/cgroup/memory/memory.limit_in_bytes');

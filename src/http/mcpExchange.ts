@@ -34,6 +34,17 @@ async function readBody(req: IncomingMessage, max: number): Promise<Buffer | und
   return Buffer.concat(chunks);
 }
 
+/** One compiled trust function per configuration (a reload brings a new list), not one per request. */
+const compiledTrust = new WeakMap<readonly string[], ReturnType<typeof proxyAddr.compile>>();
+function trustFor(proxies: readonly string[]): ReturnType<typeof proxyAddr.compile> {
+  let trust = compiledTrust.get(proxies);
+  if (!trust) {
+    trust = proxyAddr.compile([...proxies]);
+    compiledTrust.set(proxies, trust);
+  }
+  return trust;
+}
+
 function webHeaders(req: IncomingMessage): Headers {
   const headers = new Headers();
   for (const [name, value] of Object.entries(req.headers)) {
@@ -95,7 +106,7 @@ export async function serveExchange(
       ...(summary.tool ? { 'gen_ai.tool.name': summary.tool } : {}),
       ...(protocolVersion ? { 'mcp.protocol.version': protocolVersion } : {}),
       ...(summary.id !== null ? { 'jsonrpc.request.id': String(summary.id) } : {}),
-      'client.address': proxyAddr(req, proxyAddr.compile([...config.server.trustedProxies])),
+      'client.address': proxyAddr(req, trustFor(config.server.trustedProxies)),
       'network.protocol.name': 'http',
       'mcpd.request.id': requestId,
     },

@@ -33,6 +33,12 @@ export class Metrics {
   readonly sseStreams: Gauge;
   readonly ready: Gauge;
   readonly memoryLimit: Gauge;
+  private readiness: (() => Promise<boolean>) | undefined;
+
+  /** Where mcpd_ready comes from: the same check that answers /ready. */
+  observeReadiness(source: () => Promise<boolean>): void {
+    this.readiness = source;
+  }
 
   /** With `enabled` false nothing is recorded: every instrument is a no-op (the baseline of the benchmark). */
   constructor(
@@ -73,10 +79,16 @@ export class Metrics {
       registers,
     });
     this.sseStreams = new Gauge({ name: 'mcpd_sse_streams_open', help: 'Open SSE response streams.', registers });
+    const readiness = () => this.readiness;
     this.ready = new Gauge({
       name: 'mcpd_ready',
-      help: 'Whether /ready last answered ready (1) or not (0).',
+      help: 'Whether mcpd is ready to take work (1) or not (0), as /ready would answer at scrape time.',
       registers,
+      // Evaluated when scraped, so the value is current even where nothing probes /ready.
+      async collect() {
+        const source = readiness();
+        if (source) this.set((await source()) ? 1 : 0);
+      },
     });
     this.memoryLimit = new Gauge({
       name: 'mcpd_memory_limit_bytes',

@@ -50,6 +50,9 @@ function extract(carrier: TraceCarrier | undefined): Context | undefined {
   return trace.getSpanContext(extracted) ? extracted : undefined;
 }
 
+/** How long shutdown waits for the last spans to reach the collector. */
+const SHUTDOWN_EXPORT_BUDGET_MS = 2_000;
+
 /**
  * OpenTelemetry tracing, off unless configured: then every call goes to the API's no-op tracer
  * and costs next to nothing. On, spans are batched to an OTLP/HTTP endpoint and flushed on
@@ -124,8 +127,22 @@ export class Tracing {
     return spanContext && trace.isSpanContextValid(spanContext) ? spanContext.traceId : null;
   }
 
-  async shutdown(): Promise<void> {
-    await this.provider?.shutdown();
+  /**
+   * Exports what is still batched, within `budgetMs`: the exporter retries a collector that is down
+   * for up to 10 s, time a terminating pod does not have. Rejects when the export fails or is late.
+   */
+  async shutdown(budgetMs = SHUTDOWN_EXPORT_BUDGET_MS): Promise<void> {
+    if (!this.provider) return;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`trace export did not finish in ${budgetMs} ms`)), budgetMs);
+      timer.unref();
+    });
+    try {
+      await Promise.race([this.provider.shutdown(), late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }
 

@@ -101,6 +101,11 @@ describe('configuration', () => {
       'auth.apiKeys[0]',
       /exactly one of sha256/,
     ],
+    [
+      'server: { trustedProxies: ["10.0.0.0/8", "not-an-address"] }\nroots: [{ name: a, uri: ./a }]\n',
+      'server.trustedProxies[1]',
+      /not an IP address, a CIDR/,
+    ],
   ])('rejects %j at %s', async (text, key, message) => {
     const file = await write('c.yaml', text);
     const problems = problemsOf(() => loadConfig({ file }));
@@ -126,6 +131,9 @@ describe('configuration', () => {
     const config = loadConfig({ overrides: [{ port: 1234 }, { port: 4321, logLevel: 'warn' }] });
     expect(config.server.port).toBe(4321);
     expect(config.log.level).toBe('warn');
+    // Containers move the metrics listener off the serving port with one variable.
+    const { overrides } = overridesFromEnv({ MCPD_METRICS_PORT: '9555' });
+    expect(loadConfig({ overrides: [overrides] }).metrics.port).toBe(9555);
   });
 
   it('publishes a JSON Schema that matches the zod schema', async () => {

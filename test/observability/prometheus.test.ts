@@ -73,6 +73,8 @@ describe('metrics, checked by a real Prometheus', () => {
     await client.callTool({ name: 'read_file', arguments: { path: 'README.md' } });
     await client.close();
     const exposition = await (await fetch(metricsUrl)).text();
+    // Current at scrape time, though nothing has probed /ready.
+    expect(exposition).toMatch(/^mcpd_ready 1$/m);
     const lint = spawnSync('promtool', ['check', 'metrics'], { input: exposition, encoding: 'utf8' });
     expect(lint.status, lint.stdout + lint.stderr).toBe(0);
     expect(exposition).toMatch(/^# TYPE mcp_server_operation_duration_seconds histogram$/m);

@@ -5,6 +5,8 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAudit } from '../helpers/audit.js';
+import { freePort } from '../helpers/ports.js';
+import { serveMcpd } from '../helpers/process.js';
 import { messagesOf, modernMeta, postModern } from '../helpers/raw.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { demoCopy } from '../helpers/workspace.js';
@@ -159,5 +161,33 @@ describe('OpenTelemetry tracing over OTLP/HTTP', () => {
   it('puts the trace id in the audit record', async () => {
     const records = (await readAudit(server.auditFile)).filter((r) => r.client === 'traced');
     expect(records.map((r) => r.traceId)).toEqual([metaTrace.traceId, headerOnly.traceId]);
+  });
+});
+
+describe('tracing with the collector down', () => {
+  it('loses the last spans, never the clean exit: SIGTERM still drains, closes the audit log and exits 0', async () => {
+    const demo = await demoCopy();
+    try {
+      const config = join(demo.dir, 'traced-nowhere.yaml');
+      // A port nothing listens on: every export is refused.
+      await writeFile(
+        config,
+        `${await readFile(demo.config, 'utf8')}\ntracing: { enabled: true, endpoint: "http://127.0.0.1:${await freePort()}/v1/traces" }\n`,
+      );
+      const auditFile = join(demo.dir, 'audit.log');
+      const serving = await serveMcpd(['--config', config, '--port', '0', '--audit-file', auditFile]);
+      const response = await postModern(serving.url, 'tools/call', {
+        name: 'read_file',
+        arguments: { path: 'README.md' },
+      });
+      expect(response.status).toBe(200);
+      await messagesOf(response);
+      expect(await serving.stop('SIGTERM')).toBe(0);
+      expect(serving.stderr()).toContain('"msg":"stopped"');
+      expect(serving.stderr()).toContain('could not export the last spans');
+      expect((await readAudit(auditFile)).map((r) => r.tool)).toEqual(['read_file']);
+    } finally {
+      await demo.cleanup();
+    }
   });
 });
