@@ -7,11 +7,17 @@ declare -A PACKAGE_OF=(
   [prometheus]=prometheus
   [promtool]=prometheus
   [openssl]=openssl
+  [nginx]=nginx
+  [dockerd]=docker.io
+  [docker]=docker.io
+  [docker-compose]=docker-compose
+  [debootstrap]=debootstrap
 )
 
 missing=()
 for command in "${!PACKAGE_OF[@]}"; do
-  command -v "$command" >/dev/null 2>&1 || missing+=("${PACKAGE_OF[$command]}")
+  # nginx lives in /usr/sbin, which a non-login shell's PATH may lack.
+  command -v "$command" >/dev/null 2>&1 || [ -x "/usr/sbin/$command" ] || missing+=("${PACKAGE_OF[$command]}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 

@@ -2,6 +2,7 @@
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { getHeapStatistics } from 'node:v8';
 import { createObservers, openAudit, startHttpApp, startStdioApp } from './app.js';
 import { AuditLog } from './audit/log.js';
 import {
@@ -14,6 +15,7 @@ import {
 } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { watchFile } from './fs/watch.js';
+import { probeHealth } from './http/probe.js';
 import { describeRoots } from './mcp/tools/roots.js';
 import { createLogger, type Logger } from './ops/logger.js';
 import { ANONYMOUS, LOCAL, OPERATIONS, type Operation, type Principal } from './policy/types.js';
@@ -33,6 +35,7 @@ Usage:
   mcpd stdio [options]            serve one client over stdin/stdout
   mcpd check-config FILE          validate FILE and print the resolved configuration
   mcpd explain PATH --op OP       print the policy decision for PATH (OP: read, write, list)
+  mcpd healthcheck [options]      exit 0 when the server this config describes answers /health
 
 Options:
   --config FILE     configuration file (default: $MCPD_CONFIG, else the embedded demo)
@@ -208,6 +211,8 @@ function runHttp(values: Flags): Promise<number> {
         ...(app.metricsUrl ? { metricsUrl: app.metricsUrl } : {}),
         config: config.source,
         roots: config.roots.map((root) => root.name),
+        // Container deployments size the heap from the cgroup limit (deploy/docker/entrypoint.sh).
+        heapLimitBytes: getHeapStatistics().heap_size_limit,
       },
       'listening',
     );
@@ -288,6 +293,23 @@ async function explain(values: Flags, rest: string[]): Promise<number> {
   return decision.allow ? EXIT_OK : EXIT_FAILURE;
 }
 
+/** How long a container health check waits for /health. */
+const HEALTHCHECK_TIMEOUT_MS = 3000;
+
+/** Exit 0 when the mcpd serving this config answers /health; for HEALTHCHECK without curl. */
+async function healthcheck(values: Flags): Promise<number> {
+  const config = configure(values);
+  const { host, port, tls } = config.server;
+  // A wildcard bind is reached over loopback.
+  const target = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  const healthy = await probeHealth(
+    new URL(`${tls ? 'https' : 'http'}://${target}:${port}/health`),
+    HEALTHCHECK_TIMEOUT_MS,
+  );
+  if (!healthy) write(process.stderr, `mcpd: ${target}:${port} is not healthy`);
+  return healthy ? EXIT_OK : EXIT_FAILURE;
+}
+
 async function main(argv: string[]): Promise<number> {
   try {
     const { command, rest, values } = parseCommandLine(argv);
@@ -308,6 +330,8 @@ async function main(argv: string[]): Promise<number> {
         return await checkConfig(values, rest);
       case 'explain':
         return await explain(values, rest);
+      case 'healthcheck':
+        return await healthcheck(values);
       default:
         throw new UsageError(`unknown command "${command}"`);
     }

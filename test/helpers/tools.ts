@@ -1,10 +1,19 @@
-import { execFileSync } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
 
-/** Fails (never skips) when a real component the test needs is not installed. */
+/**
+ * The absolute path of a command a test needs. Daemons (nginx, dockerd) live in /usr/sbin on Debian,
+ * which a non-login PATH may lack, so that is searched too. Fails (never skips) when it is missing.
+ */
 export function requireCommand(name: string): string {
-  try {
-    return execFileSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).trim();
-  } catch {
-    throw new Error(`${name} is not installed: run scripts/ensure-tools.sh (npm test runs it first)`);
+  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/local/sbin', '/usr/sbin', '/sbin'];
+  for (const dir of dirs.filter((d) => d.length > 0)) {
+    try {
+      accessSync(join(dir, name), constants.X_OK);
+      return join(dir, name);
+    } catch {
+      // Not in this directory.
+    }
   }
+  throw new Error(`${name} is not installed: run scripts/ensure-tools.sh (npm test runs it first)`);
 }

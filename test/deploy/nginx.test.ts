@@ -1,0 +1,667 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import { connect as http2Connect } from 'node:http2';
+import { request as httpsRequest } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { type TLSSocket, connect as tlsConnect } from 'node:tls';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { readAudit, waitForAudit } from '../helpers/audit.js';
+import { freePort } from '../helpers/ports.js';
+import { type ServingProcess, serveMcpd } from '../helpers/process.js';
+import { MODERN_VERSION, modernMeta } from '../helpers/raw.js';
+import { requireCommand } from '../helpers/tools.js';
+import { demoCopy, REPO, tempDir } from '../helpers/workspace.js';
+import type { NginxClientReport } from './fixtures/nginx-client.js';
+
+/**
+ * deploy/nginx/nginx.conf, run for real in front of three real mcpd processes: TLS with a CA of
+ * the test's own, the official SDK client over HTTPS, progress streaming without buffering, load
+ * balancing, client attribution, and nginx's own answers (413, 404, 429, redirects).
+ *
+ * The config is tested verbatim but for its two listen ports; the upstream servers come from
+ * deploy/nginx/upstreams.conf with the replicas' host:port swapped for loopback ports.
+ */
+
+const DEPLOY = join(REPO, 'deploy/nginx');
+const CLIENT_SCRIPT = join(REPO, 'test/deploy/fixtures/nginx-client.ts');
+const MAX_BODY_BYTES = 4 * 1024 * 1024;
+const run = promisify(execFile);
+
+/**
+ * The one change made to the real nginx.conf: `listen 443` and `listen 80` become the given free
+ * ports (the test cannot bind privileged ports, nor collide with anything else). Nothing else.
+ */
+function withTestPorts(conf: string, httpsPort: number, httpPort: number): { text: string; replaced: number } {
+  let replaced = 0;
+  const text = conf.replace(/^(\s*listen\s+)(443|80)(?=[\s;])/gm, (_match, head: string, port: string) => {
+    replaced += 1;
+    return `${head}${port === '443' ? httpsPort : httpPort}`;
+  });
+  return { text, replaced };
+}
+
+/** deploy/nginx/upstreams.conf with each `server mcpd-N:8000` pointed at a loopback replica. */
+function withTestUpstreams(conf: string, ports: number[]): { text: string; replaced: number } {
+  let replaced = 0;
+  const text = conf.replace(/\bserver mcpd-(\d):8000\b/g, (_match, n: string) => {
+    replaced += 1;
+    return `server 127.0.0.1:${ports[Number(n) - 1]}`;
+  });
+  return { text, replaced };
+}
+
+interface Reply {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: string;
+}
+
+interface CallOptions {
+  readonly method?: string;
+  readonly headers?: Record<string, string>;
+  readonly body?: string | Buffer;
+  /** A loopback source address other than 127.0.0.1: another client, as far as nginx can tell. */
+  readonly localAddress?: string;
+}
+
+function collect(resolve: (reply: Reply) => void) {
+  return (res: IncomingMessage) => {
+    let body = '';
+    res.setEncoding('utf8');
+    res.on('data', (chunk: string) => {
+      body += chunk;
+    });
+    res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+  };
+}
+
+function send(
+  make: typeof httpsRequest | typeof httpRequest,
+  url: string,
+  extra: Record<string, unknown>,
+  options: CallOptions,
+): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    let answered = false;
+    const req = make(
+      url,
+      {
+        method: options.method ?? 'GET',
+        headers: options.headers,
+        agent: false,
+        ...(options.localAddress ? { localAddress: options.localAddress } : {}),
+        ...extra,
+      },
+      (res) => {
+        answered = true;
+        collect(resolve)(res);
+      },
+    );
+    // nginx may answer (413) and close before the whole body is written: that is not a failure.
+    req.on('error', (error) => {
+      if (!answered) reject(error);
+    });
+    req.end(options.body);
+  });
+}
+
+/** A JSON-RPC request body in the 2026-07-28 shape, with its headers. */
+function mcpRequest(
+  method: string,
+  params: Record<string, unknown>,
+  headers: Record<string, string> = {},
+): { method: string; headers: Record<string, string>; body: string } {
+  const name: Record<string, string> = typeof params.name === 'string' ? { 'mcp-name': params.name } : {};
+  return {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': MODERN_VERSION,
+      'mcp-method': method,
+      ...name,
+      ...headers,
+    },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: { ...params, _meta: modernMeta('nginx-raw') } }),
+  };
+}
+
+interface OtlpSpan {
+  readonly kind: number;
+  readonly attributes: { key: string; value: Record<string, unknown> }[];
+}
+
+function attribute(span: OtlpSpan, key: string): unknown {
+  const value = span.attributes.find((a) => a.key === key)?.value;
+  return value ? Object.values(value)[0] : undefined;
+}
+
+/** An OTLP/HTTP JSON traces receiver on loopback: the replicas' spans say whom they attributed a request to. */
+async function startSpanReceiver(): Promise<{ url: string; spans: OtlpSpan[]; close: () => Promise<void> }> {
+  const spans: OtlpSpan[] = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk: Buffer) => {
+      body += chunk;
+    });
+    req.on('end', () => {
+      const payload = JSON.parse(body) as { resourceSpans: { scopeSpans: { spans: OtlpSpan[] }[] }[] };
+      for (const resource of payload.resourceSpans) for (const scope of resource.scopeSpans) spans.push(...scope.spans);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/v1/traces`,
+    spans,
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/** Creates a CA and a server certificate for localhost/127.0.0.1 signed by it. */
+async function makeCertificates(openssl: string, dir: string): Promise<void> {
+  await mkdir(join(dir, 'tls'), { recursive: true });
+  const ca = ['-subj', '/CN=mcpd nginx test CA', '-days', '2'];
+  await run(openssl, [
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    join(dir, 'ca.key'),
+    '-out',
+    join(dir, 'ca.pem'),
+    ...ca,
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  ]);
+  await run(openssl, [
+    'req',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    join(dir, 'tls/tls.key'),
+    '-out',
+    join(dir, 'server.csr'),
+    '-subj',
+    '/CN=localhost',
+  ]);
+  await writeFile(
+    join(dir, 'server.ext'),
+    [
+      'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      'basicConstraints=CA:FALSE',
+      'keyUsage=critical,digitalSignature,keyEncipherment',
+      'extendedKeyUsage=serverAuth',
+      '',
+    ].join('\n'),
+  );
+  await run(openssl, [
+    'x509',
+    '-req',
+    '-in',
+    join(dir, 'server.csr'),
+    '-CA',
+    join(dir, 'ca.pem'),
+    '-CAkey',
+    join(dir, 'ca.key'),
+    '-CAcreateserial',
+    '-out',
+    join(dir, 'tls/tls.crt'),
+    '-days',
+    '2',
+    '-extfile',
+    join(dir, 'server.ext'),
+  ]);
+}
+
+/**
+ * Starts nginx with its stdout on a file. nginx opens `access_log /dev/stdout` by path, which works
+ * for a pipe or a file (as in a container) but not for the socketpair Node gives a child for
+ * stdio: 'pipe' (ENXIO). stderr (error_log stderr) stays a pipe nginx writes to directly.
+ */
+function spawnNginx(bin: string, args: string[], stdoutFile: string): ChildProcess {
+  const out = openSync(stdoutFile, 'a');
+  try {
+    return spawn(bin, args, { stdio: ['ignore', out, 'pipe'] });
+  } finally {
+    closeSync(out);
+  }
+}
+
+function waitForExit(child: ChildProcess, ms: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+}
+
+/** A TLS handshake with the given client settings: what was negotiated, or the handshake error. */
+function handshake(
+  port: number,
+  ca: string,
+  options: { minVersion?: 'TLSv1.1' | 'TLSv1.2'; maxVersion?: 'TLSv1.1' | 'TLSv1.2'; ciphers?: string } = {},
+): Promise<{ protocol: string | null; cipher: string; alpn: string | false } | { error: string }> {
+  return new Promise((resolve) => {
+    const socket: TLSSocket = tlsConnect({
+      host: '127.0.0.1',
+      port,
+      ca,
+      servername: 'localhost',
+      ALPNProtocols: ['h2', 'http/1.1'],
+      ...options,
+    });
+    socket.once('secureConnect', () => {
+      resolve({ protocol: socket.getProtocol(), cipher: socket.getCipher().name, alpn: socket.alpnProtocol ?? false });
+      socket.end();
+    });
+    socket.once('error', (error) => resolve({ error: error.message }));
+  });
+}
+
+describe('deploy/nginx/nginx.conf in front of three mcpd replicas', () => {
+  let dir: string;
+  let cleanupDir: (() => Promise<void>) | undefined;
+  let demo: Awaited<ReturnType<typeof demoCopy>> | undefined;
+  let receiver: Awaited<ReturnType<typeof startSpanReceiver>> | undefined;
+  const replicas: ServingProcess[] = [];
+  const auditFiles: string[] = [];
+  let nginx: ChildProcess | undefined;
+  let nginxErr = '';
+  let ca: string;
+  let httpsPort: number;
+  let httpPort: number;
+  let original: string;
+  let copied: string;
+  let listenReplacements: number;
+  let configTest: { ok: boolean; output: string };
+
+  const accessLog = () => readFile(join(dir, 'access.log'), 'utf8');
+  const https = (path: string, options: CallOptions = {}) =>
+    send(httpsRequest, `https://127.0.0.1:${httpsPort}${path}`, { ca }, options);
+
+  beforeAll(async () => {
+    const nginxBin = requireCommand('nginx');
+    const openssl = requireCommand('openssl');
+    ({ dir, cleanup: cleanupDir } = await tempDir('mcpd-nginx-'));
+    // Run as root, nginx's workers are `nobody`: they must reach the temp directories in here.
+    await chmod(dir, 0o755);
+    await makeCertificates(openssl, dir);
+    ca = await readFile(join(dir, 'ca.pem'), 'utf8');
+
+    [httpsPort, httpPort] = [await freePort(), await freePort()];
+    const replicaPorts = [await freePort(), await freePort(), await freePort()];
+
+    original = await readFile(join(DEPLOY, 'nginx.conf'), 'utf8');
+    const ported = withTestPorts(original, httpsPort, httpPort);
+    copied = ported.text;
+    listenReplacements = ported.replaced;
+    await writeFile(join(dir, 'nginx.conf'), copied);
+    const upstreams = withTestUpstreams(await readFile(join(DEPLOY, 'upstreams.conf'), 'utf8'), replicaPorts);
+    if (upstreams.replaced !== 3)
+      throw new Error(`upstreams.conf: expected 3 mcpd-N:8000 servers, found ${upstreams.replaced}`);
+    await writeFile(join(dir, 'upstreams.conf'), upstreams.text);
+
+    const nginxArgs = ['-p', `${dir}/`, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')];
+    const check = spawnNginx(nginxBin, ['-t', ...nginxArgs], join(dir, 'nginx-t.out'));
+    let checkErr = '';
+    check.stderr?.on('data', (chunk: Buffer) => {
+      checkErr += chunk;
+    });
+    await new Promise((resolve) => check.once('close', resolve));
+    configTest = { ok: check.exitCode === 0, output: checkErr };
+    if (!configTest.ok) throw new Error(`nginx -t failed:\n${configTest.output}`);
+
+    // Three replicas of the demo, generous per-principal limits (every caller here is `anonymous`),
+    // believing X-Forwarded-For from nginx (127.0.0.1), with spans sent to the receiver.
+    demo = await demoCopy();
+    receiver = await startSpanReceiver();
+    const config = parseYaml(await readFile(demo.config, 'utf8')) as Record<string, Record<string, unknown>>;
+    config.server = { ...config.server, trustedProxies: ['127.0.0.1'] };
+    config.limits = { ...config.limits, rateLimit: { perSecond: 1000, burst: 1000 } };
+    config.tracing = { enabled: true, endpoint: receiver.url };
+    const configFile = join(demo.dir, 'nginx-replica.yaml');
+    await writeFile(configFile, stringifyYaml(config));
+    // 32 MiB: streaming it in 16 KiB chunks (2048 progress notifications) takes a second or more.
+    // The watched file: the client subscribes to it and appends to it.
+    const row = (i: number) => `${i},row ${i},${'x'.repeat(48)}\n`;
+    const block = Array.from({ length: 10_000 }, (_, i) => row(i)).join('');
+    await writeFile(
+      join(demo.project, 'workspace/big.csv'),
+      block.repeat(Math.ceil((32 * 1024 * 1024) / block.length)),
+    );
+    await writeFile(join(demo.project, 'workspace/watched.md'), '# watched through nginx\n');
+
+    const started = await Promise.allSettled(
+      replicaPorts.map((port, i) => {
+        const auditFile = join(demo?.dir ?? dir, `audit-${i + 1}.log`);
+        auditFiles.push(auditFile);
+        return serveMcpd(['--config', configFile, '--port', String(port), '--audit-file', auditFile], {
+          OTEL_BSP_SCHEDULE_DELAY: '200',
+        });
+      }),
+    );
+    for (const result of started) if (result.status === 'fulfilled') replicas.push(result.value);
+    const failed = started.find((result) => result.status === 'rejected');
+    if (failed) throw failed.reason;
+
+    nginx = spawnNginx(nginxBin, [...nginxArgs, '-g', 'daemon off;'], join(dir, 'access.log'));
+    nginx.stderr?.on('data', (chunk: Buffer) => {
+      nginxErr += chunk;
+    });
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      if (nginx.exitCode !== null) throw new Error(`nginx exited with ${nginx.exitCode}:\n${nginxErr}`);
+      const reply = await https('/health').catch(() => undefined);
+      if (reply?.status === 200) break;
+      if (Date.now() > deadline)
+        throw new Error(`nginx did not answer https://127.0.0.1:${httpsPort}/health\n${nginxErr}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }, 60_000);
+
+  afterAll(async () => {
+    if (nginx && nginx.exitCode === null) {
+      nginx.kill('SIGQUIT');
+      if (!(await waitForExit(nginx, 5000))) {
+        nginx.kill('SIGKILL');
+        await waitForExit(nginx, 2000);
+      }
+    }
+    await Promise.all(replicas.map((replica) => replica.stop()));
+    await receiver?.close();
+    await demo?.cleanup();
+    await cleanupDir?.();
+  });
+
+  it('runs the real nginx.conf, changed only in its two listen ports, and nginx -t accepts it', () => {
+    expect(listenReplacements).toBe(2);
+    const ports: Record<string, string> = { [httpsPort]: '443', [httpPort]: '80' };
+    const normalised = copied.replace(
+      /^(\s*listen\s+)(\d+)/gm,
+      (_match, head: string, port: string) => `${head}${ports[port] ?? port}`,
+    );
+    expect(normalised).toBe(original);
+    const changed = copied.split('\n').filter((line, i) => line !== original.split('\n')[i]);
+    expect(changed.map((line) => line.trim())).toEqual([
+      `listen ${httpPort} default_server;`,
+      `listen ${httpsPort} ssl http2 default_server;`,
+    ]);
+    expect(original).toMatch(/^\s*include upstreams\.conf;$/m);
+    expect(configTest.ok).toBe(true);
+    expect(configTest.output).toMatch(/test is successful/);
+  });
+
+  it('serves the official SDK client over HTTPS and streams progress through without buffering', async () => {
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        CLIENT_SCRIPT,
+        `https://127.0.0.1:${httpsPort}/mcp`,
+        'workspace/big.csv',
+        '9',
+        join(demo?.project ?? '', 'workspace/watched.md'),
+      ],
+      { cwd: REPO, env: { ...process.env, NODE_EXTRA_CA_CERTS: join(dir, 'ca.pem') }, stdio: 'pipe' },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk;
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk;
+    });
+    // 'close', not 'exit': the report on stdout must be read to its end.
+    const closed = new Promise((resolve) => child.once('close', resolve));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 40_000);
+    await closed;
+    clearTimeout(timer);
+    expect(child.exitCode, `client failed:\n${stderr}`).toBe(0);
+    const report = JSON.parse(stdout) as NginxClientReport;
+
+    expect(report.tools).toEqual(expect.arrayContaining(['list_roots', 'read_file', 'process_large_dataset']));
+    expect(report.roots).toEqual(['MCP Demo Project', 'Shared Templates']);
+    expect(report.reads).toBe(9);
+    expect(report.dataset.bytes).toBeGreaterThanOrEqual(32 * 1024 * 1024);
+    expect(report.lastProgress).toBe(report.dataset.bytes);
+
+    // One notification per chunk, all delivered.
+    const { progressAt, resultAt } = report;
+    expect(progressAt).toHaveLength(report.dataset.chunks);
+    const first = progressAt[0] ?? Number.NaN;
+    const last = progressAt.at(-1) ?? Number.NaN;
+    const summary = `first ${first.toFixed(0)} ms, last ${last.toFixed(0)} ms, result ${resultAt.toFixed(0)} ms`;
+    // Incremental: the first notification came long before the result, and the notifications are
+    // spread over the call rather than bunched at its end (as a buffering proxy would deliver them).
+    expect(resultAt - first, summary).toBeGreaterThan(300);
+    expect(last - first, summary).toBeGreaterThan(250);
+    const early = progressAt.filter((t) => t < resultAt - 50).length;
+    expect(early / progressAt.length, summary).toBeGreaterThan(0.5);
+    const halfway = progressAt[Math.floor(progressAt.length / 2)] ?? Number.NaN;
+    expect(resultAt - halfway, summary).toBeGreaterThan(100);
+
+    // A lone change notification on an idle subscriptions/listen stream came through at once.
+    expect(report.updateAfterMs, `no resources/updated after ${report.appends} appends`).not.toBeNull();
+    expect(report.updateAfterMs).toBeLessThan(1500);
+  }, 45_000);
+
+  it('spreads requests over all three replicas', async () => {
+    for (const file of auditFiles) {
+      const reads = await waitForAudit(file, (r) => r.client === 'nginx-client' && r.tool === 'read_file');
+      expect(reads.length, file).toBeGreaterThan(0);
+    }
+    const all = (await Promise.all(auditFiles.map((file) => readAudit(file)))).map(
+      (records) => records.filter((r) => r.client === 'nginx-client' && r.tool === 'read_file').length,
+    );
+    expect(all.reduce((a, b) => a + b, 0)).toBe(9);
+  });
+
+  it("forwards the client's X-Request-Id, else nginx's own, and mcpd audits that id", async () => {
+    const call = mcpRequest('tools/call', { name: 'read_file', arguments: { path: 'README.md' } });
+    const mine = await https('/mcp', { ...call, headers: { ...call.headers, 'x-request-id': 'nginx-edge-id-1' } });
+    expect(mine.status, mine.body).toBe(200);
+    expect(mine.headers['x-request-id']).toBe('nginx-edge-id-1');
+    const generated = await https('/mcp', call);
+    expect(generated.status, generated.body).toBe(200);
+    const id = generated.headers['x-request-id'];
+    // nginx's $request_id (32 hex digits), not the UUID mcpd would make up.
+    expect(id).toMatch(/^[0-9a-f]{32}$/);
+    // Each request reached one replica: poll all three audit files (the sinks are asynchronous).
+    const audited = async (requestId: unknown) => {
+      const deadline = Date.now() + 5000;
+      for (;;) {
+        const found = (await Promise.all(auditFiles.map((file) => readAudit(file))))
+          .flat()
+          .filter((r) => r.requestId === requestId);
+        if (found.length > 0 || Date.now() > deadline) return found;
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+    };
+    expect(await audited('nginx-edge-id-1')).toHaveLength(1);
+    expect(await audited(id)).toHaveLength(1);
+    // The access log line carries the same id.
+    expect(await accessLog()).toContain(`"request_id":"${id}"`);
+  });
+
+  it('attributes requests to the client address nginx saw (X-Forwarded-For), not to nginx or a forged header', async () => {
+    // The client connects from 127.0.0.5; nginx reaches the replicas from 127.0.0.1, which they trust.
+    const call = mcpRequest('tools/call', { name: 'read_file', arguments: { path: 'README.md' } });
+    const plain = await https('/mcp', {
+      ...call,
+      headers: { ...call.headers, 'x-request-id': 'nginx-xff-plain' },
+      localAddress: '127.0.0.5',
+    });
+    expect(plain.status, plain.body).toBe(200);
+    const forged = await https('/mcp', {
+      ...call,
+      headers: { ...call.headers, 'x-request-id': 'nginx-xff-forged', 'x-forwarded-for': '203.0.113.7' },
+      localAddress: '127.0.0.5',
+    });
+    expect(forged.status, forged.body).toBe(200);
+
+    const spanOf = (requestId: string) =>
+      receiver?.spans.find((s) => s.kind === 2 && attribute(s, 'mcpd.request.id') === requestId);
+    const deadline = Date.now() + 10_000;
+    while ((!spanOf('nginx-xff-plain') || !spanOf('nginx-xff-forged')) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const plainSpan = spanOf('nginx-xff-plain');
+    const forgedSpan = spanOf('nginx-xff-forged');
+    expect(plainSpan, 'no span for the plain request').toBeDefined();
+    expect(forgedSpan, 'no span for the forged request').toBeDefined();
+    expect(attribute(plainSpan as OtlpSpan, 'client.address')).toBe('127.0.0.5');
+    // nginx appended the address it saw; the replica believes nginx and no further.
+    expect(attribute(forgedSpan as OtlpSpan, 'client.address')).toBe('127.0.0.5');
+  }, 20_000);
+
+  it('terminates TLS 1.2 and 1.3 only, with ECDHE AEAD suites for 1.2, and offers HTTP/2', async () => {
+    const modern = await handshake(httpsPort, ca);
+    expect(modern).toMatchObject({ protocol: 'TLSv1.3', alpn: 'h2' });
+    const tls12 = await handshake(httpsPort, ca, { maxVersion: 'TLSv1.2' });
+    expect(tls12).toMatchObject({ protocol: 'TLSv1.2' });
+    expect('cipher' in tls12 && tls12.cipher).toMatch(/^ECDHE-RSA-(AES(128|256)-GCM-SHA(256|384)|CHACHA20-POLY1305)$/);
+    // Static RSA key exchange (no forward secrecy) is refused by nginx even though the RSA certificate allows it.
+    const staticRsa = await handshake(httpsPort, ca, {
+      maxVersion: 'TLSv1.2',
+      ciphers: 'AES128-GCM-SHA256:AES256-GCM-SHA384',
+    });
+    expect(staticRsa).toMatchObject({ error: expect.stringMatching(/handshake failure/) });
+    // TLS 1.1 is refused by the server (the client is allowed to offer it at security level 0).
+    const tls11 = await handshake(httpsPort, ca, {
+      minVersion: 'TLSv1.1',
+      maxVersion: 'TLSv1.1',
+      ciphers: 'DEFAULT@SECLEVEL=0',
+    });
+    expect(tls11).toMatchObject({ error: expect.stringMatching(/protocol version/) });
+
+    // A real HTTP/2 request.
+    const session = http2Connect(`https://127.0.0.1:${httpsPort}`, { ca });
+    try {
+      const status = await new Promise<number>((resolve, reject) => {
+        const stream = session.request({ ':path': '/health' });
+        stream.on('response', (headers) => resolve(Number(headers[':status'])));
+        stream.on('error', reject);
+        stream.resume();
+        stream.end();
+      });
+      expect(status).toBe(200);
+    } finally {
+      session.close();
+    }
+  });
+
+  it('sends HSTS and security headers, and no nginx version', async () => {
+    const health = await https('/health');
+    expect(health.status).toBe(200);
+    expect(JSON.parse(health.body)).toEqual({ status: 'ok' });
+    expect(health.headers['strict-transport-security']).toMatch(/^max-age=\d{8,}/);
+    expect(health.headers['x-content-type-options']).toBe('nosniff');
+    expect(health.headers.server).toBe('nginx');
+    const ready = await https('/ready');
+    expect(ready.status).toBe(200);
+    expect(JSON.parse(ready.body)).toEqual({ status: 'ready' });
+  });
+
+  it('redirects plain HTTP to https, except its own /health', async () => {
+    const http = (path: string) => send(httpRequest, `http://127.0.0.1:${httpPort}${path}`, {}, {});
+    const redirect = await http('/mcp?x=1');
+    expect(redirect.status).toBe(301);
+    expect(redirect.headers.location).toBe('https://127.0.0.1/mcp?x=1');
+    const health = await http('/health');
+    expect(health.status).toBe(200);
+    expect(JSON.parse(health.body)).toEqual({ status: 'ok' });
+  });
+
+  it('refuses a body over 4 MiB with 413 before any replica sees it, and passes one of exactly 4 MiB', async () => {
+    const list = mcpRequest('tools/list', {});
+    const exact = list.body.padEnd(MAX_BODY_BYTES, ' ');
+    const fits = await https('/mcp', { ...list, body: exact });
+    expect(fits.status, fits.body.slice(0, 300)).toBe(200);
+    const tooLarge = await https('/mcp', { ...list, body: `${exact} ` });
+    expect(tooLarge.status).toBe(413);
+    expect(tooLarge.headers['content-type']).toBe('application/json');
+    // nginx's JSON-RPC error, not mcpd's ("request body of N bytes exceeds ...").
+    expect(JSON.parse(tooLarge.body)).toMatchObject({
+      jsonrpc: '2.0',
+      error: { code: -32000, message: 'request body exceeds the 4194304-byte limit' },
+    });
+  });
+
+  it('does not expose /metrics (the replicas do serve it)', async () => {
+    const direct = await send(httpRequest, `${replicas[0]?.url.replace(/\/mcp$/, '')}/metrics`, {}, {});
+    expect(direct.status).toBe(200);
+    const proxied = await https('/metrics');
+    expect(proxied.status).toBe(404);
+    expect(proxied.body).not.toMatch(/mcpd_/);
+    expect((await https('/anything-else')).status).toBe(404);
+  });
+
+  it('rate-limits a burst per client address at the edge with 429', async () => {
+    const list = mcpRequest('tools/list', {});
+    const started = Date.now();
+    const replies = await Promise.all(
+      Array.from({ length: 100 }, () => https('/mcp', { ...list, localAddress: '127.0.0.9' })),
+    );
+    const seconds = (Date.now() - started) / 1000;
+    const statuses = replies.map((r) => r.status);
+    const limited = replies.filter((r) => r.status === 429);
+    const passed = statuses.filter((s) => s === 200).length;
+    // mcpd's own limits are far away here: every 429 is nginx's.
+    expect(new Set(statuses)).toEqual(new Set([200, 429]));
+    // burst=40 nodelay at 20 r/s: the burst passes at once, then 20 a second; the rest are refused.
+    expect(passed, statuses.join(',')).toBeGreaterThanOrEqual(40);
+    expect(passed, `${seconds} s`).toBeLessThanOrEqual(41 + Math.ceil(20 * seconds) + 1);
+    expect(limited.length).toBeGreaterThan(0);
+    for (const reply of limited) {
+      expect(reply.headers['retry-after']).toBe('1');
+      expect(JSON.parse(reply.body)).toMatchObject({ error: { code: -32000, message: expect.stringMatching(/edge/) } });
+    }
+    // Another address has its own allowance.
+    const other = await https('/mcp', { ...list, localAddress: '127.0.0.10' });
+    expect(other.status).toBe(200);
+  });
+
+  it('logs one JSON line per request to stdout, without credentials or query strings', async () => {
+    const secret = await https('/health?token=nginx-query-secret', {
+      headers: { authorization: 'Bearer nginx-log-secret' },
+    });
+    expect(secret.status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const nginxOut = await accessLog();
+    const lines = nginxOut.split('\n').filter((line) => line.length > 0);
+    const entries = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(nginxOut).not.toContain('nginx-log-secret');
+    expect(nginxOut).not.toContain('nginx-query-secret');
+    const mcp = entries.filter((e) => e.uri === '/mcp' && e.status === 200);
+    expect(mcp.length).toBeGreaterThan(0);
+    expect(mcp[0]).toMatchObject({
+      method: 'POST',
+      request_id: expect.stringMatching(/^\S+$/),
+      upstream_addr: expect.stringMatching(/^127\.0\.0\.1:\d+$/),
+      request_time: expect.any(Number),
+    });
+    expect(entries.some((e) => e.uri === '/health' && e.status === 200)).toBe(true);
+  });
+});
