@@ -12,6 +12,7 @@ import type { Logger } from '../ops/logger.js';
 import type { Metrics, RejectionReason } from '../ops/metrics.js';
 import type { Principal } from '../policy/types.js';
 import type { ConcurrencyLimiter } from './concurrency.js';
+import { perConfig } from './perConfig.js';
 
 /** A request id we accept from a client or proxy; anything else is replaced, never echoed. */
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -81,6 +82,17 @@ export interface Admitted {
  * bearer credential, the principal's rate, then its share of the concurrency.
  */
 export class Admission {
+  /** DNS rebinding and cross-site protection, built once per config. */
+  private readonly guards = perConfig((config) => {
+    const loopback = localhostAllowedHostnames();
+    // The name in the public URL is, by definition, one clients use.
+    const publicHost = new URL(config.server.publicUrl).hostname;
+    return {
+      host: hostHeaderValidation([...loopback, this.deps.bindHost, publicHost, ...config.server.allowedHosts]),
+      origin: originValidation([...loopback, ...config.server.allowedOrigins]),
+    };
+  });
+
   constructor(private readonly deps: AdmissionDeps) {}
 
   async admit(
@@ -92,15 +104,13 @@ export class Admission {
     authenticator: Authenticator,
   ): Promise<Admitted | undefined> {
     const { metrics } = this.deps;
+    const guards = this.guards(config);
     // DNS rebinding: a browser page must not reach a local server through a name it controls.
-    const loopback = localhostAllowedHostnames();
-    // The name in the public URL is, by definition, one clients use.
-    const publicHost = new URL(config.server.publicUrl).hostname;
-    if (!hostHeaderValidation([...loopback, this.deps.bindHost, publicHost, ...config.server.allowedHosts])(req, res)) {
+    if (!guards.host(req, res)) {
       this.reject('host');
       return undefined;
     }
-    if (!originValidation([...loopback, ...config.server.allowedOrigins])(req, res)) {
+    if (!guards.origin(req, res)) {
       this.reject('origin');
       return undefined;
     }
@@ -137,28 +147,25 @@ export class Admission {
     }
 
     const auth = await authenticator.authenticate(req.headers.authorization);
-    if (!auth.ok && auth.status === 503) {
-      metrics.authFailures.inc({ reason: auth.rule });
-      this.refuse(
-        res,
-        { requestId, principal: 'unauthenticated', rule: auth.rule, reason: auth.description, status: 503 },
-        { error: 'temporarily_unavailable', error_description: auth.description },
-        { 'retry-after': '5' },
-      );
-      return undefined;
-    }
     if (!auth.ok) {
       metrics.authFailures.inc({ reason: auth.rule });
+      // 503: the keys cannot be fetched, so no credential can be judged; the client retries, not re-authenticates.
+      const unavailable = auth.status === 503;
       this.refuse(
         res,
         { requestId, principal: 'unauthenticated', rule: auth.rule, reason: auth.description, status: auth.status },
-        { error: auth.code ?? 'unauthorized', error_description: auth.description },
         {
-          'www-authenticate': challengeHeader(config.auth, config.server.publicUrl, {
-            ...(auth.code ? { code: auth.code } : {}),
-            description: auth.description,
-          }),
+          error: unavailable ? 'temporarily_unavailable' : (auth.code ?? 'unauthorized'),
+          error_description: auth.description,
         },
+        unavailable
+          ? { 'retry-after': '5' }
+          : {
+              'www-authenticate': challengeHeader(config.auth, config.server.publicUrl, {
+                ...(auth.code ? { code: auth.code } : {}),
+                description: auth.description,
+              }),
+            },
       );
       return undefined;
     }

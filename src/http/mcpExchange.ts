@@ -12,6 +12,7 @@ import type { Metrics } from '../ops/metrics.js';
 import { context, SpanStatusCode, type Tracing } from '../ops/tracing.js';
 import type { Admitted } from './admission.js';
 import { jsonRpcError, sendJson } from './admission.js';
+import { perConfig } from './perConfig.js';
 import { responseFlow, sendResponse } from './respond.js';
 
 export interface ExchangeDeps {
@@ -34,16 +35,8 @@ async function readBody(req: IncomingMessage, max: number): Promise<Buffer | und
   return Buffer.concat(chunks);
 }
 
-/** One compiled trust function per configuration (a reload brings a new list), not one per request. */
-const compiledTrust = new WeakMap<readonly string[], ReturnType<typeof proxyAddr.compile>>();
-function trustFor(proxies: readonly string[]): ReturnType<typeof proxyAddr.compile> {
-  let trust = compiledTrust.get(proxies);
-  if (!trust) {
-    trust = proxyAddr.compile([...proxies]);
-    compiledTrust.set(proxies, trust);
-  }
-  return trust;
-}
+/** Which peers' X-Forwarded-For is believed, for client.address. */
+const proxyTrust = perConfig((config) => proxyAddr.compile([...config.server.trustedProxies]));
 
 function webHeaders(req: IncomingMessage): Headers {
   const headers = new Headers();
@@ -106,7 +99,7 @@ export async function serveExchange(
       ...(summary.tool ? { 'gen_ai.tool.name': summary.tool } : {}),
       ...(protocolVersion ? { 'mcp.protocol.version': protocolVersion } : {}),
       ...(summary.id !== null ? { 'jsonrpc.request.id': String(summary.id) } : {}),
-      'client.address': proxyAddr(req, trustFor(config.server.trustedProxies)),
+      'client.address': proxyAddr(req, proxyTrust(config)),
       'network.protocol.name': 'http',
       'mcpd.request.id': requestId,
     },

@@ -16,10 +16,14 @@ import type { Tracing } from '../ops/tracing.js';
 import { Admission, assignRequestId, type EdgeRefusal, jsonRpcError, sendJson } from './admission.js';
 import { ConcurrencyLimiter } from './concurrency.js';
 import { serveExchange } from './mcpExchange.js';
+import { perConfig } from './perConfig.js';
 
 export type { EdgeRefusal } from './admission.js';
 
 export const MCP_PATH = '/mcp';
+
+/** Where the protected-resource metadata is served; looked at on every request, derived once. */
+const metadataPathsOf = perConfig((config) => metadataPaths(config.server.publicUrl));
 
 /** What the edge needs from the current runtime; read per request, so reloads apply to new ones. */
 export interface EdgeRuntime {
@@ -139,7 +143,7 @@ export class HttpEdge {
       );
       return;
     }
-    if (metadataPaths(config.server.publicUrl).includes(path)) {
+    if (metadataPathsOf(config).includes(path)) {
       this.serveMetadata(req, res, config);
       return;
     }
