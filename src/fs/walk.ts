@@ -58,32 +58,28 @@ export async function visibleChildren(viewer: Viewer, directory: Target): Promis
   const entries: Entry[] = [];
   for (const dirent of dirents) {
     const relPath = joinRel(directory.relPath, dirent.name);
-    if (dirent.isSymbolicLink()) {
+    const symlink = dirent.isSymbolicLink();
+    let target: Target;
+    if (symlink) {
+      // A link is shown as what it resolves to, and only if that is readable.
       if (policy.isExcluded(relPath)) continue;
       const decision = await policy.decide(principal, 'read', uriFor(root, relPath));
       if (!decision.allow || decision.target.kind === 'missing') continue;
-      const kind = decision.target.kind;
-      entries.push({
-        name: dirent.name,
-        root,
-        relPath,
-        uri: uriFor(root, relPath),
-        type: kind === 'file' || kind === 'directory' ? kind : 'other',
-        symlink: true,
-        target: decision.target,
-      });
-      continue;
+      target = decision.target;
+    } else {
+      const kind = dirent.isDirectory() ? 'directory' : dirent.isFile() ? 'file' : 'other';
+      if (!policy.isVisible(root, relPath, kind === 'directory' ? 'directory' : 'file')) continue;
+      target = policy.targetFor(root, relPath, kind);
     }
-    const type = dirent.isDirectory() ? 'directory' : dirent.isFile() ? 'file' : 'other';
-    if (!policy.isVisible(root, relPath, type === 'directory' ? 'directory' : 'file')) continue;
+    const { kind } = target;
     entries.push({
       name: dirent.name,
       root,
       relPath,
       uri: uriFor(root, relPath),
-      type,
-      symlink: false,
-      target: policy.targetFor(root, relPath, type),
+      type: kind === 'file' || kind === 'directory' ? kind : 'other',
+      symlink,
+      target,
     });
   }
   // A directory swapped for a link while we read it would have shown someone else's names.

@@ -1,3 +1,5 @@
+import type { RootConfig } from '../config/schema.js';
+
 /** What a caller wants to do with a path. `list` and `read` share visibility rules; `write` covers
  * create, modify, move and delete. */
 export type Operation = 'read' | 'list' | 'write';
@@ -20,17 +22,10 @@ export const LOCAL: Principal = Object.freeze({ id: 'local', scopes: Object.free
 
 export type EntryKind = 'file' | 'directory' | 'symlink' | 'other' | 'missing';
 
-/** A root as the policy sees it: configured path plus its canonical (realpath) form. */
-export interface Root {
-  readonly name: string;
-  readonly description: string;
-  readonly uri: string;
-  /** Absolute configured path (may itself be a symlink). */
-  readonly path: string;
+/** A root as the policy sees it: the configured root (whose path may itself be a symlink) plus its canonical form. */
+export interface Root extends RootConfig {
   /** realpath of `path`; every containment decision compares against this. */
   readonly canonicalPath: string;
-  readonly read: readonly string[];
-  readonly write: readonly string[];
 }
 
 /** An allowed target: everything the file layer needs, nothing it must re-derive. */

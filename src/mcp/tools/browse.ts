@@ -6,7 +6,7 @@ import { compilePattern } from '../../fs/regex.js';
 import { grep, nameMatcher, searchNames, tree } from '../../fs/search.js';
 import { detail, visibleChildren, WalkBudget } from '../../fs/walk.js';
 import type { Target } from '../../policy/types.js';
-import { asText, defineTool, READ_ONLY, type ToolContext } from '../toolkit.js';
+import { defineTool, READ_ONLY, type ToolContext } from '../toolkit.js';
 import { cursorArg, decodeCursor, encodeCursor, entryType, pathArg, rootArg } from './common.js';
 
 const clamp = (value: number, min: number, max: number) => Math.min(Math.max(value, min), max);
@@ -75,7 +75,7 @@ export const listDirectory = defineTool({
         },
       };
     });
-    return { structured, content: asText(structured) };
+    return { structured };
   },
 });
 
@@ -138,7 +138,7 @@ export const directoryTree = defineTool({
         },
       };
     });
-    return { structured, content: asText(structured) };
+    return { structured };
   },
 });
 
@@ -168,7 +168,7 @@ export const getFileInfo = defineTool({
       if (target.kind === 'missing') throw notFoundOrDenied(target.uri);
       return { value: await statTarget(target) };
     });
-    return { structured, content: asText(structured) };
+    return { structured };
   },
 });
 
@@ -223,7 +223,7 @@ export const searchFiles = defineTool({
         },
       };
     });
-    return { structured, content: asText(structured) };
+    return { structured };
   },
 });
 
@@ -281,6 +281,6 @@ export const grepTool = defineTool({
         },
       };
     });
-    return { structured, content: asText(structured) };
+    return { structured };
   },
 });

@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import type { Config } from '../../config/schema.js';
-import { asText, defineTool, READ_ONLY } from '../toolkit.js';
+import { defineTool, READ_ONLY } from '../toolkit.js';
 
 const policyShape = z.object({ read: z.array(z.string()), write: z.array(z.string()) });
 
@@ -58,6 +58,6 @@ export const listRoots = defineTool({
   async run(_args, ctx) {
     const { grants } = ctx.gate.policy;
     const structured = describeRoots(ctx.config, (root) => grants.permits(ctx.caller.principal, root, 'read'));
-    return { structured, content: asText(structured) };
+    return { structured };
   },
 });

@@ -5,7 +5,7 @@ import { McpdError, notFoundOrDenied } from '../../errors.js';
 import { readTarget } from '../../fs/files.js';
 import { deleteEntry, createDirectory as makeDirectory, moveEntry, writeFileAtomic } from '../../fs/write.js';
 import type { Target } from '../../policy/types.js';
-import { asText, defineTool, type ToolAnnotations } from '../toolkit.js';
+import { defineTool, type ToolAnnotations } from '../toolkit.js';
 import { pathArg, rootArg } from './common.js';
 
 const MUTATING: ToolAnnotations = {
@@ -61,7 +61,7 @@ export const writeFile = defineTool({
         bytes: data.length,
       };
     });
-    return { structured, content: asText(structured) };
+    return { structured };
   },
 });
 
@@ -180,7 +180,7 @@ export const createDirectory = defineTool({
       );
       return { value: { uri: target.uri, created } };
     });
-    return { structured, content: asText(structured) };
+    return { structured };
   },
 });
 
@@ -205,7 +205,7 @@ export const moveFile = defineTool({
         return { value: { source: from.uri, destination: to.uri } };
       },
     );
-    return { structured, content: asText(structured) };
+    return { structured };
   },
 });
 
@@ -225,6 +225,6 @@ export const deleteFile = defineTool({
       const { type } = await deleteEntry(target);
       return { value: { uri: target.uri, type } };
     });
-    return { structured, content: asText(structured) };
+    return { structured };
   },
 });
