@@ -1,5 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
+import type { GateObservers } from './access/gate.js';
 import { AuditLog } from './audit/log.js';
 import { StreamAuditSink } from './audit/sink.js';
 import { InMemoryRateLimiter } from './cluster/rateLimiter.js';
@@ -9,6 +10,7 @@ import { containerMemoryLimit } from './fs/cgroup.js';
 import { unreachableRoot } from './fs/roots.js';
 import { RootWatcher } from './fs/watch.js';
 import { HttpEdge, MCP_PATH, MetricsListener } from './http/server.js';
+import { listenerUrl } from './http/url.js';
 import { ChangeFeed } from './mcp/changes.js';
 import { createHttpEndpoint } from './mcp/endpoint.js';
 import { ExchangeRegistry } from './mcp/exchange.js';
@@ -37,13 +39,17 @@ export interface AppDeps {
   readonly logger: Logger;
   readonly audit: AuditLog;
   readonly version: string;
-  /** Counters and spans; created once per process, they outlive reloads. */
-  readonly metrics?: Metrics;
-  readonly tracing?: Tracing;
+  /** Counters and spans; created once per process, they outlive reloads. HTTP makes its own when absent. */
+  readonly observers?: Observers;
+}
+
+export interface Observers extends GateObservers {
+  readonly metrics: Metrics;
+  readonly tracing: Tracing;
 }
 
 /** The process-wide observers for a config: metrics always (cheap), tracing when configured. */
-export function createObservers(config: Config, build: { version: string; commit: string }) {
+export function createObservers(config: Config, build: { version: string; commit: string }): Observers {
   return {
     metrics: new Metrics({ ...build, memoryLimitBytes: containerMemoryLimit() }, config.metrics.enabled),
     tracing: new Tracing(config.tracing, build.version),
@@ -101,6 +107,7 @@ class RuntimeHolder {
     private runtime: Runtime,
     private readonly deps: AppDeps,
     private readonly changes: ChangeFeed,
+    private readonly observers: GateObservers = {},
   ) {}
 
   get current(): Runtime {
@@ -112,7 +119,7 @@ class RuntimeHolder {
     const before = fixedSettings(this.runtime.config);
     const after = fixedSettings(config);
     const ignored = Object.keys(before).filter((key) => before[key] !== after[key]);
-    const next = await buildRuntime(config, this.deps.audit, this.deps);
+    const next = await buildRuntime(config, this.deps.audit, this.observers);
     const rootsChanged =
       JSON.stringify(this.runtime.gate.policy.roots) !== JSON.stringify(next.gate.policy.roots) ||
       this.runtime.config.resources.watch !== config.resources.watch;
@@ -142,21 +149,15 @@ export interface HttpApp {
 
 export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpApp> {
   const { logger } = deps;
-  const metrics =
-    deps.metrics ??
-    new Metrics(
-      { version: deps.version, commit: 'unknown', memoryLimitBytes: containerMemoryLimit() },
-      config.metrics.enabled,
-    );
-  const tracing = deps.tracing ?? new Tracing(config.tracing, deps.version);
-  const observed = { ...deps, metrics, tracing };
-  const first = await buildRuntime(config, deps.audit, observed);
+  const observers = deps.observers ?? createObservers(config, { version: deps.version, commit: 'unknown' });
+  const { metrics, tracing } = observers;
+  const first = await buildRuntime(config, deps.audit, observers);
   const changes = new ChangeFeed(
     rootWatcher(config, first.gate.policy, logger),
     () => holder.current.gate.policy,
     config.resources.watchDebounceMs,
   );
-  const holder = new RuntimeHolder(first, observed, changes);
+  const holder = new RuntimeHolder(first, deps, changes, observers);
   const lifecycle = new Lifecycle();
   const exchanges = new ExchangeRegistry();
   const notReadyReason = async (): Promise<string | null> => {
@@ -216,8 +217,7 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
       : undefined;
   const metricsAddress = await metricsListener?.listen();
   lifecycle.markReady();
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  const url = `${edge.scheme}://${host}:${address.port}${MCP_PATH}`;
+  const url = listenerUrl(edge.scheme, address.address, address.port, MCP_PATH);
 
   let stopping: Promise<void> | undefined;
   const shutdown = () => {
@@ -252,9 +252,8 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
     if (next.server.tls && config.server.tls) edge.updateTls(next.server.tls);
     return outcome;
   };
-  const metricsUrl = metricsAddress
-    ? `http://${metricsAddress.family === 'IPv6' ? `[${metricsAddress.address}]` : metricsAddress.address}:${metricsAddress.port}${config.metrics.path}`
-    : undefined;
+  const metricsUrl =
+    metricsAddress && listenerUrl('http', metricsAddress.address, metricsAddress.port, config.metrics.path);
   return { url, address, metricsUrl, runtime: () => holder.current, changes, lifecycle, reload, shutdown };
 }
 

@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { getHeapStatistics } from 'node:v8';
 import { createObservers, openAudit, startHttpApp, startStdioApp } from './app.js';
 import { AuditLog } from './audit/log.js';
+import { DISCARD_SINK } from './audit/sink.js';
 import {
   buildCommitFromEnv,
   ConfigError,
@@ -16,6 +17,7 @@ import {
 import type { Config } from './config/schema.js';
 import { watchFile } from './fs/watch.js';
 import { probeHealth } from './http/probe.js';
+import { listenerUrl } from './http/url.js';
 import { describeRoots } from './mcp/tools/roots.js';
 import { createLogger, type Logger } from './ops/logger.js';
 import { ANONYMOUS, LOCAL, OPERATIONS, type Operation, type Principal } from './policy/types.js';
@@ -204,7 +206,7 @@ async function runServer(
 function runHttp(values: Flags): Promise<number> {
   return runServer(values, async (config, logger, audit) => {
     const observers = createObservers(config, { version: VERSION, commit: buildCommitFromEnv(process.env) });
-    const app = await startHttpApp(config, { logger, audit, version: VERSION, ...observers });
+    const app = await startHttpApp(config, { logger, audit, version: VERSION, observers });
     logger.info(
       {
         url: app.url,
@@ -238,8 +240,7 @@ async function checkConfig(values: Flags, rest: string[]): Promise<number> {
   const [file] = rest;
   if (!file) throw new UsageError('check-config needs a FILE');
   const config = configure(values, file);
-  const discard = new AuditLog({ write() {}, async flush() {}, async close() {} });
-  const services = await buildRuntime(config, discard);
+  const services = await buildRuntime(config, new AuditLog(DISCARD_SINK));
   const summary = {
     ...config,
     // Key material is validated, never printed.
@@ -257,14 +258,14 @@ async function explain(values: Flags, rest: string[]): Promise<number> {
   if (path === undefined) throw new UsageError('explain needs a PATH');
   const op = values.op as Operation | undefined;
   if (!op || !OPERATIONS.includes(op)) throw new UsageError(`explain needs --op ${OPERATIONS.join('|')}`);
-  const config = configure(values);
-  const discard = new AuditLog({ write() {}, async flush() {}, async close() {} });
-  const { gate } = await buildRuntime(config, discard);
   if (values.scope !== undefined && values.principal === undefined) throw new UsageError('--scope needs --principal');
-  // Without --principal: what the roots themselves allow (the stdio user); with it: that caller's grants too.
+  const config = configure(values);
+  const { gate } = await buildRuntime(config, new AuditLog(DISCARD_SINK));
+  // Without --principal: the HTTP caller when auth is off, else what the roots themselves allow (the
+  // stdio user); with it: that caller's grants too.
   const principal: Principal = values.principal
     ? { id: values.principal, scopes: values.scope ?? [] }
-    : config.auth.mode === 'none' && values.scope === undefined
+    : config.auth.mode === 'none'
       ? ANONYMOUS
       : LOCAL;
   const decision = await gate.policy.decide(principal, op, path, { root: values.root });
@@ -301,12 +302,10 @@ async function healthcheck(values: Flags): Promise<number> {
   const config = configure(values);
   const { host, port, tls } = config.server;
   // A wildcard bind is reached over loopback.
-  const target = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
-  const healthy = await probeHealth(
-    new URL(`${tls ? 'https' : 'http'}://${target}:${port}/health`),
-    HEALTHCHECK_TIMEOUT_MS,
-  );
-  if (!healthy) write(process.stderr, `mcpd: ${target}:${port} is not healthy`);
+  const target = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+  const url = new URL(listenerUrl(tls ? 'https' : 'http', target, port, '/health'));
+  const healthy = await probeHealth(url, HEALTHCHECK_TIMEOUT_MS);
+  if (!healthy) write(process.stderr, `mcpd: ${url.hostname}:${port} is not healthy`);
   return healthy ? EXIT_OK : EXIT_FAILURE;
 }
 

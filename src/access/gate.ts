@@ -39,17 +39,17 @@ export interface Measured<T> {
   readonly bytes?: number | null;
 }
 
-/**
- * The only way tools reach files: decide, then run, then write exactly one audit record per
- * path, whatever happened. A denial never reaches the file layer; it becomes the same
- * client-facing error a missing file gets (reads) or a plain refusal (writes).
- */
 /** What the gate reports to besides the audit log: counters and spans (both optional). */
 export interface GateObservers {
   readonly metrics?: Metrics;
   readonly tracing?: Tracing;
 }
 
+/**
+ * The only way tools reach files: decide, then run, then write exactly one audit record per
+ * path, whatever happened. A denial never reaches the file layer; it becomes the same
+ * client-facing error a missing file gets (reads) or a plain refusal (writes).
+ */
 export class AccessGate {
   private readonly active = new InFlight<symbol>();
 

@@ -8,6 +8,9 @@ export interface AuditSink {
   close(): Promise<void>;
 }
 
+/** Records nothing: for commands that judge access without serving it (check-config, explain). */
+export const DISCARD_SINK: AuditSink = { write() {}, async flush() {}, async close() {} };
+
 export type AuditDestination = { readonly fd: number } | { readonly file: string };
 
 /**

@@ -3,7 +3,7 @@ import { type AuthInfo, createMcpHandler } from '@modelcontextprotocol/server';
 import type { Logger } from '../ops/logger.js';
 import { ANONYMOUS, type Principal } from '../policy/types.js';
 import type { ChangeFeed } from './changes.js';
-import type { InternalErrorReporter } from './errors.js';
+import { logInternalErrors } from './errors.js';
 import { EXCHANGE_HEADER, type ExchangeRegistry } from './exchange.js';
 import { createScope, type McpServices } from './scope.js';
 import { buildServer } from './server.js';
@@ -68,8 +68,7 @@ function authInfoOf(exchange: ExchangeContext, publicUrl: string): AuthInfo | un
 
 export function createHttpEndpoint(options: EndpointOptions): McpEndpoint {
   const { logger } = options;
-  const reportInternal: InternalErrorReporter = (error, requestId) =>
-    logger.error({ err: error, requestId }, 'internal error while serving a request');
+  const reportInternal = logInternalErrors(logger);
 
   const handler = createMcpHandler(
     ({ era, requestInfo, authInfo }) => {

@@ -1,8 +1,14 @@
 import { type CallToolResult, ProtocolError, ResourceNotFoundError } from '@modelcontextprotocol/server';
 import { isAbortError, isMcpdError, McpdError } from '../errors.js';
+import type { Logger } from '../ops/logger.js';
 
 /** Reports an unexpected error with the request it broke; the client only sees a reference. */
 export type InternalErrorReporter = (error: unknown, requestId: string) => void;
+
+/** Reports internal errors to the server log, with the request they broke. */
+export function logInternalErrors(logger: Logger): InternalErrorReporter {
+  return (error, requestId) => logger.error({ err: error, requestId }, 'internal error while serving a request');
+}
 
 /** The `_meta` key that carries mcpd's stable error code on a failed tool result. */
 export const ERROR_META_KEY = 'dev.mcpd/error';

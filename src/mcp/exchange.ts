@@ -16,7 +16,7 @@ export interface StreamFlow {
 
 export interface Exchange {
   readonly flow: StreamFlow;
-  /** Set by the handler when the request failed: a catalogue code, or `tool_error` for an isError result. */
+  /** Set by the handler when the request failed: the JSON-RPC error code of a protocol error, or `tool_error` for an isError result. */
   errorType?: string;
 }
 

@@ -10,6 +10,7 @@ import {
   type MessageExtraInfo,
   PARSE_ERROR,
   type RequestId,
+  type ServerEvent,
   type Transport,
   type TransportSendOptions,
 } from '@modelcontextprotocol/server';
@@ -19,7 +20,7 @@ import { InFlight } from '../ops/inflight.js';
 import type { Logger } from '../ops/logger.js';
 import { LOCAL } from '../policy/types.js';
 import type { ChangeFeed } from './changes.js';
-import type { InternalErrorReporter } from './errors.js';
+import { logInternalErrors } from './errors.js';
 import { detachedExchange } from './exchange.js';
 import { createScope, type McpServices } from './scope.js';
 import { buildServer } from './server.js';
@@ -149,11 +150,10 @@ export interface StdioConnection {
 export function serveStdioConnection(options: StdioOptions): StdioConnection {
   const { logger } = options;
   const connectionId = randomBytes(4).toString('hex');
-  const reportInternal: InternalErrorReporter = (error, requestId) =>
-    logger.error({ err: error, requestId }, 'internal error while serving a request');
+  const reportInternal = logInternalErrors(logger);
 
   // The pinned instance and how change events reach it; set when the factory builds it.
-  let deliver: ((event: Parameters<Parameters<ChangeFeed['subscribe']>[0]>[0]) => void) | undefined;
+  let deliver: ((event: ServerEvent) => void) | undefined;
   let stopFeed: (() => void) | undefined;
   const startFeed = () => {
     stopFeed ??= options.changes.subscribe((event) => deliver?.(event));
