@@ -111,7 +111,8 @@ describe('deploy/compose.yaml', () => {
     // The replicas' config is one mcpd accepts, once the mounted paths exist.
     const secret = join(scratch.dir, 'key.sha256');
     await writeFile(secret, `${'ab'.repeat(32)}\n`);
-    const raw = parse(await readFile(join(REPO, 'deploy/compose/mcpd.yaml'), 'utf8'));
+    const mcpdText = await readFile(join(REPO, 'deploy/compose/mcpd.yaml'), 'utf8');
+    const raw = parse(mcpdText);
     raw.auth.apiKeys[0].sha256File = secret;
     raw.roots[0].uri = join(REPO, 'demo/workspace/mcp-demo');
     raw.roots[1].uri = join(REPO, 'demo/shared/templates');
@@ -120,8 +121,7 @@ describe('deploy/compose.yaml', () => {
     expect(config.server.host).toBe('0.0.0.0');
     expect(resolved.secrets['mcpd-api-key.sha256']?.file).toBe(join(REPO, 'deploy/secrets/mcpd-api-key.sha256'));
     // The secret's mount point is where the config reads it.
-    const mcpdYaml = parse(await readFile(join(REPO, 'deploy/compose/mcpd.yaml'), 'utf8'));
-    expect(mcpdYaml.auth.apiKeys[0].sha256File).toBe('/run/secrets/mcpd-api-key.sha256');
+    expect(parse(mcpdText).auth.apiKeys[0].sha256File).toBe('/run/secrets/mcpd-api-key.sha256');
     // Only nginx's fixed address is a trusted proxy.
     const nginxAddress = (resolved.services.nginx as Service).networks?.mcpd?.ipv4_address;
     expect(config.server.trustedProxies).toEqual([nginxAddress]);

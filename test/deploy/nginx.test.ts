@@ -1,19 +1,19 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
-import { createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { connect as http2Connect } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { readAudit, waitForAudit } from '../helpers/audit.js';
+import { attribute, type OtlpSpan, type SpanReceiver, startSpanReceiver } from '../helpers/otlp.js';
 import { freePort } from '../helpers/ports.js';
-import { type ServingProcess, serveMcpd } from '../helpers/process.js';
-import { MODERN_VERSION, modernMeta } from '../helpers/raw.js';
+import { runCommand, type ServingProcess, serveMcpd } from '../helpers/process.js';
+import { modernRequest } from '../helpers/raw.js';
 import { requireCommand } from '../helpers/tools.js';
 import { demoCopy, REPO, tempDir } from '../helpers/workspace.js';
 import type { NginxClientReport } from './fixtures/nginx-client.js';
@@ -110,63 +110,9 @@ function send(
   });
 }
 
-/** A JSON-RPC request body in the 2026-07-28 shape, with its headers. */
-function mcpRequest(
-  method: string,
-  params: Record<string, unknown>,
-  headers: Record<string, string> = {},
-): { method: string; headers: Record<string, string>; body: string } {
-  const name: Record<string, string> = typeof params.name === 'string' ? { 'mcp-name': params.name } : {};
-  return {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      'mcp-protocol-version': MODERN_VERSION,
-      'mcp-method': method,
-      ...name,
-      ...headers,
-    },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: { ...params, _meta: modernMeta('nginx-raw') } }),
-  };
-}
-
-interface OtlpSpan {
-  readonly kind: number;
-  readonly attributes: { key: string; value: Record<string, unknown> }[];
-}
-
-function attribute(span: OtlpSpan, key: string): unknown {
-  const value = span.attributes.find((a) => a.key === key)?.value;
-  return value ? Object.values(value)[0] : undefined;
-}
-
-/** An OTLP/HTTP JSON traces receiver on loopback: the replicas' spans say whom they attributed a request to. */
-async function startSpanReceiver(): Promise<{ url: string; spans: OtlpSpan[]; close: () => Promise<void> }> {
-  const spans: OtlpSpan[] = [];
-  const server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (chunk: Buffer) => {
-      body += chunk;
-    });
-    req.on('end', () => {
-      const payload = JSON.parse(body) as { resourceSpans: { scopeSpans: { spans: OtlpSpan[] }[] }[] };
-      for (const resource of payload.resourceSpans) for (const scope of resource.scopeSpans) spans.push(...scope.spans);
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end('{}');
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}/v1/traces`,
-    spans,
-    close: () =>
-      new Promise((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+/** A JSON-RPC request in the 2026-07-28 shape, with its headers. */
+function mcpRequest(method: string, params: Record<string, unknown>): CallOptions & { body: string } {
+  return { method: 'POST', ...modernRequest(method, params, { client: 'nginx-raw' }) };
 }
 
 /** Creates a CA and a server certificate for localhost/127.0.0.1 signed by it. */
@@ -282,7 +228,7 @@ describe('deploy/nginx/nginx.conf in front of three mcpd replicas', () => {
   let dir: string;
   let cleanupDir: (() => Promise<void>) | undefined;
   let demo: Awaited<ReturnType<typeof demoCopy>> | undefined;
-  let receiver: Awaited<ReturnType<typeof startSpanReceiver>> | undefined;
+  let receiver: SpanReceiver | undefined;
   const replicas: ServingProcess[] = [];
   const auditFiles: string[] = [];
   let nginx: ChildProcess | undefined;
@@ -412,7 +358,7 @@ describe('deploy/nginx/nginx.conf in front of three mcpd replicas', () => {
   });
 
   it('serves the official SDK client over HTTPS and streams progress through without buffering', async () => {
-    const child = spawn(
+    const client = await runCommand(
       process.execPath,
       [
         '--import',
@@ -423,23 +369,10 @@ describe('deploy/nginx/nginx.conf in front of three mcpd replicas', () => {
         '9',
         join(demo?.project ?? '', 'workspace/watched.md'),
       ],
-      { cwd: REPO, env: { ...process.env, NODE_EXTRA_CA_CERTS: join(dir, 'ca.pem') }, stdio: 'pipe' },
+      { cwd: REPO, env: { NODE_EXTRA_CA_CERTS: join(dir, 'ca.pem') }, timeoutMs: 40_000 },
     );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk;
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk;
-    });
-    // 'close', not 'exit': the report on stdout must be read to its end.
-    const closed = new Promise((resolve) => child.once('close', resolve));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 40_000);
-    await closed;
-    clearTimeout(timer);
-    expect(child.exitCode, `client failed:\n${stderr}`).toBe(0);
-    const report = JSON.parse(stdout) as NginxClientReport;
+    expect(client.code, `client failed:\n${client.stderr}`).toBe(0);
+    const report = JSON.parse(client.stdout) as NginxClientReport;
 
     expect(report.tools).toEqual(expect.arrayContaining(['list_roots', 'read_file', 'process_large_dataset']));
     expect(report.roots).toEqual(['MCP Demo Project', 'Shared Templates']);

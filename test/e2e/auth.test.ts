@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitForAudit } from '../helpers/audit.js';
 import { type JwksServer, mint, type SigningKey, signingKey, startJwks, unsecured } from '../helpers/oauth.js';
 import { type ServingProcess, serveMcpd } from '../helpers/process.js';
-import { MODERN_VERSION, messagesOf, modernMeta } from '../helpers/raw.js';
+import { messagesOf, postModern } from '../helpers/raw.js';
 import { demoCopy } from '../helpers/workspace.js';
 
 const ISSUER = 'https://issuer.test.invalid';
@@ -29,23 +29,12 @@ async function callTool(
   args: Record<string, unknown> = {},
   query = '',
 ): Promise<Answer> {
-  const response = await fetch(`${url}${query}`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      'mcp-protocol-version': MODERN_VERSION,
-      'mcp-method': 'tools/call',
-      'mcp-name': name,
-      ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
-    },
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'tools/call',
-      params: { name, arguments: args, _meta: modernMeta() },
-    }),
-  });
+  const response = await postModern(
+    `${url}${query}`,
+    'tools/call',
+    { name, arguments: args },
+    { headers: token === undefined ? {} : { authorization: `Bearer ${token}` } },
+  );
   const requestId = response.headers.get('x-request-id');
   const challenge = response.headers.get('www-authenticate');
   const status = response.status;

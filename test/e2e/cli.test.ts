@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAudit } from '../helpers/audit.js';
@@ -97,10 +97,7 @@ describe('the mcpd command', () => {
   }, 60_000);
 
   it('turns a result above limits.maxResultBytes into TOO_LARGE instead of sending it', async () => {
-    const yaml = await readFile(demo.config, 'utf8');
-    const small = join(demo.dir, 'small-results.yaml');
-    await writeFile(small, `${yaml}\nlimits:\n  maxResultBytes: 2000\n`);
-    const server = await startServer(small);
+    const server = await startServer(await demo.configWith('small-results.yaml', 'limits:\n  maxResultBytes: 2000\n'));
     try {
       const client = await modernHttpClient(server.url);
       const listing = (await client.callTool({ name: 'directory_tree', arguments: { maxDepth: 5 } })) as {

@@ -54,7 +54,14 @@ function expectSeedShape(listing: Listing, projectUri: string, templatesUri: str
 
 type CallResult = { content: unknown; structuredContent?: unknown; isError?: boolean };
 
-function listingOf(result: CallResult): Listing {
+/** What the v1 and the v2 SDK clients have in common here. */
+interface ToolCaller {
+  callTool(params: { name: string; arguments: Record<string, unknown> }): Promise<unknown>;
+}
+
+/** Calls list_roots; the text and the structured content must agree. */
+async function listRoots(client: ToolCaller): Promise<Listing> {
+  const result = (await client.callTool({ name: 'list_roots', arguments: {} })) as CallResult;
   expect(result.isError).toBeFalsy();
   const content = result.content as { type: string; text: string }[];
   const fromText = JSON.parse(content[0]?.text ?? '') as Listing;
@@ -64,13 +71,11 @@ function listingOf(result: CallResult): Listing {
 
 describe('real clients against the built binary', () => {
   let demo: Awaited<ReturnType<typeof demoCopy>>;
-  let projectUri: string;
-  let templatesUri: string;
+  const expectSeedListing = async (client: ToolCaller) =>
+    expectSeedShape(await listRoots(client), `file://${demo.project}`, `file://${demo.templates}`);
 
   beforeAll(async () => {
     demo = await demoCopy();
-    projectUri = `file://${demo.project}`;
-    templatesUri = `file://${demo.templates}`;
   });
   afterAll(async () => demo?.cleanup());
 
@@ -110,11 +115,7 @@ describe('real clients against the built binary', () => {
         'grep',
         'process_large_dataset',
       ]);
-      expectSeedShape(
-        listingOf((await client.callTool({ name: 'list_roots', arguments: {} })) as CallResult),
-        projectUri,
-        templatesUri,
-      );
+      await expectSeedListing(client);
       await client.close();
     });
 
@@ -123,22 +124,14 @@ describe('real clients against the built binary', () => {
       expect(client.getServerVersion()?.name).toBe('mcpd');
       const { tools } = await client.listTools();
       expect(tools.map((tool) => tool.name)).toEqual(TOOL_NAMES);
-      expectSeedShape(
-        listingOf((await client.callTool({ name: 'list_roots', arguments: {} })) as CallResult),
-        projectUri,
-        templatesUri,
-      );
+      await expectSeedListing(client);
       await client.close();
     });
 
     it('SDK v2 client on the 2025 handshake is served on the same endpoint', async () => {
       const client = await legacyV2HttpClient(serving.url);
       expect(client.getProtocolEra()).toBe('legacy');
-      expectSeedShape(
-        listingOf((await client.callTool({ name: 'list_roots', arguments: {} })) as CallResult),
-        projectUri,
-        templatesUri,
-      );
+      await expectSeedListing(client);
       await client.close();
     });
 
@@ -164,22 +157,14 @@ describe('real clients against the built binary', () => {
       const client = await modernStdioClient(process.execPath, [MCPD_BIN, 'stdio', '--config', demo.config]);
       expect(client.getProtocolEra()).toBe('modern');
       expect((await client.listTools()).tools.map((tool) => tool.name)).toEqual(TOOL_NAMES);
-      expectSeedShape(
-        listingOf((await client.callTool({ name: 'list_roots', arguments: {} })) as CallResult),
-        projectUri,
-        templatesUri,
-      );
+      await expectSeedListing(client);
       await client.close();
     });
 
     it('SDK v1 client (2025-11-25) lists the tools and calls list_roots', async () => {
       const client = await v1StdioClient(process.execPath, [MCPD_BIN, 'stdio', '--config', demo.config]);
       expect((await client.listTools()).tools.map((tool) => tool.name)).toEqual(TOOL_NAMES);
-      expectSeedShape(
-        listingOf((await client.callTool({ name: 'list_roots', arguments: {} })) as CallResult),
-        projectUri,
-        templatesUri,
-      );
+      await expectSeedListing(client);
       await client.close();
     });
   });
@@ -189,7 +174,7 @@ describe('real clients against the built binary', () => {
     try {
       expect(new URL(serving.url).hostname).toBe('127.0.0.1');
       const client = await modernHttpClient(serving.url);
-      const listing = listingOf((await client.callTool({ name: 'list_roots', arguments: {} })) as CallResult);
+      const listing = await listRoots(client);
       expect(listing.roots.map((root) => root.name)).toEqual(['MCP Demo Project', 'Shared Templates']);
       expect(listing.roots[0]?.uri).toMatch(/\/demo\/workspace\/mcp-demo$/);
       await client.close();

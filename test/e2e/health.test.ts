@@ -1,20 +1,11 @@
 import { rename, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAudit } from '../helpers/audit.js';
 import { mint, signingKey } from '../helpers/oauth.js';
+import { freePort } from '../helpers/ports.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { demoCopy } from '../helpers/workspace.js';
-
-/** A loopback port nothing listens on. */
-async function deadPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 describe('/health and /ready', () => {
   let demo: Awaited<ReturnType<typeof demoCopy>>;
@@ -65,7 +56,8 @@ describe('/health and /ready', () => {
         'server: { publicUrl: "https://mcp.test.invalid/mcp" }',
         'auth:',
         '  mode: jwt',
-        `  jwt: { issuer: "https://issuer.test.invalid", jwksUrl: "http://127.0.0.1:${await deadPort()}/jwks.json" }`,
+        // A port nothing listens on.
+        `  jwt: { issuer: "https://issuer.test.invalid", jwksUrl: "http://127.0.0.1:${await freePort()}/jwks.json" }`,
         'roots: [{ name: Project, uri: ./workspace/mcp-demo }]',
         '',
       ].join('\n'),

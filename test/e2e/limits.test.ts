@@ -1,10 +1,10 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAudit, waitForAudit } from '../helpers/audit.js';
 import { modernHttpClient } from '../helpers/clients.js';
-import { messagesOf, modernMeta, postModern } from '../helpers/raw.js';
+import { messagesOf, modernRequest, postModern } from '../helpers/raw.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { demoCopy } from '../helpers/workspace.js';
 
@@ -13,25 +13,16 @@ async function streamingCall(url: string, client: string): Promise<Socket> {
   const { port } = new URL(url);
   const socket = connect(Number(port), '127.0.0.1');
   await new Promise((resolve) => socket.once('connect', resolve));
-  const body = JSON.stringify({
-    jsonrpc: '2.0',
-    id: 1,
-    method: 'tools/call',
-    params: {
-      name: 'process_large_dataset',
-      arguments: { path: 'workspace/big.csv', chunkSize: 1024 },
-      _meta: { ...modernMeta(client), progressToken: 'p' },
-    },
-  });
+  const { headers, body } = modernRequest(
+    'tools/call',
+    { name: 'process_large_dataset', arguments: { path: 'workspace/big.csv', chunkSize: 1024 } },
+    { client, meta: { progressToken: 'p' } },
+  );
   socket.write(
     [
       'POST /mcp HTTP/1.1',
       `Host: 127.0.0.1:${port}`,
-      'Content-Type: application/json',
-      'Accept: application/json, text/event-stream',
-      'MCP-Protocol-Version: 2026-07-28',
-      'Mcp-Method: tools/call',
-      'Mcp-Name: process_large_dataset',
+      ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
       'Connection: close',
       `Content-Length: ${Buffer.byteLength(body)}`,
       '',
@@ -52,9 +43,7 @@ describe('limits and backpressure', () => {
   let impatient: TestServer;
 
   async function serverWith(name: string, limits: string): Promise<TestServer> {
-    const file = join(demo.dir, `${name}.yaml`);
-    await writeFile(file, `${await readFile(demo.config, 'utf8')}\nlimits:\n${limits}`);
-    return startServer(file);
+    return startServer(await demo.configWith(`${name}.yaml`, `limits:\n${limits}`));
   }
 
   beforeAll(async () => {

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitForAudit } from '../helpers/audit.js';
 import { modernHttpClient } from '../helpers/clients.js';
 import { type ServingProcess, serveMcpd } from '../helpers/process.js';
-import { modernMeta } from '../helpers/raw.js';
+import { modernRequest } from '../helpers/raw.js';
 import { demoCopy } from '../helpers/workspace.js';
 
 type Result = { isError?: boolean; content: { text?: string }[]; structuredContent?: Record<string, unknown> };
@@ -188,33 +188,13 @@ describe('native TLS, reloaded on SIGHUP', () => {
 
   /** One HTTPS tools/call trusting `ca`; returns the status and the certificate the server showed. */
   function callOverTls(url: string, ca: string): Promise<{ status: number; subject: string }> {
-    const body = JSON.stringify({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'tools/call',
-      params: { name: 'list_roots', arguments: {}, _meta: modernMeta() },
-    });
+    const { headers, body } = modernRequest('tools/call', { name: 'list_roots', arguments: {} });
     return new Promise((resolve, reject) => {
-      const req = request(
-        url,
-        {
-          method: 'POST',
-          ca,
-          agent: false,
-          headers: {
-            'content-type': 'application/json',
-            accept: 'application/json, text/event-stream',
-            'mcp-protocol-version': '2026-07-28',
-            'mcp-method': 'tools/call',
-            'mcp-name': 'list_roots',
-          },
-        },
-        (res) => {
-          const subject = (res.socket as import('node:tls').TLSSocket).getPeerCertificate().subject?.CN ?? '';
-          res.resume();
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, subject: String(subject) }));
-        },
-      );
+      const req = request(url, { method: 'POST', ca, agent: false, headers }, (res) => {
+        const subject = (res.socket as import('node:tls').TLSSocket).getPeerCertificate().subject?.CN ?? '';
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, subject: String(subject) }));
+      });
       req.on('error', reject);
       req.end(body);
     });

@@ -1,10 +1,10 @@
-import { mkdir, symlink, writeFile } from 'node:fs/promises';
+import { symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitForAudit } from '../helpers/audit.js';
 import { modernHttpClient } from '../helpers/clients.js';
 import { startServer, type TestServer } from '../helpers/server.js';
-import { demoCopy, tempDir } from '../helpers/workspace.js';
+import { demoCopy, tempDir, writeTree } from '../helpers/workspace.js';
 
 const CANARY = 'CANARY-7f3a9c-outside-the-roots';
 const ENV_SECRET = 'demo-password';
@@ -20,9 +20,7 @@ describe('scoping: refused, audited, and nothing outside the roots is ever read'
   beforeAll(async () => {
     demo = await demoCopy();
     outside = await tempDir('mcpd-outside-');
-    await writeFile(join(outside.dir, 'secret.md'), `# ${CANARY}\n`);
-    await mkdir(join(outside.dir, 'dir'));
-    await writeFile(join(outside.dir, 'dir', 'inner.md'), `${CANARY}\n`);
+    await writeTree(outside.dir, { 'secret.md': `# ${CANARY}\n`, 'dir/inner.md': `${CANARY}\n` });
     // Links inside the root that lead out of it, and one inside that leads to an excluded file.
     await symlink(join(outside.dir, 'secret.md'), join(demo.project, 'docs', 'escape.md'));
     await symlink(

@@ -41,10 +41,9 @@ describe('graceful shutdown of the built binary', () => {
   beforeAll(async () => {
     demo = await demoCopy();
     await writeFile(join(demo.project, 'workspace/long.csv'), 'x,y,z,w\n'.repeat(LINES));
-    config = join(demo.dir, 'shutdown.yaml');
-    await writeFile(
-      config,
-      `${(await import('node:fs')).readFileSync(demo.config, 'utf8')}\nlimits: { maxConcurrentPerPrincipal: 200, rateLimit: { perSecond: 1000, burst: 1000 } }\n`,
+    config = await demo.configWith(
+      'shutdown.yaml',
+      'limits: { maxConcurrentPerPrincipal: 200, rateLimit: { perSecond: 1000, burst: 1000 } }\n',
     );
   });
   afterAll(async () => demo?.cleanup());

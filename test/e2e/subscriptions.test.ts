@@ -74,10 +74,7 @@ describe('change notifications over HTTP (subscriptions/listen)', () => {
     for (const hidden of ['.env', 'credentials.json', 'secrets/server.key', 'src/index.ts'])
       expect(names).not.toContain(hidden);
     // Small pages: every resource exactly once, in a stable order, across both roots.
-    const yaml = await readFile(demo.config, 'utf8');
-    const pagedConfig = join(demo.dir, 'paged.yaml');
-    await writeFile(pagedConfig, `${yaml}\nresources:\n  pageSize: 3\n`);
-    const paged = await startServer(pagedConfig);
+    const paged = await startServer(await demo.configWith('paged.yaml', 'resources:\n  pageSize: 3\n'));
     const collected: string[] = [];
     let cursor: string | undefined;
     let pages = 0;

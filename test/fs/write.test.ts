@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { watch } from 'node:fs';
 import {
@@ -22,6 +22,7 @@ import { createDirectory, deleteEntry, moveEntry, TEMP_PREFIX, writeFileAtomic }
 import type { PolicyEngine } from '../../src/policy/engine.js';
 import { ANONYMOUS, type Operation, type Target } from '../../src/policy/types.js';
 import { allowedTarget, policyOver } from '../helpers/policy.js';
+import { type RunResult, runCommand } from '../helpers/process.js';
 import { REPO, tempDir } from '../helpers/workspace.js';
 
 const FIXTURE = join(REPO, 'test/fs/fixtures/write-child.ts');
@@ -87,42 +88,15 @@ async function expectLeftoversHidden(path: string): Promise<string[]> {
   return leftovers;
 }
 
-interface ChildExit {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
 /** Runs the write fixture (`bash -c 'ulimit ...; exec node --import tsx fixture ...'`). */
 function runWriter(
   args: string[],
-  options: { fileSizeLimitKiB?: number; onSpawn?: (kill: () => void) => void } = {},
-): Promise<ChildExit> {
+  options: { fileSizeLimitKiB?: number; onSpawn?: (child: ChildProcess) => void } = {},
+): Promise<RunResult> {
   const limit = options.fileSizeLimitKiB === undefined ? '' : `ulimit -f ${options.fileSizeLimitKiB}; `;
-  const child = spawn('bash', ['-c', `${limit}exec "$0" --import tsx "$@"`, process.execPath, FIXTURE, ...args], {
+  return runCommand('bash', ['-c', `${limit}exec "$0" --import tsx "$@"`, process.execPath, FIXTURE, ...args], {
     cwd: REPO,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk;
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk;
-  });
-  options.onSpawn?.(() => child.kill('SIGKILL'));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`write fixture did not finish in time\n${stderr}`));
-    }, 20_000);
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
+    onSpawn: options.onSpawn,
   });
 }
 
@@ -199,11 +173,11 @@ describe('writeFileAtomic', () => {
     let sawTemp = false;
     try {
       const result = await runWriter([dir, 'big.txt', String(200 * 1024 * 1024)], {
-        onSpawn: (kill) => {
+        onSpawn: (child) => {
           watcher.on('change', (_event, name) => {
             if (!sawTemp && String(name).startsWith(TEMP_PREFIX)) {
               sawTemp = true;
-              kill();
+              child.kill('SIGKILL');
             }
           });
         },

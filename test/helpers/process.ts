@@ -12,15 +12,34 @@ export function assertBuilt(): void {
 
 export interface RunResult {
   readonly code: number | null;
+  /** The signal that killed the process, if one did. */
+  readonly signal: NodeJS.Signals | null;
   readonly stdout: string;
   readonly stderr: string;
 }
 
-/** Runs `mcpd ARGS` to completion. */
-export function runMcpd(args: string[], env: Record<string, string> = {}, timeoutMs = 20_000): Promise<RunResult> {
-  assertBuilt();
+export interface RunOptions {
+  readonly cwd?: string;
+  /** Added to this process's environment. */
+  readonly env?: Record<string, string>;
+  /** The run is killed (SIGKILL) and rejected after this long. */
+  readonly timeoutMs?: number;
+  /** Called once the child is spawned, e.g. to kill it at a moment of the test's choosing. */
+  readonly onSpawn?: (child: ChildProcess) => void;
+}
+
+/**
+ * Runs `file ARGS` to completion, stdin closed, collecting stdout and stderr. Resolves on 'close',
+ * not 'exit', so both streams are read to their end.
+ */
+export function runCommand(file: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+  const { timeoutMs = 20_000 } = options;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MCPD_BIN, ...args], { env: { ...process.env, ...env }, stdio: 'pipe' });
+    const child = spawn(file, args, {
+      cwd: options.cwd,
+      env: { ...process.env, ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => {
@@ -31,14 +50,21 @@ export function runMcpd(args: string[], env: Record<string, string> = {}, timeou
     });
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`mcpd ${args.join(' ')} did not finish in ${timeoutMs} ms\n${stderr}`));
+      reject(new Error(`${file} ${args.join(' ')} did not finish in ${timeoutMs} ms\n${stderr}`));
     }, timeoutMs);
     child.on('error', reject);
-    child.on('close', (code) => {
+    child.on('close', (code, signal) => {
       clearTimeout(timer);
-      resolve({ code, stdout, stderr });
+      resolve({ code, signal, stdout, stderr });
     });
+    options.onSpawn?.(child);
   });
+}
+
+/** Runs `mcpd ARGS` to completion. */
+export function runMcpd(args: string[], env: Record<string, string> = {}, timeoutMs = 20_000): Promise<RunResult> {
+  assertBuilt();
+  return runCommand(process.execPath, [MCPD_BIN, ...args], { env, timeoutMs });
 }
 
 export interface ServingProcess {

@@ -1,8 +1,8 @@
 /** Raw Streamable HTTP requests, for what a well-behaved SDK client would never send. */
 
-export const MODERN_VERSION = '2026-07-28';
+const MODERN_VERSION = '2026-07-28';
 
-export function modernMeta(name = 'raw-test') {
+function modernMeta(name = 'raw-test') {
   return {
     'io.modelcontextprotocol/protocolVersion': MODERN_VERSION,
     'io.modelcontextprotocol/clientInfo': { name, version: '1.0.0' },
@@ -10,11 +10,44 @@ export function modernMeta(name = 'raw-test') {
   };
 }
 
-export interface RawOptions {
-  readonly headers?: Record<string, string>;
+export interface ModernRequestOptions {
   readonly id?: number | string;
-  /** Use this exact body text instead of a JSON-RPC request. */
-  readonly body?: string;
+  /** The clientInfo name in the envelope (what the audit record calls the client). */
+  readonly client?: string;
+  /** More `_meta` fields: a progressToken, a traceparent. */
+  readonly meta?: Record<string, unknown>;
+}
+
+/**
+ * The standard headers and the JSON-RPC body of a 2026-07-28 request with its per-request
+ * envelope, for any HTTP client (postModern's fetch, node:https with a CA, a raw socket).
+ */
+export function modernRequest(
+  method: string,
+  params: Record<string, unknown> = {},
+  options: ModernRequestOptions = {},
+): { headers: Record<string, string>; body: string } {
+  const named = typeof params.name === 'string' ? params.name : typeof params.uri === 'string' ? params.uri : undefined;
+  return {
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': MODERN_VERSION,
+      'mcp-method': method,
+      ...(named === undefined ? {} : { 'mcp-name': named }),
+    },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: options.id ?? 1,
+      method,
+      params: { ...params, _meta: { ...modernMeta(options.client), ...options.meta } },
+    }),
+  };
+}
+
+export interface RawOptions extends ModernRequestOptions {
+  /** Added to the standard headers, or replacing them. */
+  readonly headers?: Record<string, string>;
   readonly signal?: AbortSignal;
 }
 
@@ -25,22 +58,11 @@ export function postModern(
   params: Record<string, unknown> = {},
   options: RawOptions = {},
 ) {
-  const body =
-    options.body ??
-    JSON.stringify({ jsonrpc: '2.0', id: options.id ?? 1, method, params: { ...params, _meta: modernMeta() } });
-  const named = typeof params.name === 'string' ? params.name : typeof params.uri === 'string' ? params.uri : undefined;
-  const name: Record<string, string> = named === undefined ? {} : { 'mcp-name': named };
+  const request = modernRequest(method, params, options);
   return fetch(url, {
     method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      'mcp-protocol-version': MODERN_VERSION,
-      'mcp-method': method,
-      ...name,
-      ...options.headers,
-    },
-    body,
+    headers: { ...request.headers, ...options.headers },
+    body: request.body,
     ...(options.signal ? { signal: options.signal } : {}),
   });
 }

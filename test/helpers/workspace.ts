@@ -1,4 +1,4 @@
-import { cp, mkdir, mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,15 +30,23 @@ export async function demoCopy(): Promise<{
   config: string;
   project: string;
   templates: string;
+  /** Writes the demo config with `yaml` (top-level keys it lacks) appended to `name` beside it; returns its path. */
+  configWith: (name: string, yaml: string) => Promise<string>;
   cleanup: () => Promise<void>;
 }> {
   const { dir, cleanup } = await tempDir('mcpd-demo-');
   await cp(DEMO, dir, { recursive: true });
+  const config = join(dir, 'mcpd.yaml');
   return {
     dir,
-    config: join(dir, 'mcpd.yaml'),
+    config,
     project: join(dir, 'workspace/mcp-demo'),
     templates: join(dir, 'shared/templates'),
+    configWith: async (name, yaml) => {
+      const file = join(dir, name);
+      await writeFile(file, `${await readFile(config, 'utf8')}\n${yaml}`);
+      return file;
+    },
     cleanup,
   };
 }

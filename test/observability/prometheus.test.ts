@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { modernHttpClient } from '../helpers/clients.js';
@@ -43,9 +43,7 @@ describe('metrics, checked by a real Prometheus', () => {
   beforeAll(async () => {
     requireCommand('promtool');
     demo = await demoCopy();
-    const config = join(demo.dir, 'observed.yaml');
-    await writeFile(config, `${await readFile(demo.config, 'utf8')}\nmetrics: { port: 0, host: 127.0.0.1 }\n`);
-    server = await startServer(config);
+    server = await startServer(await demo.configWith('observed.yaml', 'metrics: { port: 0, host: 127.0.0.1 }\n'));
     metricsUrl = new URL(server.app.metricsUrl as string);
     prometheus = await startPrometheus(join(demo.dir, 'prometheus'), [
       { host: metricsUrl.host, path: metricsUrl.pathname },

@@ -1,61 +1,19 @@
 import { randomBytes } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAudit } from '../helpers/audit.js';
+import { attribute, type OtlpSpan, type SpanReceiver, startSpanReceiver } from '../helpers/otlp.js';
 import { freePort } from '../helpers/ports.js';
 import { serveMcpd } from '../helpers/process.js';
-import { messagesOf, modernMeta, postModern } from '../helpers/raw.js';
+import { messagesOf, postModern } from '../helpers/raw.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { demoCopy } from '../helpers/workspace.js';
-
-interface OtlpSpan {
-  traceId: string;
-  spanId: string;
-  parentSpanId?: string;
-  name: string;
-  kind: number;
-  attributes: { key: string; value: Record<string, unknown> }[];
-  links?: { traceId: string; spanId: string }[];
-  status?: { code?: number };
-}
-
-/** An OTLP/HTTP (JSON) traces receiver on loopback, as a collector would be. */
-async function startReceiver(): Promise<{ url: string; spans: OtlpSpan[]; close: () => Promise<void> }> {
-  const spans: OtlpSpan[] = [];
-  const server: Server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (chunk: Buffer) => {
-      body += chunk;
-    });
-    req.on('end', () => {
-      const payload = JSON.parse(body) as { resourceSpans: { scopeSpans: { spans: OtlpSpan[] }[] }[] };
-      for (const resource of payload.resourceSpans) for (const scope of resource.scopeSpans) spans.push(...scope.spans);
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end('{}');
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}/v1/traces`,
-    spans,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
-  };
-}
-
-function attribute(span: OtlpSpan, key: string): unknown {
-  const value = span.attributes.find((a) => a.key === key)?.value;
-  return value ? Object.values(value)[0] : undefined;
-}
 
 const hex = (bytes: number) => randomBytes(bytes).toString('hex');
 
 describe('OpenTelemetry tracing over OTLP/HTTP', () => {
   let demo: Awaited<ReturnType<typeof demoCopy>>;
-  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let receiver: SpanReceiver;
   let server: TestServer;
   const metaTrace = { traceId: hex(16), spanId: hex(8) };
   const headerTrace = { traceId: hex(16), spanId: hex(8) };
@@ -63,34 +21,17 @@ describe('OpenTelemetry tracing over OTLP/HTTP', () => {
 
   beforeAll(async () => {
     demo = await demoCopy();
-    receiver = await startReceiver();
-    const config = join(demo.dir, 'traced.yaml');
-    await writeFile(
-      config,
-      `${await readFile(demo.config, 'utf8')}\ntracing: { enabled: true, endpoint: "${receiver.url}" }\n`,
+    receiver = await startSpanReceiver();
+    server = await startServer(
+      await demo.configWith('traced.yaml', `tracing: { enabled: true, endpoint: "${receiver.url}" }\n`),
     );
-    server = await startServer(config);
 
     const call = (
       name: string,
       args: Record<string, unknown>,
       meta: Record<string, unknown>,
       headers: Record<string, string>,
-    ) =>
-      postModern(
-        server.url,
-        'tools/call',
-        { name, arguments: args },
-        {
-          headers,
-          body: JSON.stringify({
-            jsonrpc: '2.0',
-            id: 1,
-            method: 'tools/call',
-            params: { name, arguments: args, _meta: { ...modernMeta('traced'), ...meta } },
-          }),
-        },
-      );
+    ) => postModern(server.url, 'tools/call', { name, arguments: args }, { headers, client: 'traced', meta });
     // _meta carries one trace context and the HTTP header another: _meta wins, the header is linked.
     const first = await call(
       'read_file',
@@ -168,11 +109,10 @@ describe('tracing with the collector down', () => {
   it('loses the last spans, never the clean exit: SIGTERM still drains, closes the audit log and exits 0', async () => {
     const demo = await demoCopy();
     try {
-      const config = join(demo.dir, 'traced-nowhere.yaml');
       // A port nothing listens on: every export is refused.
-      await writeFile(
-        config,
-        `${await readFile(demo.config, 'utf8')}\ntracing: { enabled: true, endpoint: "http://127.0.0.1:${await freePort()}/v1/traces" }\n`,
+      const config = await demo.configWith(
+        'traced-nowhere.yaml',
+        `tracing: { enabled: true, endpoint: "http://127.0.0.1:${await freePort()}/v1/traces" }\n`,
       );
       const auditFile = join(demo.dir, 'audit.log');
       const serving = await serveMcpd(['--config', config, '--port', '0', '--audit-file', auditFile]);

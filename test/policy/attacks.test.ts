@@ -8,7 +8,15 @@ import { readTarget } from '../../src/fs/files.js';
 import { NodePathResolver } from '../../src/fs/resolver.js';
 import { canonicalizeRoots } from '../../src/fs/roots.js';
 import { PolicyEngine } from '../../src/policy/engine.js';
-import { ANONYMOUS, type Decision, type EntryKind, type Operation, type Root } from '../../src/policy/types.js';
+import {
+  ANONYMOUS,
+  type Decision,
+  type EntryKind,
+  type Operation,
+  type Root,
+  type Target,
+} from '../../src/policy/types.js';
+import { allowedTarget } from '../helpers/policy.js';
 import { tempDir, writeTree } from '../helpers/workspace.js';
 
 /*
@@ -173,24 +181,12 @@ interface Case {
   expect: Expected;
 }
 
-const read = (input: string, expected: Expected, root?: string): Omit<Case, 'group'> => ({
-  op: 'read',
-  input,
-  root,
-  expect: expected,
-});
-const list = (input: string, expected: Expected, root?: string): Omit<Case, 'group'> => ({
-  op: 'list',
-  input,
-  root,
-  expect: expected,
-});
-const write = (input: string, expected: Expected, root?: string): Omit<Case, 'group'> => ({
-  op: 'write',
-  input,
-  root,
-  expect: expected,
-});
+const caseOf =
+  (op: Operation) =>
+  (input: string, expected: Expected, root?: string): Omit<Case, 'group'> => ({ op, input, root, expect: expected });
+const read = caseOf('read');
+const list = caseOf('list');
+const write = caseOf('write');
 const deny = (rule: string): Expected => ({ allow: false, rule });
 const ok = (relPath?: string, kind?: EntryKind, rule?: string, root?: string): Expected => ({
   allow: true,
@@ -616,7 +612,7 @@ function checkInvariants(decision: Decision): void {
     expect(relPath.startsWith('/')).toBe(false);
     expect(relPath.split('/')).not.toContain('..');
     expect(uri === root.uri || uri.startsWith(`${root.uri}/`)).toBe(true);
-    for (const outside of [fx.outside, fx.data2, fx.dataOld]) {
+    for (const outside of forbiddenHostPaths()) {
       expect(absPath === outside || absPath.startsWith(`${outside}/`)).toBe(false);
     }
     return;
@@ -683,33 +679,36 @@ function escapeRegExp(text: string): string {
 describe('check-then-use: a directory swapped for a symlink after the decision', () => {
   const whole = { range: { kind: 'whole' as const }, maxBytes: 1e6 };
 
-  it('reads an untouched allowed file (control)', async () => {
-    const decision = await fx.policy.decide(ANONYMOUS, 'read', 'control/file.md');
-    if (!decision.allow) throw new Error(`expected an allow, got ${decision.rule}`);
-    const result = await readTarget(decision.target, whole);
-    expect(result.kind === 'text' ? result.text : null).toBe('# control');
-  });
-
-  it('refuses to read through a parent directory replaced by a link to outside', async () => {
-    const decision = await fx.policy.decide(ANONYMOUS, 'read', 'toctou/file.md');
-    if (!decision.allow) throw new Error(`expected an allow, got ${decision.rule}`);
-    expect(decision.target.absPath).toBe(join(fx.data, 'toctou/file.md'));
-
-    await rename(join(fx.data, 'toctou'), join(fx.data, 'toctou-orig'));
-    await symlink(fx.outside, join(fx.data, 'toctou'));
-
-    const outcome = await readTarget(decision.target, whole).then(
+  /** Reads a target swapped for a link after its decision: refused, and never the outside content. */
+  async function expectReadRefused(target: Target, swapped: string): Promise<McpdError> {
+    const outcome = await readTarget(target, whole).then(
       (result) => ({ ok: true as const, result }),
       (error: unknown) => ({ ok: false as const, error }),
     );
     if (outcome.ok) {
       const text = outcome.result.kind === 'text' ? outcome.result.text : outcome.result.data.toString('utf8');
       expect(text).not.toContain('OUTSIDE SECRET');
-      throw new Error('readTarget returned content through a swapped directory');
+      throw new Error(`readTarget returned content through a swapped ${swapped}`);
     }
     expect(outcome.error).toBeInstanceOf(McpdError);
     expect((outcome.error as McpdError).code).toBe('NOT_FOUND_OR_DENIED');
-    expect((outcome.error as McpdError).message).not.toContain(fx.outside);
+    return outcome.error as McpdError;
+  }
+
+  it('reads an untouched allowed file (control)', async () => {
+    const result = await readTarget(await allowedTarget(fx.policy, 'read', 'control/file.md'), whole);
+    expect(result.kind === 'text' ? result.text : null).toBe('# control');
+  });
+
+  it('refuses to read through a parent directory replaced by a link to outside', async () => {
+    const target = await allowedTarget(fx.policy, 'read', 'toctou/file.md');
+    expect(target.absPath).toBe(join(fx.data, 'toctou/file.md'));
+
+    await rename(join(fx.data, 'toctou'), join(fx.data, 'toctou-orig'));
+    await symlink(fx.outside, join(fx.data, 'toctou'));
+
+    const error = await expectReadRefused(target, 'directory');
+    expect(error.message).not.toContain(fx.outside);
 
     // And a fresh decision now sees the link.
     const again = await fx.policy.decide(ANONYMOUS, 'read', 'toctou/file.md');
@@ -717,23 +716,12 @@ describe('check-then-use: a directory swapped for a symlink after the decision',
   });
 
   it('refuses to read a final component replaced by a link to outside', async () => {
-    const decision = await fx.policy.decide(ANONYMOUS, 'read', 'toctou-last/file.md');
-    if (!decision.allow) throw new Error(`expected an allow, got ${decision.rule}`);
+    const target = await allowedTarget(fx.policy, 'read', 'toctou-last/file.md');
 
     await rm(join(fx.data, 'toctou-last/file.md'));
     await symlink(join(fx.outside, 'file.md'), join(fx.data, 'toctou-last/file.md'));
 
-    const outcome = await readTarget(decision.target, whole).then(
-      (result) => ({ ok: true as const, result }),
-      (error: unknown) => ({ ok: false as const, error }),
-    );
-    if (outcome.ok) {
-      const text = outcome.result.kind === 'text' ? outcome.result.text : outcome.result.data.toString('utf8');
-      expect(text).not.toContain('OUTSIDE SECRET');
-      throw new Error('readTarget returned content through a swapped file');
-    }
-    expect(outcome.error).toBeInstanceOf(McpdError);
-    expect((outcome.error as McpdError).code).toBe('NOT_FOUND_OR_DENIED');
+    await expectReadRefused(target, 'file');
   });
 
   it('leaves the outside file untouched', async () => {
