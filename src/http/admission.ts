@@ -72,7 +72,7 @@ export interface Admitted {
   readonly requestId: string;
   readonly principal: Principal;
   readonly auth: Extract<AuthOutcome, { ok: true }>;
-  /** Frees the concurrency slot; call once the response is done. */
+  /** Frees the concurrency slot; the edge calls it once the exchange is over. */
   readonly release: () => void;
 }
 

@@ -146,7 +146,6 @@ export async function serveExchange(
   } finally {
     await finished;
     unregister();
-    admitted.release();
     deps.metrics.inFlight.dec();
     if (streaming) deps.metrics.sseStreams.dec();
     const status = res.statusCode;

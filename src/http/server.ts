@@ -177,7 +177,12 @@ export class HttpEdge {
     } else {
       this.track(res);
     }
-    await serveExchange(req, res, admitted, config, this.options);
+    try {
+      await serveExchange(req, res, admitted, config, this.options);
+    } finally {
+      // Whichever way the exchange ended (answered, refused for its body, failed), its slot is free.
+      admitted.release();
+    }
   }
 
   private serveMetadata(req: IncomingMessage, res: ServerResponse, config: Config): void {

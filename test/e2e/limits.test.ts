@@ -1,4 +1,5 @@
 import { writeFile } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -98,6 +99,35 @@ describe('limits and backpressure', () => {
     stop.abort();
     await Promise.allSettled(running);
   }, 60_000);
+
+  it('frees the slot of a request whose body, sent without a length, turned out too large', async () => {
+    // The body limit is found only while reading (chunked: no Content-Length to refuse up front),
+    // after the request took a concurrency slot; three such refusals must not use up the principal's two.
+    const small = await startServer(
+      await demo.configWith('small-body.yaml', 'limits:\n  maxConcurrentPerPrincipal: 2\n'),
+      {
+        maxBodyBytes: 1024,
+      },
+    );
+    try {
+      const { headers, body } = modernRequest('tools/list', {}, { meta: { padding: 'x'.repeat(4000) } });
+      const chunked = (): Promise<number> =>
+        new Promise((resolve, reject) => {
+          const req = httpRequest(small.url, { method: 'POST', headers }, (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode ?? 0));
+          });
+          req.on('error', reject);
+          req.write(body.slice(0, 100));
+          req.end(body.slice(100));
+        });
+      const refused = [await chunked(), await chunked(), await chunked()];
+      expect(refused).toEqual([413, 413, 413]);
+      expect((await postModern(small.url, 'tools/list')).status).toBe(200);
+    } finally {
+      await small.close();
+    }
+  });
 
   it('caps open subscription streams (they do not count against the request limits)', async () => {
     const stop = new AbortController();
