@@ -1,41 +1,118 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 
-export const REPO = fileURLToPath(new URL('..', import.meta.url));
-export const DEMO = fileURLToPath(new URL('../demo', import.meta.url));
+const DEMO = fileURLToPath(new URL('../demo', import.meta.url));
 const BIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 
-export interface Served {
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const CALLS_PER_ROUND = Number(process.env.BENCH_CALLS ?? 2000);
+const CONCURRENCY = 16;
+/** Calls per variant before the first measured round. */
+const WARM_UP_CALLS = 500;
+
+/**
+ * How every variant's config begins: the demo's project root, the limits out of the way, the audit
+ * written (to /dev/null) as in production.
+ */
+const COMMON_CONFIG = [
+  `roots: [{ name: Demo, uri: ${join(DEMO, 'workspace/mcp-demo')} }]`,
+  'limits: { maxConcurrentPerPrincipal: 1000, maxConcurrentRequests: 1000, rateLimit: { perSecond: 1000000, burst: 1000000 } }',
+  'audit: { sink: file, path: /dev/null }',
+  '',
+].join('\n');
+
+export interface Variant {
+  /** Its row in the table. */
+  readonly name: string;
+  /** YAML appended to the common config. */
+  readonly config: string;
+  /** Sent as `Authorization: Bearer` on every call. */
+  readonly token?: string;
+}
+
+export interface Comparison {
+  /** What is measured; the table's title goes on with the load. */
+  readonly title: string;
+  readonly variants: readonly Variant[];
+  /** The variant the ratios are taken against. */
+  readonly baseline: string;
+  /** Files written beside the configs (name -> contents), for paths a config names relatively. */
+  readonly files?: Readonly<Record<string, string>>;
+  /** A line printed under the table, read while the servers still run. */
+  readonly footnote?: () => string;
+}
+
+/**
+ * The built binary once per variant, each with its own config in one temporary directory, driven by
+ * the same load in interleaved rounds; prints medians and ratios against the baseline, then stops
+ * every server and removes the directory.
+ */
+export async function compare(comparison: Comparison): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'mcpd-bench-'));
+  const targets: Target[] = [];
+  try {
+    for (const [name, contents] of Object.entries(comparison.files ?? {})) writeFileSync(join(dir, name), contents);
+    for (const [index, variant] of comparison.variants.entries()) {
+      const config = join(dir, `variant-${index}.yaml`);
+      writeFileSync(config, `${COMMON_CONFIG}${variant.config}`);
+      targets.push(await serve(variant, config));
+    }
+    const results = await interleave(targets);
+    report(
+      `${comparison.title} on get_file_info (${ROUNDS} interleaved rounds x ${CALLS_PER_ROUND} calls, ${CONCURRENCY} concurrent; medians)`,
+      results,
+      comparison.baseline,
+    );
+    if (comparison.footnote) process.stdout.write(`${comparison.footnote()}\n`);
+  } finally {
+    await stopAll(targets);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+interface Target {
   readonly name: string;
   readonly url: string;
+  readonly token: string | undefined;
   readonly child: ChildProcess;
 }
 
-/** Starts the built binary on a free loopback port and resolves with its URL. */
-export function serve(name: string, config: string): Promise<Served> {
+/**
+ * Starts the built binary on a free loopback port and resolves once it logs its URL. At log level
+ * info, as in production: its request log is part of the cost measured.
+ */
+function serve(variant: Variant, config: string): Promise<Target> {
   const child = spawn(process.execPath, [BIN, 'serve', '--config', config, '--port', '0', '--log-level', 'info'], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
+  let started = false;
   return new Promise((resolve, reject) => {
     child.stderr?.on('data', (chunk: Buffer) => {
+      // Once started, its request log is drained (a full pipe would stall it) but not kept.
+      if (started) return;
       stderr += chunk;
       const match = /"url":"([^"]+)"/.exec(stderr);
-      if (match?.[1]) resolve({ name, url: match[1], child });
+      if (!match?.[1]) return;
+      started = true;
+      resolve({ name: variant.name, url: match[1], token: variant.token, child });
     });
-    child.on('exit', (code) => reject(new Error(`${name} exited with ${code}: ${stderr}`)));
+    child.on('exit', (code) => reject(new Error(`${variant.name} exited with ${code}: ${stderr}`)));
   });
 }
 
-export async function stopAll(served: readonly Served[]): Promise<void> {
+async function stopAll(targets: readonly Target[]): Promise<void> {
   await Promise.all(
-    served.map(
-      (s) =>
+    targets.map(
+      ({ child }) =>
         new Promise<void>((resolve) => {
-          if (s.child.exitCode !== null) return resolve();
-          s.child.once('exit', () => resolve());
-          s.child.kill('SIGTERM');
+          if (child.exitCode !== null) return resolve();
+          child.once('exit', () => resolve());
+          child.kill('SIGTERM');
         }),
     ),
   );
@@ -54,19 +131,14 @@ const BODY = JSON.stringify({
   params: { name: 'get_file_info', arguments: { path: 'README.md' }, _meta: META },
 });
 
-export interface RoundResult {
+interface RoundResult {
   readonly perSecond: number;
   readonly p50: number;
   readonly p99: number;
 }
 
-/** `calls` cheap tool calls against one server from `concurrency` workers on keep-alive connections. */
-export async function drive(
-  target: Served,
-  token: string | undefined,
-  calls: number,
-  concurrency: number,
-): Promise<RoundResult> {
+/** `calls` cheap tool calls against one server from CONCURRENCY workers on keep-alive connections. */
+async function drive(target: Target, calls: number): Promise<RoundResult> {
   const latencies: number[] = [];
   let next = 0;
   const started = performance.now();
@@ -82,7 +154,7 @@ export async function drive(
           'mcp-protocol-version': '2026-07-28',
           'mcp-method': 'tools/call',
           'mcp-name': 'get_file_info',
-          ...(token ? { authorization: `Bearer ${token}` } : {}),
+          ...(target.token ? { authorization: `Bearer ${target.token}` } : {}),
         },
         body: BODY,
       });
@@ -91,38 +163,30 @@ export async function drive(
       latencies.push(performance.now() - t0);
     }
   };
-  await Promise.all(Array.from({ length: concurrency }, worker));
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
   const elapsed = (performance.now() - started) / 1000;
   latencies.sort((a, b) => a - b);
   const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] as number;
   return { perSecond: latencies.length / elapsed, p50: at(0.5), p99: at(0.99) };
 }
 
-export function median(values: readonly number[]): number {
+function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)] as number;
 }
 
-/** Runs every target once to warm up, then `rounds` times in turn, so machine noise falls on all alike. */
-export async function interleave(
-  targets: readonly { served: Served; token: string | undefined }[],
-  rounds: number,
-  calls: number,
-  concurrency: number,
-): Promise<Map<string, RoundResult[]>> {
-  for (const target of targets) await drive(target.served, target.token, Math.min(calls, 500), concurrency);
-  const results = new Map<string, RoundResult[]>();
-  for (let i = 0; i < rounds; i++) {
-    for (const target of targets) {
-      const result = await drive(target.served, target.token, calls, concurrency);
-      results.set(target.served.name, [...(results.get(target.served.name) ?? []), result]);
-    }
+/** Runs every target once to warm up, then ROUNDS times in turn, so machine noise falls on all alike. */
+async function interleave(targets: readonly Target[]): Promise<Map<string, RoundResult[]>> {
+  for (const target of targets) await drive(target, Math.min(CALLS_PER_ROUND, WARM_UP_CALLS));
+  const results = new Map(targets.map((target) => [target.name, [] as RoundResult[]]));
+  for (let i = 0; i < ROUNDS; i++) {
+    for (const target of targets) results.get(target.name)?.push(await drive(target, CALLS_PER_ROUND));
   }
   return results;
 }
 
 /** Prints medians and the ratios against `baseline`, measured in the same run. */
-export function report(title: string, results: Map<string, RoundResult[]>, baseline: string): void {
+function report(title: string, results: Map<string, RoundResult[]>, baseline: string): void {
   const base = results.get(baseline) as RoundResult[];
   const baseRate = median(base.map((r) => r.perSecond));
   const baseP50 = median(base.map((r) => r.p50));
