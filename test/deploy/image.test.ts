@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,22 +18,13 @@ const NGINX_IMAGE = 'mcpd-nginx:deploy-test';
 const STOP_GRACE_S = 30;
 const LINES = 4 * 131_072; // 4 MiB of "x,y,z,w\n"
 const LONG_CALLS = 8;
-
-interface ContainerState {
-  Status: string;
-  ExitCode: number;
-  OOMKilled: boolean;
-  Health?: { Status: string; Log: { ExitCode: number; Output: string }[] };
-}
+const run = promisify(execFile);
 
 describe('the container images (mcpd, nginx)', () => {
   let docker: PrivateDocker;
   let demo: Awaited<ReturnType<typeof demoCopy>>;
   let port: number;
   const container = `mcpd-test-${process.pid}`;
-
-  const state = async (): Promise<ContainerState> =>
-    JSON.parse(await docker.docker(['inspect', '--format', '{{json .State}}', container])) as ContainerState;
 
   beforeAll(async () => {
     for (const command of ['dockerd', 'docker', 'debootstrap', 'openssl']) requireCommand(command);
@@ -49,7 +40,7 @@ describe('the container images (mcpd, nginx)', () => {
     // container's uid), the templates read-only.
     demo = await demoCopy();
     await writeFile(join(demo.project, 'workspace/long.csv'), 'x,y,z,w\n'.repeat(LINES));
-    await promisify(execFile)('chown', ['-R', '1000:1000', demo.project]);
+    await run('chown', ['-R', '1000:1000', demo.project]);
     port = await freePort();
     const metricsPort = await freePort();
     await docker.docker([
@@ -70,24 +61,13 @@ describe('the container images (mcpd, nginx)', () => {
       `--volume=${demo.templates}:/shared/templates:ro`,
       IMAGE,
     ]);
-    const deadline = Date.now() + 90_000;
-    let current = await state();
-    while (current.Health?.Status !== 'healthy') {
-      if (current.Status !== 'running' || Date.now() > deadline) {
-        throw new Error(`container never became healthy: ${JSON.stringify(current)}\n${await docker.logs(container)}`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      current = await state();
-    }
+    await docker.waitHealthy(container, 90_000);
   }, 900_000);
 
   afterAll(async () => {
-    try {
-      await docker?.docker(['rm', '--force', container]).catch(() => undefined);
-    } finally {
-      await docker?.stop();
-      await demo?.cleanup();
-    }
+    await docker?.docker(['rm', '--force', container]).catch(() => undefined);
+    await docker?.stop();
+    await demo?.cleanup();
   }, 120_000);
 
   it('labels the image and declares a non-root user, a health check and its writable paths', async () => {
@@ -185,7 +165,7 @@ describe('the container images (mcpd, nginx)', () => {
     expect(results.map((r) => (r.isError ? 'error' : r.structuredContent?.lines))).toEqual(
       new Array(LONG_CALLS).fill(LINES),
     );
-    const final = await state();
+    const final = await docker.state(container);
     expect(final.Status).toBe('exited');
     expect(final.ExitCode).toBe(0);
     expect(final.OOMKilled).toBe(false);
@@ -202,12 +182,13 @@ describe('the container images (mcpd, nginx)', () => {
       true,
     );
   }, 180_000);
+
   it('the nginx image runs deploy/nginx/nginx.conf with TLS on a read-only root and reports healthy', async () => {
     // Its own network namespace (loopback only): ports 80 and 443 stay off the host. The replicas'
     // names resolve (nginx needs that to start) to an address where nothing listens.
     const tls = join(demo.dir, 'tls');
-    await promisify(execFile)('mkdir', ['-p', tls]);
-    await promisify(execFile)('openssl', [
+    await mkdir(tls, { recursive: true });
+    await run('openssl', [
       'req',
       '-x509',
       '-newkey',
@@ -240,18 +221,8 @@ describe('the container images (mcpd, nginx)', () => {
       NGINX_IMAGE,
     ]);
     try {
-      const inspect = async () =>
-        JSON.parse(await docker.docker(['inspect', '--format', '{{json .State}}', name])) as ContainerState;
-      const deadline = Date.now() + 60_000;
-      let current = await inspect();
-      while (current.Health?.Status !== 'healthy') {
-        if (current.Status !== 'running' || Date.now() > deadline) {
-          throw new Error(`nginx never became healthy: ${JSON.stringify(current)}\n${await docker.logs(name)}`);
-        }
-        await new Promise((resolve) => setTimeout(resolve, 500));
-        current = await inspect();
-      }
-      // TLS answers inside the container: the edge serves its own 404 without any replica.
+      await docker.waitHealthy(name, 60_000);
+      // nginx answers inside the container without any replica: port 80 redirects to https.
       const probe = await docker.docker([
         'exec',
         name,
@@ -262,7 +233,7 @@ describe('the container images (mcpd, nginx)', () => {
       expect(probe).toMatch(/^HTTP\/1\.1 301/);
       // SIGQUIT (the image's STOPSIGNAL): nginx finishes open connections and exits 0.
       await docker.docker(['stop', '--time', '10', name]);
-      expect((await inspect()).ExitCode).toBe(0);
+      expect((await docker.state(name)).ExitCode).toBe(0);
     } finally {
       await docker.docker(['rm', '--force', name]).catch(() => undefined);
     }

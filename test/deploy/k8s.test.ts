@@ -10,7 +10,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { Deployment, type IDeployment } from 'kubernetes-models/apps/v1';
 import { HorizontalPodAutoscaler, type IHorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
 import { type IIngress, type INetworkPolicy, Ingress, NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
@@ -77,12 +77,18 @@ interface Manifest {
   readonly doc: K8sObject;
 }
 
+interface ConfigMapGenerator {
+  readonly name: string;
+  readonly files?: string[];
+  readonly literals?: string[];
+}
+
 interface Kustomization {
   readonly dir: string;
   readonly file: string;
   readonly resources: string[];
   readonly namespace?: string;
-  readonly configMapGenerator: { name: string; files?: string[]; literals?: string[] }[];
+  readonly configMapGenerator: ConfigMapGenerator[];
   readonly images: { name: string; newName?: string; newTag?: string; digest?: string }[];
   readonly labels: {
     pairs: Record<string, string>;
@@ -118,7 +124,8 @@ function kindEntry(doc: K8sObject, where: string): { model: ModelClass; types: s
 
 const rel = (path: string) => relative(REPO, path);
 const identity = (doc: K8sObject) => `${doc.kind}/${doc.metadata.namespace ?? ''}/${doc.metadata.name}`;
-const clone = <T>(value: T): T => structuredClone(value);
+/** An object's identity before a namespace is applied: what a base and an overlay have in common. */
+const kindAndName = (doc: K8sObject) => `${doc.kind}/${doc.metadata.name}`;
 
 function yamlFilesUnder(dir: string): string[] {
   const out: string[] = [];
@@ -130,20 +137,20 @@ function yamlFilesUnder(dir: string): string[] {
   return out.sort();
 }
 
-/** Every non-empty document of a YAML file; any YAML error (duplicate keys included) throws. */
-function documentsOf(file: string): unknown[] {
-  const docs = parseAllDocuments(readFileSync(file, 'utf8'), { uniqueKeys: true });
-  if (!Array.isArray(docs)) throw new Error(`${rel(file)}: not a YAML stream`);
+/** Every non-empty document of a YAML stream; any YAML error (duplicate keys included) throws. */
+function documentsIn(text: string, source: string): unknown[] {
   const out: unknown[] = [];
-  docs.forEach((doc, index) => {
+  parseAllDocuments(text, { uniqueKeys: true }).forEach((doc, index) => {
     if (doc.errors.length > 0) {
-      throw new Error(`${rel(file)}#${index}: ${doc.errors.map((error) => error.message).join('; ')}`);
+      throw new Error(`${source}#${index}: ${doc.errors.map((error) => error.message).join('; ')}`);
     }
     const value = doc.toJS() as unknown;
     if (value !== null && value !== undefined) out.push(value);
   });
   return out;
 }
+
+const documentsOf = (file: string) => documentsIn(readFileSync(file, 'utf8'), rel(file));
 
 function asManifest(value: unknown, where: string): K8sObject {
   const doc = value as Partial<K8sObject> | null;
@@ -159,12 +166,15 @@ function asManifest(value: unknown, where: string): K8sObject {
   return doc as K8sObject;
 }
 
-function manifestsIn(file: string): Manifest[] {
-  return documentsOf(file).map((value, index) => {
-    const where = `${rel(file)}#${index}`;
+/** The Kubernetes objects in a YAML stream; `file` is where it came from. */
+function manifestsOf(values: unknown[], source: string, file: string): Manifest[] {
+  return values.map((value, index) => {
+    const where = `${source}#${index}`;
     return { where, file, doc: asManifest(value, where) };
   });
 }
+
+const manifestsIn = (file: string) => manifestsOf(documentsOf(file), rel(file), file);
 
 function kustomizationFileIn(dir: string): string | undefined {
   return KUSTOMIZATION_FILES.map((name) => join(dir, name)).find((path) => existsSync(path));
@@ -197,15 +207,16 @@ function readKustomization(dir: string): Kustomization {
   return k;
 }
 
-/** `key=path` or `path`, resolved against the kustomization's directory. */
-function generatorSources(k: Kustomization): { key: string; path: string }[] {
-  return k.configMapGenerator.flatMap((generator) =>
-    (generator.files ?? []).map((entry) => {
-      const [key, path] = entry.includes('=') ? (entry.split('=', 2) as [string, string]) : [entry, entry];
-      return { key: key.split('/').pop() ?? key, path: resolve(k.dir, path) };
-    }),
-  );
+/** A generator's `files`: `key=path` or `path`, resolved against the kustomization's directory. */
+function generatorFiles(dir: string, generator: ConfigMapGenerator): { key: string; path: string }[] {
+  return (generator.files ?? []).map((entry) => {
+    const [key, path] = entry.includes('=') ? (entry.split('=', 2) as [string, string]) : [entry, entry];
+    return { key: basename(key), path: resolve(dir, path) };
+  });
 }
+
+/** Every file the generators of a kustomization read. */
+const generatorSources = (k: Kustomization) => k.configMapGenerator.flatMap((g) => generatorFiles(k.dir, g));
 
 function podTemplateOf(doc: K8sObject): IPodTemplateSpec | undefined {
   if (!['Deployment', 'StatefulSet', 'DaemonSet', 'ReplicaSet', 'Job'].includes(doc.kind)) return undefined;
@@ -233,18 +244,16 @@ function splitImage(image: string): { name: string; tag?: string; digest?: strin
  */
 function handRender(dir: string): Manifest[] {
   const k = readKustomization(dir);
+  // Freshly parsed on every call, so the transformers below may change the objects in place.
   const out: Manifest[] = [];
   for (const resource of k.resources) {
     const path = resolve(dir, resource);
     if (!existsSync(path)) throw new Error(`${rel(k.file)}: resource ${resource} does not exist`);
-    if (statSync(path).isDirectory()) out.push(...handRender(path).map((m) => ({ ...m, doc: clone(m.doc) })));
-    else out.push(...manifestsIn(path).map((m) => ({ ...m, doc: clone(m.doc) })));
+    out.push(...(statSync(path).isDirectory() ? handRender(path) : manifestsIn(path)));
   }
   for (const generator of k.configMapGenerator) {
     const data: Record<string, string> = {};
-    for (const { key, path } of generatorSources({ ...k, configMapGenerator: [generator] })) {
-      data[key] = readFileSync(path, 'utf8');
-    }
+    for (const { key, path } of generatorFiles(dir, generator)) data[key] = readFileSync(path, 'utf8');
     for (const literal of generator.literals ?? []) {
       const [key, value] = literal.split('=', 2) as [string, string];
       data[key] = value;
@@ -256,14 +265,13 @@ function handRender(dir: string): Manifest[] {
     });
   }
   for (const { doc } of out) {
+    const template = podTemplateOf(doc);
     for (const label of k.labels) {
       doc.metadata.labels = { ...doc.metadata.labels, ...label.pairs };
-      const template = podTemplateOf(doc);
       if (template && label.includeTemplates) {
         template.metadata = { ...template.metadata, labels: { ...template.metadata?.labels, ...label.pairs } };
       }
     }
-    const template = podTemplateOf(doc);
     for (const container of template ? containersOf(template) : []) {
       if (!container.image) continue;
       const image = splitImage(container.image);
@@ -281,7 +289,7 @@ function handRender(dir: string): Manifest[] {
 
 function allKustomizationDirs(): string[] {
   return yamlFilesUnder(K8S)
-    .filter((file) => KUSTOMIZATION_FILES.includes(file.split('/').pop() ?? ''))
+    .filter((file) => KUSTOMIZATION_FILES.includes(basename(file)))
     .map((file) => dirname(file));
 }
 
@@ -314,7 +322,7 @@ function validateWithModels(manifests: readonly Manifest[]): string[] {
   const failures: string[] = [];
   for (const { where, doc } of manifests) {
     try {
-      new (kindEntry(doc, where).model)(clone(doc) as never).validate();
+      new (kindEntry(doc, where).model)(structuredClone(doc) as never).validate();
     } catch (error) {
       failures.push(`${where} (${doc.kind} ${doc.metadata.name}): ${(error as Error).message}`);
     }
@@ -329,6 +337,13 @@ function only<T>(items: readonly T[], what: string): T {
   if (items.length !== 1) throw new Error(`expected exactly one ${what}, found ${items.length}`);
   return items[0] as T;
 }
+
+/** The one object of `kind` called `name`. */
+const named = <T>(manifests: readonly Manifest[], kind: string, name: string): T =>
+  only(
+    manifests.filter(({ doc }) => doc.kind === kind && doc.metadata.name === name),
+    `${kind} ${name}`,
+  ).doc as unknown as T;
 
 const matches = (selector: Record<string, string> | undefined, labels: Record<string, string> | undefined) =>
   selector !== undefined &&
@@ -384,7 +399,8 @@ function assertWired(render: readonly Manifest[], label: string): void {
     // labels with includeTemplates reach the pods.
     expect(d.spec?.template.metadata?.labels?.['app.kubernetes.io/part-of'], where).toBe('mcpd');
   }
-  for (const service of byKind<IService>(render, 'Service')) {
+  const services = byKind<IService>(render, 'Service');
+  for (const service of services) {
     const ns = service.metadata?.namespace;
     const backing = deployments.filter(
       (d) => d.metadata?.namespace === ns && matches(service.spec?.selector, d.spec?.template.metadata?.labels),
@@ -417,7 +433,7 @@ function assertWired(render: readonly Manifest[], label: string): void {
   for (const ingress of byKind<IIngress>(render, 'Ingress')) {
     for (const path of ingress.spec?.rules?.flatMap((rule) => rule.http?.paths ?? []) ?? []) {
       const backend = path.backend.service;
-      const service = byKind<IService>(render, 'Service').find(
+      const service = services.find(
         (s) => s.metadata?.name === backend?.name && s.metadata?.namespace === ingress.metadata?.namespace,
       );
       expect(service, `${label}: Ingress path ${path.path}`).toBeDefined();
@@ -443,12 +459,12 @@ function assertRenderShape(base: readonly Manifest[], overlay: readonly Manifest
     expect(doc.metadata.labels?.['app.kubernetes.io/name'], `base: ${identity(doc)}`).toBe('mcpd');
     expect(doc.metadata.namespace, `base: ${identity(doc)} leaves the namespace to overlays`).toBeUndefined();
   }
-  const baseNames = new Set(base.map(({ doc }) => `${doc.kind}/${doc.metadata.name}`));
+  const baseNames = new Set(base.map(({ doc }) => kindAndName(doc)));
   for (const { doc } of overlay) {
     const where = `overlay: ${identity(doc)}`;
     if (doc.kind === 'Namespace') expect(doc.metadata.name).toBe('mcpd-demo');
     else expect(doc.metadata.namespace, where).toBe('mcpd-demo');
-    if (baseNames.has(`${doc.kind}/${doc.metadata.name}`)) {
+    if (baseNames.has(kindAndName(doc))) {
       expect(doc.metadata.labels?.['app.kubernetes.io/name'], where).toBe('mcpd');
     }
   }
@@ -460,11 +476,8 @@ function assertRenderShape(base: readonly Manifest[], overlay: readonly Manifest
   expect(redis?.metadata?.labels?.['app.kubernetes.io/name']).toBe('redis');
   const redisService = byKind<IService>(overlay, 'Service').find((s) => s.metadata?.name === 'redis');
   expect(redisService?.spec?.ports?.map((p) => p.port)).toEqual([6379]);
-  for (const manifest of base) {
-    expect(overlay.map(({ doc }) => `${doc.kind}/${doc.metadata.name}`)).toContain(
-      `${manifest.doc.kind}/${manifest.doc.metadata.name}`,
-    );
-  }
+  const overlayNames = overlay.map(({ doc }) => kindAndName(doc));
+  for (const { doc } of base) expect(overlayNames).toContain(kindAndName(doc));
 }
 
 const hasKubectl = spawnSync('sh', ['-c', 'command -v kubectl'], { encoding: 'utf8' }).status === 0;
@@ -472,21 +485,18 @@ const hasKubectl = spawnSync('sh', ['-c', 'command -v kubectl'], { encoding: 'ut
 function kubectlKustomize(dir: string): Manifest[] {
   const run = spawnSync('kubectl', ['kustomize', dir], { encoding: 'utf8', timeout: 20_000 });
   if (run.status !== 0) throw new Error(`kubectl kustomize ${rel(dir)} failed: ${run.stderr || run.error}`);
-  return parseAllDocuments(run.stdout).map((doc, index) => {
-    if (doc.errors.length > 0) throw new Error(`kubectl output #${index}: ${doc.errors[0]?.message}`);
-    const where = `kubectl kustomize ${rel(dir)}#${index}`;
-    return { where, file: dir, doc: asManifest(doc.toJS(), where) };
-  });
+  const source = `kubectl kustomize ${rel(dir)}`;
+  return manifestsOf(documentsIn(run.stdout, source), source, dir);
 }
+
+/** kustomize's name for a generated ConfigMap: the generator's name and a content hash. */
+const hashedName = (generator: string) => new RegExp(`^${generator}-[a-z0-9]{10}$`);
 
 /** Generated ConfigMaps get a content hash suffix from kustomize; the hand render leaves it off. */
 function withoutHashSuffix(render: readonly Manifest[], generators: readonly string[]): Manifest[] {
-  const strip = (name: string) => {
-    const generator = generators.find((g) => new RegExp(`^${g}-[a-z0-9]{10}$`).test(name));
-    return generator ?? name;
-  };
+  const strip = (name: string) => generators.find((g) => hashedName(g).test(name)) ?? name;
   return render.map((m) => {
-    const doc = clone(m.doc);
+    const doc = structuredClone(m.doc);
     if (doc.kind === 'ConfigMap') doc.metadata.name = strip(doc.metadata.name);
     for (const volume of podTemplateOf(doc)?.spec?.volumes ?? []) {
       if (volume.configMap?.name) volume.configMap.name = strip(volume.configMap.name);
@@ -495,32 +505,29 @@ function withoutHashSuffix(render: readonly Manifest[], generators: readonly str
   });
 }
 
-/** The mcpd.yaml the base ships in its ConfigMap (from a generator or a configmap.yaml alike). */
-function clusterConfigText(): string {
-  const withConfig = byKind<IConfigMap>(handRender(BASE), 'ConfigMap').filter((cm) => cm.data?.['mcpd.yaml']);
+/** The mcpd.yaml a render ships in its ConfigMap (from a generator or a configmap.yaml alike). */
+function clusterConfigText(render: readonly Manifest[]): string {
+  const withConfig = byKind<IConfigMap>(render, 'ConfigMap').filter((cm) => cm.data?.['mcpd.yaml']);
   return only(withConfig, 'ConfigMap with mcpd.yaml').data?.['mcpd.yaml'] as string;
 }
 
+/** The roots' paths in the pod -> the volumes mounted there. */
 const CLUSTER_ROOTS = { '/workspace/mcp-demo': 'workspace', '/shared/templates': 'templates' } as const;
-
-let parsedConfig: Config | undefined;
 
 /**
  * The ConfigMap's mcpd.yaml through mcpd's own parseConfig, with its two root paths pointed at
  * directories that exist here (they are volumes in the pod). Throws mcpd's ConfigError when it is invalid.
  */
-function clusterConfig(): Config {
-  if (parsedConfig) return parsedConfig;
+function clusterConfig(text: string): Config {
   const roots = mkdtempSync(join(tmpdir(), 'mcpd-k8s-roots-'));
   try {
-    const raw = parse(clusterConfigText(), { uniqueKeys: true }) as { roots: { uri: string }[] };
+    const raw = parse(text, { uniqueKeys: true }) as { roots: { uri: string }[] };
     expect(raw.roots.map((root) => root.uri).sort()).toEqual(Object.keys(CLUSTER_ROOTS).sort());
     for (const root of raw.roots) {
       root.uri = join(roots, CLUSTER_ROOTS[root.uri as keyof typeof CLUSTER_ROOTS]);
       mkdirSync(root.uri);
     }
-    parsedConfig = parseConfig(raw, join(roots, 'mcpd.yaml'), {});
-    return parsedConfig;
+    return parseConfig(raw, join(roots, 'mcpd.yaml'), {});
   } finally {
     rmSync(roots, { recursive: true, force: true });
   }
@@ -528,11 +535,28 @@ function clusterConfig(): Config {
 
 describe('deploy/k8s', () => {
   let scratch: string;
+  // Read and rendered once; the tests only read them (whatever they change, they change in a copy).
+  /** Every manifest file's objects, as written. */
+  let manifests: Manifest[];
+  /** The hand renders of the base and the demo overlay. */
+  let base: Manifest[];
+  let overlay: Manifest[];
+  /** The ConfigMaps the two renders generate. */
+  let generated: Manifest[];
+  /** The base ConfigMap's mcpd.yaml, as text and through mcpd's parseConfig. */
+  let configText: string;
+  let config: Config;
 
   beforeAll(() => {
     // Inside the repository (gitignored), so tsc resolves kubernetes-types from node_modules.
     mkdirSync(join(REPO, '.tmp'), { recursive: true });
     scratch = mkdtempSync(join(REPO, '.tmp', 'k8s-types-'));
+    manifests = allManifests();
+    base = handRender(BASE);
+    overlay = handRender(OVERLAY);
+    generated = [...base, ...overlay].filter(({ doc }) => doc.kind === 'ConfigMap');
+    configText = clusterConfigText(base);
+    config = clusterConfig(configText);
   });
   afterAll(() => {
     if (scratch) rmSync(scratch, { recursive: true, force: true });
@@ -574,12 +598,11 @@ describe('deploy/k8s', () => {
       }
     }
     // No stray manifest that no kustomization deploys.
-    expect([...new Set(allManifests().map((m) => rel(m.file)))].sort()).toEqual([...referenced].map(rel).sort());
+    expect([...new Set(manifests.map((m) => rel(m.file)))].sort()).toEqual([...referenced].map(rel).sort());
     expect(readKustomization(OVERLAY).resources).toContain('../../base');
   });
 
   it('every manifest validates against the Kubernetes OpenAPI schemas (kubernetes-models 4.5.1)', () => {
-    const manifests = allManifests();
     const kinds = new Set(manifests.map(({ doc }) => doc.kind));
     for (const kind of [
       'Deployment',
@@ -595,18 +618,14 @@ describe('deploy/k8s', () => {
       expect(kinds, kind).toContain(kind);
     }
     // The generated ConfigMaps too.
-    const generated = [...handRender(BASE), ...handRender(OVERLAY)].filter(({ doc }) => doc.kind === 'ConfigMap');
     expect(generated.length).toBeGreaterThan(0);
     expect(validateWithModels([...manifests, ...generated])).toEqual([]);
     // The check is real: a wrong type and an unknown kind are refused.
-    const deployment = only(
-      byKind<K8sObject>(manifests, 'Deployment').filter((d) => d.metadata.name === 'mcpd'),
-      'mcpd',
-    );
-    const broken = clone(deployment);
+    const deployment = named<K8sObject>(manifests, 'Deployment', 'mcpd');
+    const broken = structuredClone(deployment);
     (broken.spec as Json).replicas = 'three';
     expect(validateWithModels([{ where: 'broken', file: '', doc: broken }])[0]).toMatch(/replicas must be integer/);
-    const unknown = { ...clone(deployment), kind: 'Deploymnet' };
+    const unknown = { ...structuredClone(deployment), kind: 'Deploymnet' };
     expect(validateWithModels([{ where: 'unknown', file: '', doc: unknown }])[0]).toMatch(/unknown kind/);
   });
 
@@ -646,8 +665,7 @@ describe('deploy/k8s', () => {
       return { status: run.status, output: `${run.stdout}${run.stderr}`, imports };
     };
 
-    const generated = [...handRender(BASE), ...handRender(OVERLAY)].filter(({ doc }) => doc.kind === 'ConfigMap');
-    const good = check('manifests.cts', [...allManifests(), ...generated]);
+    const good = check('manifests.cts', [...manifests, ...generated]);
     expect(good.imports).toContain("import type { Deployment as apps_v1_Deployment } from 'kubernetes-types/apps/v1';");
     expect(good.output).toBe('');
     expect(good.status).toBe(0);
@@ -655,20 +673,17 @@ describe('deploy/k8s', () => {
     // Two copies of mcpd's Deployment, each with one misspelled field (tsc reports one excess property
     // per object literal): one at the top of the spec, one deep in the pod template.
     type Mutable = Json & { spec: Json & { template: { spec: { containers: Json[] } } } };
-    const mcpd = only(
-      allManifests().filter(({ doc }) => doc.kind === 'Deployment' && doc.metadata.name === 'mcpd'),
-      'mcpd',
-    );
-    const topLevel = clone(mcpd.doc) as unknown as Mutable;
+    const mcpd = named<K8sObject>(manifests, 'Deployment', 'mcpd');
+    const topLevel = structuredClone(mcpd) as unknown as Mutable;
     topLevel.spec.replicass = topLevel.spec.replicas;
     delete topLevel.spec.replicas;
-    const deep = clone(mcpd.doc) as unknown as Mutable;
+    const deep = structuredClone(mcpd) as unknown as Mutable;
     const container = deep.spec.template.spec.containers[0] as Json;
     container.readinesProbe = container.readinessProbe;
     delete container.readinessProbe;
     const bad = check('misspelled.cts', [
-      { ...mcpd, where: 'misspelled spec.replicas', doc: topLevel as unknown as K8sObject },
-      { ...mcpd, where: 'misspelled readinessProbe', doc: deep as unknown as K8sObject },
+      { where: 'misspelled spec.replicas', file: '', doc: topLevel as unknown as K8sObject },
+      { where: 'misspelled readinessProbe', file: '', doc: deep as unknown as K8sObject },
     ]);
     expect(bad.status).not.toBe(0);
     const errors = bad.output.split('\n').filter((line) => line.includes('error TS'));
@@ -678,19 +693,16 @@ describe('deploy/k8s', () => {
   });
 
   it('renders base and overlay by hand: every listed resource, the generated ConfigMap, labels, images, namespace', () => {
-    const base = handRender(BASE);
-    const overlay = handRender(OVERLAY);
     for (const [dir, render] of [
       [BASE, base],
       [OVERLAY, overlay],
     ] as const) {
       const k = readKustomization(dir);
-      const rendered = new Set(render.map(({ doc }) => `${doc.kind}/${doc.metadata.name}`));
+      const rendered = new Set(render.map(({ doc }) => kindAndName(doc)));
       for (const resource of k.resources) {
         const path = resolve(dir, resource);
         const listed = statSync(path).isDirectory() ? handRender(path) : manifestsIn(path);
-        for (const { doc } of listed)
-          expect(rendered, `${rel(k.file)}: ${resource}`).toContain(`${doc.kind}/${doc.metadata.name}`);
+        for (const { doc } of listed) expect(rendered, `${rel(k.file)}: ${resource}`).toContain(kindAndName(doc));
       }
       for (const generator of k.configMapGenerator) expect(rendered).toContain(`ConfigMap/${generator.name}`);
       expect(new Set(render.map(({ doc }) => identity(doc))).size, 'no duplicate objects').toBe(render.length);
@@ -712,8 +724,8 @@ describe('deploy/k8s', () => {
     const images = (render: readonly Manifest[]) =>
       byKind<IDeployment>(render, 'Deployment').flatMap((d) => d.spec?.template.spec?.containers.map((c) => c.image));
     expect(images(base)).toEqual(['mcpd:latest']);
-    const generated = only(byKind<IConfigMap>(base, 'ConfigMap'), 'ConfigMap');
-    expect(generated.data?.['mcpd.yaml']).toBe(readFileSync(join(BASE, 'mcpd.yaml'), 'utf8'));
+    const baseConfigMap = only(byKind<IConfigMap>(base, 'ConfigMap'), 'ConfigMap');
+    expect(baseConfigMap.data?.['mcpd.yaml']).toBe(readFileSync(join(BASE, 'mcpd.yaml'), 'utf8'));
     assertRenderShape(base, overlay);
     assertWired(base, 'hand render of base');
     assertWired(overlay, 'hand render of overlay');
@@ -725,24 +737,27 @@ describe('deploy/k8s', () => {
       : 'kubectl is not on PATH: the hand render of base and overlay is wired together (kubectl kustomize not run)',
     () => {
       const renders = new Map<string, Manifest[]>();
-      for (const dir of [BASE, OVERLAY]) {
-        const hand = handRender(dir);
+      for (const [dir, hand] of [
+        [BASE, base],
+        [OVERLAY, overlay],
+      ] as const) {
         let render = hand;
         if (hasKubectl) {
           const kubectl = kubectlKustomize(dir);
+          const generators = generatorNames(dir);
           // Generated names carry the content hash, and the Deployment refers to the hashed name.
-          const generated = byKind<IConfigMap>(kubectl, 'ConfigMap').map((cm) => cm.metadata?.name ?? '');
-          for (const name of generatorNames(dir)) {
+          const configMapNames = byKind<IConfigMap>(kubectl, 'ConfigMap').map((cm) => cm.metadata?.name ?? '');
+          for (const generator of generators) {
             expect(
-              generated.some((g) => new RegExp(`^${name}-[a-z0-9]{10}$`).test(g)),
-              name,
+              configMapNames.some((name) => hashedName(generator).test(name)),
+              generator,
             ).toBe(true);
           }
           assertWired(kubectl, `kubectl kustomize ${rel(dir)}`);
           expect(validateWithModels(kubectl)).toEqual([]);
           // Apart from that suffix, kubectl builds exactly what the hand render builds: the same
           // objects, labels, images, namespaces and generated config.
-          render = withoutHashSuffix(kubectl, generatorNames(dir));
+          render = withoutHashSuffix(kubectl, generators);
           expect(render.map(({ doc }) => identity(doc)).sort()).toEqual(hand.map(({ doc }) => identity(doc)).sort());
           for (const { doc } of hand) {
             expect(render.find((m) => identity(m.doc) === identity(doc))?.doc, identity(doc)).toEqual(doc);
@@ -756,8 +771,7 @@ describe('deploy/k8s', () => {
   );
 
   it('every pod template is hardened: resources, probes, non-root, read-only root, no privileges, seccomp', () => {
-    const config = clusterConfig();
-    const deployments = byKind<IDeployment>(allManifests(), 'Deployment');
+    const deployments = byKind<IDeployment>(manifests, 'Deployment');
     expect(deployments.map((d) => d.metadata?.name).sort()).toEqual(['mcpd', 'redis']);
     for (const d of deployments) {
       const name = d.metadata?.name;
@@ -797,10 +811,7 @@ describe('deploy/k8s', () => {
       }
     }
 
-    const mcpd = only(
-      deployments.filter((d) => d.metadata?.name === 'mcpd'),
-      'mcpd Deployment',
-    );
+    const mcpd = named<IDeployment>(manifests, 'Deployment', 'mcpd');
     const pod = mcpd.spec?.template.spec;
     const container = only(pod?.containers ?? [], 'mcpd container');
     expect(mcpd.spec?.replicas).toBe(3);
@@ -838,10 +849,7 @@ describe('deploy/k8s', () => {
     expect(pod?.terminationGracePeriodSeconds).toBeGreaterThan(config.shutdown.gracePeriodMs / 1000 + preStop + 4);
     expect(config.shutdown.gracePeriodMs).toBe(25_000);
 
-    const redis = only(
-      deployments.filter((d) => d.metadata?.name === 'redis'),
-      'redis Deployment',
-    );
+    const redis = named<IDeployment>(manifests, 'Deployment', 'redis');
     expect(redis.spec?.template.spec?.securityContext).toMatchObject({ runAsUser: 999, runAsGroup: 999 });
     const redisContainer = only(redis.spec?.template.spec?.containers ?? [], 'redis container');
     expect(redisContainer.livenessProbe?.exec?.command).toEqual(['redis-cli', 'ping']);
@@ -851,8 +859,6 @@ describe('deploy/k8s', () => {
   });
 
   it('availability and edge policy: HPA above the PDB, Ingress streaming and body size, NetworkPolicy both ways', () => {
-    const config = clusterConfig();
-    const manifests = allManifests();
     const hpa = only(byKind<IHorizontalPodAutoscaler>(manifests, 'HorizontalPodAutoscaler'), 'HPA');
     const pdb = only(byKind<IPodDisruptionBudget>(manifests, 'PodDisruptionBudget'), 'PDB');
     expect(hpa.spec?.scaleTargetRef).toEqual({ apiVersion: 'apps/v1', kind: 'Deployment', name: 'mcpd' });
@@ -893,10 +899,7 @@ describe('deploy/k8s', () => {
     for (const policy of byKind<INetworkPolicy>(manifests, 'NetworkPolicy')) {
       expect(policy.spec?.policyTypes?.slice().sort(), policy.metadata?.name).toEqual(['Egress', 'Ingress']);
     }
-    const mcpdPolicy = only(
-      byKind<INetworkPolicy>(manifests, 'NetworkPolicy').filter((p) => p.metadata?.name === 'mcpd'),
-      'mcpd NetworkPolicy',
-    );
+    const mcpdPolicy = named<INetworkPolicy>(manifests, 'NetworkPolicy', 'mcpd');
     const ingressRules = (mcpdPolicy.spec?.ingress ?? []).map((r) => ({
       from: r.from,
       ports: r.ports?.map((p) => [p.protocol, p.port]),
@@ -928,7 +931,6 @@ describe('deploy/k8s', () => {
   });
 
   it("the ConfigMap's mcpd.yaml parses with mcpd's own schema and agrees with the manifests", () => {
-    const config = clusterConfig();
     expect(config.server.host).toBe('0.0.0.0');
     expect(config.auth.mode).toBe('jwt');
     if (config.auth.mode !== 'jwt') return;
@@ -942,11 +944,7 @@ describe('deploy/k8s', () => {
       ['Shared Templates', []],
     ]);
 
-    const manifests = allManifests();
-    const mcpd = only(
-      byKind<IDeployment>(manifests, 'Deployment').filter((d) => d.metadata?.name === 'mcpd'),
-      'mcpd',
-    );
+    const mcpd = named<IDeployment>(manifests, 'Deployment', 'mcpd');
     const template = mcpd.spec?.template as IPodTemplateSpec;
     const container = only(template.spec?.containers ?? [], 'mcpd container');
     // The config file is where MCPD_CONFIG says, from the ConfigMap.
@@ -965,17 +963,14 @@ describe('deploy/k8s', () => {
       'prometheus.io/port': String(config.metrics.port),
       'prometheus.io/path': config.metrics.path,
     });
-    const service = only(
-      byKind<IService>(manifests, 'Service').filter((s) => s.metadata?.name === 'mcpd'),
-      'mcpd Service',
-    );
+    const service = named<IService>(manifests, 'Service', 'mcpd');
     expect(service.spec?.type).toBe('ClusterIP');
     expect(service.spec?.ports?.map((p) => [p.name, p.port])).toEqual([
       ['http', config.server.port],
       ['metrics', config.metrics.port],
     ]);
     // Each root is a mounted volume; the read-only root's volume is mounted read-only.
-    const raw = parse(clusterConfigText()) as { roots: { uri: string; write?: string[] }[] };
+    const raw = parse(configText) as { roots: { uri: string; write?: string[] }[] };
     for (const root of raw.roots) {
       const mount = container.volumeMounts?.find((m) => m.mountPath === root.uri);
       expect(mount?.name, root.uri).toBe(CLUSTER_ROOTS[root.uri as keyof typeof CLUSTER_ROOTS]);

@@ -5,6 +5,15 @@ import { promisify } from 'node:util';
 import { REPO } from './workspace.js';
 
 const run = promisify(execFile);
+const DOCKERD_SH = join(REPO, 'scripts/docker/dockerd.sh');
+
+/** The parts of `docker inspect`'s .State that tests read. */
+export interface ContainerState {
+  Status: string;
+  ExitCode: number;
+  OOMKilled: boolean;
+  Health?: { Status: string; Log: { ExitCode: number; Output: string }[] };
+}
 
 /**
  * A private dockerd for one test file (scripts/docker/dockerd.sh): its own socket, data and exec
@@ -17,6 +26,13 @@ export interface PrivateDocker {
   script(path: string, args?: string[], timeoutMs?: number): Promise<string>;
   /** A container's log, stdout and stderr (mcpd logs on stderr). */
   logs(container: string): Promise<string>;
+  /** A container's state, as `docker inspect` reports it. */
+  state(container: string): Promise<ContainerState>;
+  /**
+   * Resolves once the container's health check reports healthy; rejects with its state and log if it
+   * stops running first or `timeoutMs` passes.
+   */
+  waitHealthy(container: string, timeoutMs: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -25,9 +41,7 @@ export async function startPrivateDocker(): Promise<PrivateDocker> {
   const dir = await mkdtemp('/tmp/mcpd-dk-');
   let host: string;
   try {
-    host = (
-      await run('bash', [join(REPO, 'scripts/docker/dockerd.sh'), 'start', dir], { timeout: 90_000 })
-    ).stdout.trim();
+    host = (await run('bash', [DOCKERD_SH, 'start', dir], { timeout: 90_000 })).stdout.trim();
   } catch (error) {
     await rm(dir, { recursive: true, force: true });
     throw error;
@@ -43,16 +57,32 @@ export async function startPrivateDocker(): Promise<PrivateDocker> {
       );
     }
   };
+  const docker = async (args: string[], timeoutMs = 120_000) => (await exec('docker', args, timeoutMs)).stdout;
+  const logs = async (container: string) => {
+    const { stdout, stderr } = await exec('docker', ['logs', container], 30_000);
+    return stdout + stderr;
+  };
+  const state = async (container: string) =>
+    JSON.parse(await docker(['inspect', '--format', '{{json .State}}', container])) as ContainerState;
   return {
-    docker: async (args, timeoutMs = 120_000) => (await exec('docker', args, timeoutMs)).stdout,
+    docker,
     script: async (path, args = [], timeoutMs = 600_000) =>
       (await exec('bash', [join(REPO, path), ...args], timeoutMs)).stdout,
-    logs: async (container) => {
-      const { stdout, stderr } = await exec('docker', ['logs', container], 30_000);
-      return stdout + stderr;
+    logs,
+    state,
+    waitHealthy: async (container, timeoutMs) => {
+      const deadline = Date.now() + timeoutMs;
+      let current = await state(container);
+      while (current.Health?.Status !== 'healthy') {
+        if (current.Status !== 'running' || Date.now() > deadline) {
+          throw new Error(`${container} never became healthy: ${JSON.stringify(current)}\n${await logs(container)}`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        current = await state(container);
+      }
     },
     stop: async () => {
-      await run('bash', [join(REPO, 'scripts/docker/dockerd.sh'), 'stop', dir], { timeout: 60_000 });
+      await run('bash', [DOCKERD_SH, 'stop', dir], { timeout: 60_000 });
     },
   };
 }
