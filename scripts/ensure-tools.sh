@@ -16,20 +16,21 @@ declare -A PACKAGE_OF=(
 
 missing=()
 for command in "${!PACKAGE_OF[@]}"; do
-  # nginx lives in /usr/sbin, which a non-login shell's PATH may lack.
+  # The daemons (nginx, dockerd) and debootstrap live in /usr/sbin, which a non-login PATH may lack.
   command -v "$command" >/dev/null 2>&1 || [ -x "/usr/sbin/$command" ] || missing+=("${PACKAGE_OF[$command]}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
-packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
-if [ "$(id -u)" -ne 0 ]; then
-  if command -v sudo >/dev/null 2>&1; then SUDO=sudo; else
-    echo "ensure-tools: missing $packages and not root; install them with apt-get" >&2
-    exit 1
-  fi
+mapfile -t packages < <(printf '%s\n' "${missing[@]}" | sort -u)
+if [ "$(id -u)" -eq 0 ]; then
+  as_root=()
+elif command -v sudo >/dev/null 2>&1; then
+  as_root=(sudo)
 else
-  SUDO=
+  echo "ensure-tools: missing ${packages[*]} and not root; install them with apt-get" >&2
+  exit 1
 fi
-echo "ensure-tools: installing $packages" >&2
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends $packages >/dev/null
+echo "ensure-tools: installing ${packages[*]}" >&2
+"${as_root[@]}" apt-get update -qq
+# Through env: sudo would drop a variable set in front of it.
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${packages[@]}" >/dev/null

@@ -17,6 +17,8 @@ done
 # of it and leave the rest for buffers, code and the young generation, so a large read makes
 # the heap collect garbage instead of the kernel killing the container.
 if [ -n "$limit" ] && [ "$limit" -lt 1152921504606846976 ]; then
+  # In MiB before the percentage, so the product cannot overflow.
+  # shellcheck disable=SC2017
   heap_mb=$((limit / 1048576 * ${MCPD_HEAP_PERCENT:-75} / 100))
   [ "$heap_mb" -lt 64 ] && heap_mb=64
   case " ${NODE_OPTIONS:-} " in

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A private Docker daemon for the deploy tests: its own socket, data and exec roots, no bridge
-# and no iptables (containers run with --network=host, so all traffic stays on loopback). It
-# never talks to, or stops, any other dockerd on the machine.
+# and no iptables, so it leaves the host's network as it is (builds and containers run with
+# --network=host, or none). It never talks to, or stops, any other dockerd on the machine.
 #   scripts/docker/dockerd.sh start DIR   # prints the DOCKER_HOST to use
 #   scripts/docker/dockerd.sh stop DIR    # stops it (and its containerd) and removes DIR
 set -euo pipefail
@@ -10,16 +10,16 @@ PATH="$PATH:/usr/sbin:/sbin"
 
 command=${1:?usage: dockerd.sh start|stop DIR}
 dir=${2:?usage: dockerd.sh start|stop DIR}
-socket="unix://$dir/docker.sock"
+docker_host="unix://$dir/docker.sock"
 
 case "$command" in
   start)
     mkdir -p "$dir/data" "$dir/exec"
-    dockerd --host "$socket" --data-root "$dir/data" --exec-root "$dir/exec" --pidfile "$dir/docker.pid" \
+    dockerd --host "$docker_host" --data-root "$dir/data" --exec-root "$dir/exec" --pidfile "$dir/docker.pid" \
       --bridge=none --iptables=false >"$dir/dockerd.log" 2>&1 &
     for _ in $(seq 1 120); do
-      if DOCKER_HOST="$socket" docker info >/dev/null 2>&1; then
-        echo "$socket"
+      if DOCKER_HOST="$docker_host" docker info >/dev/null 2>&1; then
+        echo "$docker_host"
         exit 0
       fi
       sleep 0.5
