@@ -30,6 +30,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
+import { findCommand } from '../helpers/tools.js';
 import { REPO } from '../helpers/workspace.js';
 
 /**
@@ -480,7 +481,7 @@ function assertRenderShape(base: readonly Manifest[], overlay: readonly Manifest
   for (const { doc } of base) expect(overlayNames).toContain(kindAndName(doc));
 }
 
-const hasKubectl = spawnSync('sh', ['-c', 'command -v kubectl'], { encoding: 'utf8' }).status === 0;
+const hasKubectl = findCommand('kubectl') !== undefined;
 
 function kubectlKustomize(dir: string): Manifest[] {
   const run = spawnSync('kubectl', ['kustomize', dir], { encoding: 'utf8', timeout: 20_000 });
