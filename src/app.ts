@@ -192,12 +192,26 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
     rateLimiter: new InMemoryRateLimiter(),
     readiness: { notReadyReason },
     logger,
+    onInitialize: (event) =>
+      holder.current.gate.recordInitialize(
+        {
+          principal: event.principal,
+          requestId: event.requestId,
+          client: event.client,
+          userAgent: event.userAgent,
+          transport: 'http',
+          method: 'initialize',
+          tool: null,
+        },
+        event,
+      ),
     onRefusal: (refusal) =>
       holder.current.gate.refuse(
         {
           principal: { id: refusal.principal, scopes: [] },
           requestId: refusal.requestId,
-          client: null,
+          client: refusal.userAgent,
+          userAgent: refusal.userAgent,
           transport: 'http',
           method: 'http',
           tool: null,

@@ -9,7 +9,10 @@ import type { Tracing } from '../ops/tracing.js';
 import type { PolicyEngine } from '../policy/engine.js';
 import type { AllowDecision, Decision, DenyDecision, Operation, Principal, Target } from '../policy/types.js';
 
-type CallerFields = Pick<AuditFields, 'requestId' | 'principal' | 'client' | 'transport' | 'method' | 'tool'>;
+type CallerFields = Pick<
+  AuditFields,
+  'requestId' | 'principal' | 'client' | 'userAgent' | 'transport' | 'method' | 'tool'
+>;
 
 /** How much of a requested path an audit record keeps. */
 const MAX_REQUESTED_CHARS = 512;
@@ -18,7 +21,9 @@ const MAX_REQUESTED_CHARS = 512;
 export interface Caller {
   readonly principal: Principal;
   readonly requestId: string;
+  /** The client's name, else its User-Agent (see AuditRecord.client). */
   readonly client: string | null;
+  readonly userAgent: string | null;
   readonly transport: Transport;
   readonly method: string;
   readonly tool: string | null;
@@ -189,6 +194,29 @@ export class AccessGate {
     });
   }
 
+  /**
+   * A 2025-era `initialize`: over stateless HTTP it is the only request that names the client, so
+   * it is recorded (with the version the client gave) even though it touches no path.
+   */
+  recordInitialize(
+    caller: Caller,
+    handshake: { readonly protocolVersion: string | null; readonly clientVersion: string | null; readonly ok: boolean },
+  ): void {
+    const version = handshake.clientVersion === null ? '' : ` version ${handshake.clientVersion}`;
+    this.write(caller, {
+      op: 'initialize',
+      root: null,
+      path: null,
+      requested: handshake.protocolVersion ?? '',
+      decision: 'allow',
+      rule: 'protocol:initialize',
+      reason: `client ${JSON.stringify(caller.client ?? 'unnamed')}${version} asked for protocol ${handshake.protocolVersion ?? '(none)'}`,
+      bytes: null,
+      durationMs: 0,
+      outcome: handshake.ok ? 'ok' : 'error',
+    });
+  }
+
   private async tracked<T>(work: () => Promise<T>): Promise<T> {
     const token = Symbol('access');
     this.active.add(token);
@@ -292,6 +320,7 @@ export class AccessGate {
       requestId: caller.requestId,
       principal: caller.principal.id,
       client: caller.client,
+      userAgent: caller.userAgent,
       transport: caller.transport,
       method: caller.method,
       tool: caller.tool,

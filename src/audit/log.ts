@@ -16,6 +16,7 @@ export class AuditLog {
       requestId: fields.requestId,
       principal: fields.principal,
       client: fields.client,
+      userAgent: fields.userAgent,
       transport: fields.transport,
       method: fields.method,
       tool: fields.tool,

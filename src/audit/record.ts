@@ -12,7 +12,10 @@ export interface AuditRecord {
   readonly time: string;
   readonly requestId: string;
   readonly principal: string;
+  /** The client's own name (clientInfo.name), else its User-Agent; null when neither is known. */
   readonly client: string | null;
+  /** The HTTP User-Agent, bounded and sanitised; null over stdio and when none was sent. */
+  readonly userAgent: string | null;
   readonly transport: Transport;
   readonly method: string;
   readonly tool: string | null;

@@ -8,6 +8,7 @@ import type { RateLimiter } from '../cluster/rateLimiter.js';
 import type { Config } from '../config/schema.js';
 import { ERROR_CATALOGUE } from '../errors.js';
 import { REQUEST_ID_HEADER } from '../mcp/endpoint.js';
+import { clientLabel } from '../mcp/envelope.js';
 import type { Logger } from '../ops/logger.js';
 import type { Metrics, RejectionReason } from '../ops/metrics.js';
 import type { Principal } from '../policy/types.js';
@@ -23,6 +24,8 @@ const TOKEN_QUERY_PARAMETERS = ['access_token', 'token', 'api_key', 'apikey', 'k
 export interface EdgeRefusal {
   readonly requestId: string;
   readonly principal: string;
+  /** The client's User-Agent, bounded and sanitised (the only name a refused client has). */
+  readonly userAgent: string | null;
   readonly rule: string;
   readonly reason: string;
   readonly status: number;
@@ -46,6 +49,11 @@ export function sendJson(
 
 export function jsonRpcError(code: number, message: string) {
   return { jsonrpc: '2.0', error: { code, message }, id: null };
+}
+
+/** The User-Agent as audit records and log lines keep it. */
+export function userAgentOf(req: IncomingMessage): string | null {
+  return clientLabel(req.headers['user-agent']);
 }
 
 /** The request id of a request: the client's or proxy's when well-formed, else a new one; echoed back. */
@@ -121,7 +129,14 @@ export class Admission {
       this.reject('token_in_query');
       this.refuse(
         res,
-        { requestId, principal: 'unauthenticated', rule: 'auth:token-in-query', reason: description, status: 400 },
+        {
+          requestId,
+          principal: 'unauthenticated',
+          userAgent: userAgentOf(req),
+          rule: 'auth:token-in-query',
+          reason: description,
+          status: 400,
+        },
         { error: 'invalid_request', error_description: description },
         {
           'www-authenticate': challengeHeader(config.auth, config.server.publicUrl, {
@@ -153,7 +168,14 @@ export class Admission {
       const unavailable = auth.status === 503;
       this.refuse(
         res,
-        { requestId, principal: 'unauthenticated', rule: auth.rule, reason: auth.description, status: auth.status },
+        {
+          requestId,
+          principal: 'unauthenticated',
+          userAgent: userAgentOf(req),
+          rule: auth.rule,
+          reason: auth.description,
+          status: auth.status,
+        },
         {
           error: unavailable ? 'temporarily_unavailable' : (auth.code ?? 'unauthorized'),
           error_description: auth.description,
@@ -205,12 +227,19 @@ export class Admission {
   }
 
   /** The 503 of a draining server: counted, audited, and telling the client to go elsewhere. */
-  refuseDraining(res: ServerResponse, requestId: string): void {
+  refuseDraining(req: IncomingMessage, res: ServerResponse, requestId: string): void {
     const reason = 'server is shutting down; retry on another instance';
     this.reject('draining');
     this.refuse(
       res,
-      { requestId, principal: 'unauthenticated', rule: 'lifecycle:draining', reason, status: 503 },
+      {
+        requestId,
+        principal: 'unauthenticated',
+        userAgent: userAgentOf(req),
+        rule: 'lifecycle:draining',
+        reason,
+        status: 503,
+      },
       jsonRpcError(ERROR_CATALOGUE.UNAVAILABLE.jsonRpc, reason),
       { connection: 'close', 'retry-after': '1' },
     );

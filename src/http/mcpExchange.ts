@@ -10,13 +10,26 @@ import { EXCHANGE_HEADER, type Exchange, type ExchangeRegistry } from '../mcp/ex
 import type { Logger } from '../ops/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import { context, SpanStatusCode, type Tracing } from '../ops/tracing.js';
+import type { Principal } from '../policy/types.js';
 import type { Admitted } from './admission.js';
-import { jsonRpcError, sendJson } from './admission.js';
+import { jsonRpcError, sendJson, userAgentOf } from './admission.js';
 import { perConfig } from './perConfig.js';
 import { responseFlow, sendResponse } from './respond.js';
 
+/** A 2025-era initialize the edge saw answered: who the client said it was, for the audit log. */
+export interface InitializeEvent {
+  readonly requestId: string;
+  readonly principal: Principal;
+  readonly client: string | null;
+  readonly clientVersion: string | null;
+  readonly userAgent: string | null;
+  readonly protocolVersion: string | null;
+  readonly ok: boolean;
+}
+
 export interface ExchangeDeps {
   readonly endpoint: McpEndpoint;
+  readonly onInitialize: (event: InitializeEvent) => void;
   readonly exchanges: ExchangeRegistry;
   readonly metrics: Metrics;
   readonly tracing: Tracing;
@@ -84,7 +97,16 @@ export async function serveExchange(
   const summary: MessageSummary =
     req.method === 'POST'
       ? summarizeMessage(parsed)
-      : { method: 'other', tool: null, id: null, protocolVersion: null, trace: undefined };
+      : {
+          // GET (the 405 of a server with no standalone stream) and DELETE are labelled as such.
+          method: req.method === 'GET' || req.method === 'DELETE' ? req.method : 'other',
+          tool: null,
+          id: null,
+          protocolVersion: null,
+          trace: undefined,
+          client: null,
+        };
+  const userAgent = userAgentOf(req);
 
   const exchangeId = randomUUID();
   req.headers[EXCHANGE_HEADER] = exchangeId;
@@ -149,6 +171,17 @@ export async function serveExchange(
     deps.metrics.inFlight.dec();
     if (streaming) deps.metrics.sseStreams.dec();
     const status = res.statusCode;
+    if (summary.method === 'initialize') {
+      deps.onInitialize({
+        requestId,
+        principal,
+        client: summary.client?.name ?? userAgent,
+        clientVersion: summary.client?.version ?? null,
+        userAgent,
+        protocolVersion: summary.protocolVersion,
+        ok: status < 400,
+      });
+    }
     const errorType = exchange.errorType ?? (status >= 400 ? String(status) : undefined);
     const seconds = (performance.now() - started) / 1000;
     deps.metrics.operationDuration.observe(
@@ -169,6 +202,8 @@ export async function serveExchange(
         status,
         durationMs: Math.round(seconds * 100_000) / 100,
         principal: principal.id,
+        client: summary.client?.name ?? userAgent,
+        ...(summary.client?.version ? { clientVersion: summary.client.version } : {}),
         ...(errorType ? { errorType } : {}),
         ...(deps.tracing.enabled ? { traceId: span.spanContext().traceId } : {}),
       },

@@ -15,7 +15,7 @@ import type { Metrics } from '../ops/metrics.js';
 import type { Tracing } from '../ops/tracing.js';
 import { Admission, assignRequestId, type EdgeRefusal, jsonRpcError, sendJson } from './admission.js';
 import { ConcurrencyLimiter } from './concurrency.js';
-import { serveExchange } from './mcpExchange.js';
+import { type InitializeEvent, serveExchange } from './mcpExchange.js';
 import { perConfig } from './perConfig.js';
 
 export type { EdgeRefusal } from './admission.js';
@@ -44,6 +44,7 @@ export interface HttpEdgeOptions {
   readonly tracing: Tracing;
   readonly logger: Logger;
   readonly onRefusal: (refusal: EdgeRefusal) => void;
+  readonly onInitialize: (event: InitializeEvent) => void;
 }
 
 /**
@@ -163,7 +164,7 @@ export class HttpEdge {
     }
     const requestId = assignRequestId(req, res);
     if (this.draining) {
-      this.admission.refuseDraining(res, requestId);
+      this.admission.refuseDraining(req, res, requestId);
       return;
     }
     const admitted = await this.admission.admit(req, res, url, requestId, config, authenticator);

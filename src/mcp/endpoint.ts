@@ -3,6 +3,7 @@ import { type AuthInfo, createMcpHandler } from '@modelcontextprotocol/server';
 import type { Logger } from '../ops/logger.js';
 import { ANONYMOUS, type Principal } from '../policy/types.js';
 import type { ChangeFeed } from './changes.js';
+import { clientLabel } from './envelope.js';
 import { logInternalErrors } from './errors.js';
 import { EXCHANGE_HEADER, type ExchangeRegistry } from './exchange.js';
 import { createScope, type McpServices } from './scope.js';
@@ -82,8 +83,9 @@ export function createHttpEndpoint(options: EndpointOptions): McpEndpoint {
         cancelAll: options.cancelAll,
         exchange: options.exchanges.get(requestInfo?.headers.get(EXCHANGE_HEADER)),
         requestId: () => requestId,
-        // Stateless 2025-era HTTP carries the client's name only on initialize.
+        // Stateless 2025-era HTTP carries the client's name only on initialize (audited by the edge).
         clientName: () => null,
+        userAgent: clientLabel(requestInfo?.headers.get('user-agent')),
         reportInternal,
       });
       return buildServer(scope, {

@@ -1,3 +1,4 @@
+import { CLIENT_INFO_META_KEY } from '@modelcontextprotocol/server';
 import type { TraceCarrier } from '../ops/tracing.js';
 import { TOOLS } from './tools/index.js';
 
@@ -15,6 +16,11 @@ export interface MessageSummary {
   readonly protocolVersion: string | null;
   /** W3C trace context from `params._meta` (2026-07-28 carries it there). */
   readonly trace: TraceCarrier | undefined;
+  /**
+   * Who the client says it is: `params.clientInfo` of a 2025-era initialize, or the clientInfo of
+   * a 2026-07-28 `_meta` envelope; bounded and sanitised, as the audit keeps it.
+   */
+  readonly client: { readonly name: string | null; readonly version: string | null } | null;
 }
 
 const KNOWN_METHODS = new Set([
@@ -43,13 +49,13 @@ const TOOL_NAMES = new Set(TOOLS.map((tool) => tool.name));
 const PROTOCOL_VERSION_KEY = 'io.modelcontextprotocol/protocolVersion';
 
 export function summarizeMessage(parsed: unknown): MessageSummary {
-  const none = { tool: null, id: null, protocolVersion: null, trace: undefined };
+  const none = { tool: null, id: null, protocolVersion: null, trace: undefined, client: null };
   if (Array.isArray(parsed)) return { method: 'batch', ...none };
   if (parsed === null || typeof parsed !== 'object') return { method: 'invalid', ...none };
   const message = parsed as {
     method?: unknown;
     id?: unknown;
-    params?: { name?: unknown; _meta?: Record<string, unknown> };
+    params?: { name?: unknown; _meta?: Record<string, unknown>; clientInfo?: unknown; protocolVersion?: unknown };
   };
   if (typeof message.method !== 'string') return { method: 'response', ...none };
   const method = KNOWN_METHODS.has(message.method) ? message.method : 'other';
@@ -58,12 +64,34 @@ export function summarizeMessage(parsed: unknown): MessageSummary {
   const meta = message.params?._meta;
   const traceparent = typeof meta?.traceparent === 'string' ? meta.traceparent : undefined;
   const tracestate = typeof meta?.tracestate === 'string' ? meta.tracestate : undefined;
-  const version = meta?.[PROTOCOL_VERSION_KEY];
+  const version = message.method === 'initialize' ? message.params?.protocolVersion : meta?.[PROTOCOL_VERSION_KEY];
+  const declared = (message.method === 'initialize' ? message.params?.clientInfo : meta?.[CLIENT_INFO_META_KEY]) as
+    | { name?: unknown; version?: unknown }
+    | undefined;
   return {
     method,
     tool,
     id: typeof message.id === 'string' || typeof message.id === 'number' ? message.id : null,
     protocolVersion: typeof version === 'string' ? version : null,
     trace: traceparent ? { traceparent, ...(tracestate ? { tracestate } : {}) } : undefined,
+    client:
+      declared && typeof declared === 'object'
+        ? { name: clientLabel(declared.name), version: clientLabel(declared.version) }
+        : null,
   };
+}
+
+/** Longest client-supplied label (a client name, a User-Agent) an audit record keeps. */
+export const MAX_LABEL_CHARS = 200;
+
+/**
+ * A client-supplied label as a record may hold it: printable ASCII only (anything else becomes
+ * "?", so a label can neither break a log line nor hide as look-alike text), at most
+ * MAX_LABEL_CHARS; null when empty or absent.
+ */
+export function clientLabel(value: unknown): string | null {
+  if (typeof value !== 'string') return null;
+  const printable = value.replace(/[^\x20-\x7e]/g, '?').trim();
+  if (printable.length === 0) return null;
+  return printable.length > MAX_LABEL_CHARS ? `${printable.slice(0, MAX_LABEL_CHARS)}...` : printable;
 }

@@ -9,6 +9,7 @@ import type { AccessGate, Caller } from '../access/gate.js';
 import type { Transport } from '../audit/record.js';
 import type { Config } from '../config/schema.js';
 import type { Principal } from '../policy/types.js';
+import { clientLabel } from './envelope.js';
 import { type InternalErrorReporter, toProtocolError } from './errors.js';
 import type { Exchange } from './exchange.js';
 
@@ -48,6 +49,8 @@ export interface ScopeOptions {
   readonly requestId: (jsonRpcId: RequestId) => string;
   /** The client's name when the protocol era does not carry it per request (2025-era stdio). */
   readonly clientName: () => string | null;
+  /** The HTTP User-Agent (bounded, sanitised): recorded always, and the client when no name is known. */
+  readonly userAgent: string | null;
   readonly reportInternal: InternalErrorReporter;
 }
 
@@ -62,7 +65,8 @@ export function createScope(options: ScopeOptions): RequestScope {
     return {
       principal: options.principal,
       requestId: options.requestId(id),
-      client: typeof declared?.name === 'string' ? declared.name : options.clientName(),
+      client: clientLabel(declared?.name) ?? options.clientName() ?? options.userAgent,
+      userAgent: options.userAgent,
       transport: options.transport,
       method,
       tool,

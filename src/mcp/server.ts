@@ -8,7 +8,7 @@ import { isMcpdError, McpdError } from '../errors.js';
 import { toToolError } from './errors.js';
 import { installResources } from './resources.js';
 import type { RequestScope } from './scope.js';
-import { asText, type ToolContext, type ToolDefinition } from './toolkit.js';
+import { type ToolContext, type ToolDefinition, toolResult } from './toolkit.js';
 import { TOOLS } from './tools/index.js';
 
 export const SERVER_NAME = 'mcpd';
@@ -122,7 +122,7 @@ function registerTool(server: McpServer, scope: RequestScope, tool: ToolDefiniti
       title: tool.title,
       description: tool.description,
       inputSchema: tool.input,
-      outputSchema: tool.output,
+      ...(tool.kind === 'structured' ? { outputSchema: tool.output } : {}),
       annotations: { title: tool.title, ...tool.annotations },
       ...(challenge ? { scopeChallenge: challenge } : {}),
     },
@@ -159,11 +159,7 @@ function registerTool(server: McpServer, scope: RequestScope, tool: ToolDefiniti
               },
       };
       try {
-        const output = await tool.run(args, toolContext);
-        const result = {
-          content: output.content ?? asText(output.structured),
-          structuredContent: output.structured as Record<string, unknown>,
-        };
+        const result = toolResult(tool, await tool.run(args as never, toolContext));
         const size = JSON.stringify(result).length;
         if (size > config.limits.maxResultBytes) {
           throw new McpdError(

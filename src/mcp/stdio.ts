@@ -20,6 +20,7 @@ import { InFlight } from '../ops/inflight.js';
 import type { Logger } from '../ops/logger.js';
 import { LOCAL } from '../policy/types.js';
 import type { ChangeFeed } from './changes.js';
+import { clientLabel, type MessageSummary, summarizeMessage } from './envelope.js';
 import { logInternalErrors } from './errors.js';
 import { detachedExchange } from './exchange.js';
 import { createScope, type McpServices } from './scope.js';
@@ -72,6 +73,7 @@ class ObservedTransport implements Transport {
   constructor(
     private readonly inner: Transport,
     observe: (message: JSONRPCMessage) => void,
+    private readonly answered: (message: JSONRPCMessage) => void = () => {},
   ) {
     let markClosed!: () => void;
     this.closed = new Promise((resolve) => {
@@ -115,6 +117,7 @@ class ObservedTransport implements Transport {
   send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
     if ((isJSONRPCResultResponse(message) || isJSONRPCErrorResponse(message)) && message.id !== undefined) {
       this.inFlight.delete(message.id);
+      this.answered(message);
     }
     return this.inner.send(message, options);
   }
@@ -164,14 +167,38 @@ export function serveStdioConnection(options: StdioOptions): StdioConnection {
     options.input.pipe(parseErrorGuard((message) => void stdio.send(message).catch(() => {}))),
     options.output,
   );
-  const transport = new ObservedTransport(stdio, (message) => {
-    if (
-      'method' in message &&
-      (message.method === 'subscriptions/listen' || message.method === 'resources/subscribe')
-    ) {
-      startFeed();
-    }
-  });
+  // A 2025-era handshake is audited once answered: it is where the client names itself.
+  const handshakes = new Map<RequestId, MessageSummary>();
+  const transport = new ObservedTransport(
+    stdio,
+    (message) => {
+      if (!('method' in message)) return;
+      if (message.method === 'subscriptions/listen' || message.method === 'resources/subscribe') startFeed();
+      if (message.method === 'initialize' && 'id' in message) handshakes.set(message.id, summarizeMessage(message));
+    },
+    (response) => {
+      const id = 'id' in response ? response.id : undefined;
+      const handshake = id === undefined ? undefined : handshakes.get(id);
+      if (id === undefined || !handshake) return;
+      handshakes.delete(id);
+      options.services().gate.recordInitialize(
+        {
+          principal: LOCAL,
+          requestId: `${connectionId}:${String(id)}`,
+          client: handshake.client?.name ?? null,
+          userAgent: null,
+          transport: 'stdio',
+          method: 'initialize',
+          tool: null,
+        },
+        {
+          protocolVersion: handshake.protocolVersion,
+          clientVersion: handshake.client?.version ?? null,
+          ok: isJSONRPCResultResponse(response),
+        },
+      );
+    },
+  );
 
   const handle = serveStdio(
     ({ era }) => {
@@ -184,7 +211,8 @@ export function serveStdioConnection(options: StdioOptions): StdioConnection {
         cancelAll: options.cancelAll,
         exchange: detachedExchange(),
         requestId: (id) => `${connectionId}:${String(id)}`,
-        clientName: () => server?.server.getClientVersion()?.name ?? null,
+        clientName: () => clientLabel(server?.server.getClientVersion()?.name),
+        userAgent: null,
         reportInternal,
       });
       server = buildServer(scope, {

@@ -24,23 +24,41 @@ export interface ToolAnnotations {
   readonly openWorldHint: false;
 }
 
-export interface ToolOutput<O> {
-  readonly structured: O;
-  /** The content blocks; by default one text block holding the structured value as JSON. */
-  readonly content?: ContentBlock[];
-}
-
-export interface ToolDefinition<I extends z.ZodType = z.ZodType, O extends z.ZodType = z.ZodType> {
+interface ToolBase<I extends z.ZodType> {
   readonly name: string;
   readonly title: string;
   readonly description: string;
   readonly input: I;
-  readonly output: O;
   readonly annotations: ToolAnnotations;
   /** The grant a caller needs somewhere to use the tool at all; a token without it is challenged. */
   readonly requires: 'read' | 'write' | null;
-  run(args: z.output<I>, ctx: ToolContext): Promise<ToolOutput<z.output<O>>>;
 }
+
+/**
+ * A tool whose answer is a value: it declares an output schema, returns `structuredContent`, and
+ * its `content` is always `render(value)`, so the text says nothing the structured value lacks.
+ * Clients that read only `structuredContent` (Claude Code, VS Code) and clients that read only
+ * `content` see the same answer.
+ */
+export interface StructuredTool<I extends z.ZodType = z.ZodType, O extends z.ZodType = z.ZodType> extends ToolBase<I> {
+  readonly kind: 'structured';
+  readonly output: O;
+  /** The text form of the value; compact JSON by default. */
+  readonly render: (value: z.output<O>) => ContentBlock[];
+  run(args: z.output<I>, ctx: ToolContext): Promise<z.output<O>>;
+}
+
+/**
+ * A tool whose answer is file contents: no output schema and no `structuredContent`, because a
+ * client that prefers `structuredContent` would then never show the contents. Each file's text
+ * appears once, beside a small metadata block.
+ */
+export interface ContentTool<I extends z.ZodType = z.ZodType> extends ToolBase<I> {
+  readonly kind: 'content';
+  run(args: z.output<I>, ctx: ToolContext): Promise<ContentBlock[]>;
+}
+
+export type ToolDefinition = StructuredTool | ContentTool;
 
 export const READ_ONLY: ToolAnnotations = {
   readOnlyHint: true,
@@ -49,11 +67,26 @@ export const READ_ONLY: ToolAnnotations = {
   openWorldHint: false,
 };
 
-export function defineTool<I extends z.ZodType, O extends z.ZodType>(tool: ToolDefinition<I, O>): ToolDefinition {
-  return tool as unknown as ToolDefinition;
+/** The structured value as one compact JSON text block: the spec's default for `content`. */
+export function asJson(value: unknown): ContentBlock[] {
+  return [{ type: 'text', text: JSON.stringify(value) }];
 }
 
-/** Pretty JSON for the text block mirroring structured content. */
-export function asText(value: unknown): ContentBlock[] {
-  return [{ type: 'text', text: JSON.stringify(value, null, 2) }];
+export function defineTool<I extends z.ZodType, O extends z.ZodType>(
+  tool: Omit<StructuredTool<I, O>, 'kind' | 'render'> & { render?: (value: z.output<O>) => ContentBlock[] },
+): ToolDefinition {
+  return { ...tool, kind: 'structured', render: tool.render ?? asJson } as unknown as ToolDefinition;
+}
+
+export function defineContentTool<I extends z.ZodType>(tool: Omit<ContentTool<I>, 'kind'>): ToolDefinition {
+  return { ...tool, kind: 'content' } as unknown as ToolDefinition;
+}
+
+/** What a tool call answers: content always, structuredContent exactly when the tool is structured. */
+export function toolResult(
+  tool: ToolDefinition,
+  output: unknown,
+): { content: ContentBlock[]; structuredContent?: Record<string, unknown> } {
+  if (tool.kind === 'content') return { content: output as ContentBlock[] };
+  return { content: tool.render(output), structuredContent: output as Record<string, unknown> };
 }

@@ -122,7 +122,7 @@ describe('OAuth resource server (auth.mode jwt), against the built binary', () =
   it('lets a valid token in, and the principal is in the audit record', async () => {
     const answer = await callTool(serving.url, await token(), 'read_file', { path: 'README.md' });
     expect(answer.status).toBe(200);
-    expect(answer.body.result).toMatchObject({ content: [{ type: 'text' }] });
+    expect(answer.body.result).toMatchObject({ content: [{ type: 'text' }, { type: 'text' }] });
     const [record] = await waitForAudit(auditFile, (r) => r.requestId === answer.requestId);
     expect(record).toMatchObject({ principal: 'alice', decision: 'allow', tool: 'read_file', outcome: 'ok' });
   });

@@ -97,7 +97,7 @@ describe('the mcpd command', () => {
   }, 60_000);
 
   it('turns a result above limits.maxResultBytes into TOO_LARGE instead of sending it', async () => {
-    const server = await startServer(await demo.configWith('small-results.yaml', 'limits:\n  maxResultBytes: 2000\n'));
+    const server = await startServer(await demo.configWith('small-results.yaml', 'limits:\n  maxResultBytes: 1000\n'));
     try {
       const client = await modernHttpClient(server.url);
       const listing = (await client.callTool({ name: 'directory_tree', arguments: { maxDepth: 5 } })) as {
@@ -106,7 +106,7 @@ describe('the mcpd command', () => {
       };
       expect(listing.isError).toBe(true);
       expect(listing.content[0]?.text).toMatch(
-        /^TOO_LARGE: the result is \d+ bytes, above the 2000-byte response limit/,
+        /^TOO_LARGE: the result is \d+ bytes, above the 1000-byte response limit/,
       );
       const small = (await client.callTool({ name: 'get_file_info', arguments: { path: 'README.md' } })) as {
         isError?: boolean;

@@ -98,7 +98,9 @@ describe('real clients against the built binary', () => {
       for (const tool of tools) {
         expect(tool.description?.length, tool.name).toBeGreaterThan(20);
         expect(tool.inputSchema.type).toBe('object');
-        expect(tool.outputSchema?.type, tool.name).toBe('object');
+        // The read tools answer with content alone: a structuredContent-first client must see the text.
+        const contentOnly = tool.name === 'read_file' || tool.name === 'read_multiple_files';
+        expect(tool.outputSchema?.type, tool.name).toBe(contentOnly ? undefined : 'object');
         expect(typeof tool.annotations?.readOnlyHint, tool.name).toBe('boolean');
         expect(typeof tool.annotations?.destructiveHint, tool.name).toBe('boolean');
         expect(typeof tool.annotations?.idempotentHint, tool.name).toBe('boolean');
@@ -148,7 +150,41 @@ describe('real clients against the built binary', () => {
         tool: 'read_file',
         decision: 'allow',
         outcome: 'ok',
+        userAgent: expect.any(String),
       });
+    });
+
+    it('names a stateless 2025-era client: its initialize by clientInfo, every later line by User-Agent', async () => {
+      const legacy = await serveMcpd([
+        '--config',
+        demo.config,
+        '--port',
+        '0',
+        '--audit-file',
+        join(demo.dir, 'v1.log'),
+      ]);
+      const client = await v1HttpClient(legacy.url, 'audit-v1-client');
+      await client.callTool({ name: 'read_file', arguments: { path: 'README.md' } });
+      await client.callTool({ name: 'read_file', arguments: { path: '.env' } });
+      await client.close();
+      await legacy.stop();
+      const records = await readAudit(join(demo.dir, 'v1.log'));
+      const [handshake, ...calls] = records;
+      expect(handshake).toMatchObject({
+        method: 'initialize',
+        op: 'initialize',
+        client: 'audit-v1-client',
+        requested: '2025-11-25',
+        decision: 'allow',
+        outcome: 'ok',
+      });
+      expect(handshake?.reason).toMatch(/"audit-v1-client" version 1\.0\.0/);
+      expect(calls.map((r) => r.decision)).toEqual(['allow', 'deny']);
+      for (const record of records) {
+        expect(record.userAgent, JSON.stringify(record)).toEqual(expect.any(String));
+        expect(record.client, JSON.stringify(record)).not.toBeNull();
+      }
+      for (const call of calls) expect(call.client).toBe(call.userAgent);
     });
   });
 

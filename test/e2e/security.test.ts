@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitForAudit } from '../helpers/audit.js';
 import { modernHttpClient } from '../helpers/clients.js';
+import { type ContentBlockLike, readBatchParts } from '../helpers/reads.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { demoCopy, tempDir, writeTree } from '../helpers/workspace.js';
 
@@ -153,9 +154,11 @@ describe('scoping: refused, audited, and nothing outside the roots is ever read'
       paths: ['README.md', '.env', 'docs/escape.md', '/etc/passwd', 'config.yaml'],
     });
     expect(result.isError).toBeFalsy();
-    const files = (result.structuredContent as { files: { ok: boolean; error?: { code: string } }[] }).files;
+    expect(result.structuredContent).toBeUndefined();
+    const files = readBatchParts(result.content as ContentBlockLike[]);
     expect(files.map((f) => f.ok)).toEqual([true, false, false, false, true]);
-    expect(files.filter((f) => !f.ok).map((f) => f.error?.code)).toEqual([
+    expect(files.map((f) => f.index)).toEqual([0, 1, 2, 3, 4]);
+    expect(files.map((f) => (f.ok ? undefined : f.error.code)).filter(Boolean)).toEqual([
       'NOT_FOUND_OR_DENIED',
       'NOT_FOUND_OR_DENIED',
       'NOT_FOUND_OR_DENIED',

@@ -4,6 +4,7 @@ import type { Client } from '@modelcontextprotocol/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitForAudit } from '../helpers/audit.js';
 import { modernHttpClient } from '../helpers/clients.js';
+import { readFileParts } from '../helpers/reads.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { demoCopy, writeTree } from '../helpers/workspace.js';
 
@@ -115,21 +116,32 @@ describe('workspace tools over a real client', () => {
     expect(dir.type).toBe('directory');
   });
 
-  it('read_file reads text, byte and line ranges, and never duplicates contents in structured output', async () => {
+  it('read_file answers with the contents once, beside a metadata block, and no structured content', async () => {
     const whole = await ok('read_file', { path: 'docs/architecture.md' });
     const expected = await readFile(join(demo.project, 'docs/architecture.md'), 'utf8');
-    expect(whole.content).toEqual([{ type: 'text', text: expected }]);
-    expect(JSON.stringify(whole.structuredContent)).not.toContain('stateless MCP server replicas');
-    expect(whole.structuredContent).toMatchObject({
+    expect(whole.structuredContent).toBeUndefined();
+    const { metadata, block } = readFileParts(whole.content);
+    expect(block).toEqual({ type: 'text', text: expected });
+    expect(JSON.stringify(whole).split('stateless MCP server replicas')).toHaveLength(2);
+    expect(metadata).toMatchObject({
+      uri: `file://${demo.project}/docs/architecture.md`,
       complete: true,
       encoding: 'utf-8',
+      mimeType: 'text/markdown',
       size: Buffer.byteLength(expected),
     });
-    const lines = await ok('read_file', { path: 'docs/architecture.md', startLine: 3, endLine: 4 });
-    expect(lines.content[0]?.text).toBe(`${expected.split('\n').slice(2, 4).join('\n')}\n`);
-    expect(lines.structuredContent?.range).toEqual({ unit: 'lines', start: 3, end: 4 });
-    const bytes = await ok('read_file', { path: 'docs/architecture.md', offset: 2, length: 12 });
-    expect(bytes.content[0]?.text).toBe(expected.slice(2, 14));
+    expect(metadata.etag).toMatch(/^"[\w-]{22}"$/);
+    const lines = readFileParts(
+      (await ok('read_file', { path: 'docs/architecture.md', startLine: 3, endLine: 4 })).content,
+    );
+    expect(lines.block.text).toBe(`${expected.split('\n').slice(2, 4).join('\n')}\n`);
+    expect(lines.metadata.range).toEqual({ unit: 'lines', start: 3, end: 4 });
+    expect(lines.metadata.complete).toBe(false);
+    const bytes = readFileParts(
+      (await ok('read_file', { path: 'docs/architecture.md', offset: 2, length: 12 })).content,
+    );
+    expect(bytes.block.text).toBe(expected.slice(2, 14));
+    expect(bytes.metadata.range).toEqual({ unit: 'bytes', start: 2, end: 14 });
   });
 
   it('read_file refuses a file above the cap and points to ranges; ranges of it work', async () => {
@@ -137,20 +149,21 @@ describe('workspace tools over a real client', () => {
     expect(refused.code).toBe('TOO_LARGE');
     expect(refused.text).toMatch(/offset\/length.*startLine\/endLine/);
     const part = await ok('read_file', { path: 'workspace/big.txt', offset: 1024 * 1024, length: 32 });
-    expect(part.content[0]?.text).toBe('0123456789abcdef0123456789abcdef');
+    expect(readFileParts(part.content).block.text).toBe('0123456789abcdef0123456789abcdef');
     const tooBigRange = await failure('read_file', { path: 'workspace/big.txt', offset: 0, length: 2 * 1024 * 1024 });
     expect(tooBigRange.code).toBe('TOO_LARGE');
   });
 
   it('read_file returns binary files as a base64 blob with a MIME type', async () => {
     const result = await ok('read_file', { path: 'workspace/image.json' });
-    const block = result.content[0];
-    expect(block?.type).toBe('resource');
-    expect(Buffer.from(block?.resource?.blob ?? '', 'base64')).toEqual(
+    const { metadata, block } = readFileParts(result.content);
+    expect(block.type).toBe('resource');
+    expect(Buffer.from(block.resource?.blob ?? '', 'base64')).toEqual(
       Buffer.from([0x7b, 0x00, 0x01, 0x02, 0xff, 0xfe, 0x7d]),
     );
-    expect(block?.resource?.mimeType).toBe('application/json');
-    expect(result.structuredContent?.encoding).toBe('base64');
+    expect(block.resource?.mimeType).toBe('application/json');
+    expect(block.resource?.uri).toBe(metadata.uri);
+    expect(metadata).toMatchObject({ encoding: 'base64', complete: true, size: 7 });
   });
 
   it('write_file writes atomically, honours createOnly and refuses a stale ETag', async () => {

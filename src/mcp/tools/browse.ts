@@ -75,7 +75,7 @@ export const listDirectory = defineTool({
         },
       };
     });
-    return { structured };
+    return structured;
   },
 });
 
@@ -138,7 +138,7 @@ export const directoryTree = defineTool({
         },
       };
     });
-    return { structured };
+    return structured;
   },
 });
 
@@ -168,7 +168,7 @@ export const getFileInfo = defineTool({
       if (target.kind === 'missing') throw notFoundOrDenied(target.uri);
       return { value: await statTarget(target) };
     });
-    return { structured };
+    return structured;
   },
 });
 
@@ -223,7 +223,7 @@ export const searchFiles = defineTool({
         },
       };
     });
-    return { structured };
+    return structured;
   },
 });
 
@@ -281,6 +281,6 @@ export const grepTool = defineTool({
         },
       };
     });
-    return { structured };
+    return structured;
   },
 });

@@ -75,6 +75,14 @@ export const processLargeDataset = defineTool({
     checksum: z.string(),
     durationMs: z.number(),
   }),
+  render: (s) => [
+    {
+      type: 'text',
+      text:
+        `Processed ${s.uri}: ${s.bytes} bytes in ${s.chunks} chunks, ${s.lines} lines, ` +
+        `${s.records} records, ${s.checksum}, ${s.durationMs} ms`,
+    },
+  ],
   annotations: READ_ONLY,
   requires: 'read',
   async run({ path, root, chunkSize }, ctx) {
@@ -113,9 +121,6 @@ export const processLargeDataset = defineTool({
         bytes: tally.bytes,
       };
     });
-    const text =
-      `Processed ${structured.bytes} bytes in ${structured.chunks} chunks: ${structured.lines} lines, ` +
-      `${structured.records} records, ${structured.checksum}, ${structured.durationMs} ms`;
-    return { structured, content: [{ type: 'text', text }] };
+    return structured;
   },
 });

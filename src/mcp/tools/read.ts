@@ -3,7 +3,7 @@ import * as z from 'zod';
 import { isMcpdError, McpdError, notFoundOrDenied } from '../../errors.js';
 import { type ReadRange, type ReadResult, readTarget } from '../../fs/files.js';
 import type { Target } from '../../policy/types.js';
-import { defineTool, READ_ONLY, type ToolContext } from '../toolkit.js';
+import { defineContentTool, READ_ONLY, type ToolContext } from '../toolkit.js';
 import { pathArg, rootArg } from './common.js';
 
 const rangeArgs = {
@@ -29,34 +29,31 @@ function rangeOf(args: { offset?: number; length?: number; startLine?: number; e
   return { kind: 'whole' };
 }
 
-const readSummary = z.object({
-  uri: z.string(),
-  size: z.number().describe('Size of the whole file in bytes.'),
-  etag: z.string(),
-  mimeType: z.string().nullable(),
-  encoding: z.enum(['utf-8', 'base64']),
-  range: z
-    .object({ unit: z.enum(['bytes', 'lines']), start: z.number(), end: z.number() })
-    .optional()
-    .describe('What was returned when not the whole file: bytes [start, end) or lines [start, end].'),
-  complete: z.boolean().describe('True when the whole file was returned.'),
-});
+/** What a read returned, beside the contents: one small text block of compact JSON. */
+interface ReadMetadata {
+  readonly uri: string;
+  /** Size of the whole file in bytes. */
+  readonly size: number;
+  readonly etag: string;
+  readonly mimeType: string | null;
+  readonly encoding: 'utf-8' | 'base64';
+  /** What was returned when not the whole file: bytes [start, end) or lines [start, end]. */
+  readonly range?: { unit: 'bytes' | 'lines'; start: number; end: number };
+  readonly complete: boolean;
+}
 
-type ReadSummary = z.output<typeof readSummary>;
-
-/** Contents go in the content blocks only; the structured part describes them, never repeats them. */
-function present(target: Target, result: ReadResult): { summary: ReadSummary; block: ContentBlock } {
+/** The contents block (text, or an embedded blob for binary) and the metadata that describes it. */
+function present(target: Target, result: ReadResult): { metadata: ReadMetadata; block: ContentBlock } {
   const { info } = result;
   if (result.kind === 'binary') {
-    const complete = result.data.length === info.size;
     return {
-      summary: {
+      metadata: {
         uri: target.uri,
         size: info.size,
         etag: info.etag,
         mimeType: result.mimeType,
         encoding: 'base64',
-        complete,
+        complete: result.data.length === info.size,
       },
       block: {
         type: 'resource',
@@ -65,7 +62,7 @@ function present(target: Target, result: ReadResult): { summary: ReadSummary; bl
     };
   }
   return {
-    summary: {
+    metadata: {
       uri: target.uri,
       size: info.size,
       etag: info.etag,
@@ -78,6 +75,8 @@ function present(target: Target, result: ReadResult): { summary: ReadSummary; bl
   };
 }
 
+const metadataBlock = (value: object): ContentBlock => ({ type: 'text', text: JSON.stringify(value) });
+
 async function readOne(ctx: ToolContext, path: string, root: string | undefined, range: ReadRange, maxBytes: number) {
   return ctx.gate.access(ctx.caller, { op: 'read', path, root }, async (target) => {
     if (target.kind === 'missing') throw notFoundOrDenied(target.uri);
@@ -87,45 +86,35 @@ async function readOne(ctx: ToolContext, path: string, root: string | undefined,
   });
 }
 
-export const readFile = defineTool({
+export const readFile = defineContentTool({
   name: 'read_file',
   title: 'Read file',
   description:
     'Read a file inside a root. Text comes back as text (optionally a byte range or a line range); binary files ' +
     'come back as a base64 blob with their MIME type. Files above the read limit must be read in ranges; the ' +
-    'error says so. The result carries the ETag for write_file/edit_file.',
+    'error says so. A first text block holds the metadata as JSON (uri, size, the ETag for ' +
+    'write_file/edit_file, mimeType, range, complete); the contents follow.',
   input: z.object({ path: pathArg, root: rootArg, ...rangeArgs }),
-  output: readSummary,
   annotations: READ_ONLY,
   requires: 'read',
   async run(args, ctx) {
-    const { summary, block } = await readOne(ctx, args.path, args.root, rangeOf(args), ctx.config.limits.maxReadBytes);
-    return { structured: summary, content: [block] };
+    const { metadata, block } = await readOne(ctx, args.path, args.root, rangeOf(args), ctx.config.limits.maxReadBytes);
+    return [metadataBlock(metadata), block];
   },
 });
 
-const fileOutcome = z.object({
-  index: z.number().describe('Position in the request (0-based); entries come back in request order.'),
-  ok: z.boolean(),
-  uri: z.string().optional(),
-  size: z.number().optional(),
-  etag: z.string().optional(),
-  encoding: z.enum(['utf-8', 'base64']).optional(),
-  error: z.object({ code: z.string(), message: z.string() }).optional(),
-});
-
-export const readMultipleFiles = defineTool({
+export const readMultipleFiles = defineContentTool({
   name: 'read_multiple_files',
   title: 'Read several files',
   description:
     'Read several files in one call. Each file succeeds or fails on its own: a missing or refused file is ' +
-    'reported in its entry and does not fail the batch. Contents follow in order, one content block per file. ' +
-    'The whole batch shares one size budget; files past it are reported as too large.',
+    'reported in its entry and does not fail the batch. For each file, in request order, a metadata text ' +
+    'block (JSON: index, ok, uri, size, etag, mimeType, or the error) is followed by its contents. The whole ' +
+    'batch shares one size budget; files past it are reported as too large.',
   input: z.object({
     paths: z.array(pathArg).min(1).describe('Files to read, in order.'),
     root: rootArg,
   }),
-  output: z.object({ files: z.array(fileOutcome) }),
   annotations: READ_ONLY,
   requires: 'read',
   async run({ paths, root }, ctx) {
@@ -137,7 +126,6 @@ export const readMultipleFiles = defineTool({
       );
     }
     let budget = maxBatchBytes;
-    const files: z.output<typeof fileOutcome>[] = [];
     const content: ContentBlock[] = [];
     for (const [index, path] of paths.entries()) {
       ctx.signal.throwIfAborted();
@@ -147,7 +135,7 @@ export const readMultipleFiles = defineTool({
             'TOO_LARGE',
             `the batch reached its ${maxBatchBytes}-byte budget; read this file separately`,
           );
-        const { summary, block, bytes } = await readOne(
+        const { metadata, block, bytes } = await readOne(
           ctx,
           path,
           root,
@@ -155,22 +143,13 @@ export const readMultipleFiles = defineTool({
           Math.min(maxReadBytes, budget),
         );
         budget -= bytes;
-        files.push({
-          index,
-          ok: true,
-          uri: summary.uri,
-          size: summary.size,
-          etag: summary.etag,
-          encoding: summary.encoding,
-        });
-        content.push({ type: 'text', text: `--- ${summary.uri} ---` }, block);
+        content.push(metadataBlock({ index, ok: true, ...metadata }), block);
       } catch (error) {
         if (!isMcpdError(error)) throw error;
         // The request's own path is not echoed: it may be a host path outside every root.
-        files.push({ index, ok: false, error: { code: error.code, message: error.message } });
-        content.push({ type: 'text', text: `--- file ${index + 1}: ${error.code}: ${error.message} ---` });
+        content.push(metadataBlock({ index, ok: false, error: { code: error.code, message: error.message } }));
       }
     }
-    return { structured: { files }, content };
+    return content;
   },
 });

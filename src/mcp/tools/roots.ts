@@ -58,6 +58,6 @@ export const listRoots = defineTool({
   async run(_args, ctx) {
     const { grants } = ctx.gate.policy;
     const structured = describeRoots(ctx.config, (root) => grants.permits(ctx.caller.principal, root, 'read'));
-    return { structured };
+    return structured;
   },
 });

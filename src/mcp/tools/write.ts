@@ -61,7 +61,7 @@ export const writeFile = defineTool({
         bytes: data.length,
       };
     });
-    return { structured };
+    return structured;
   },
 });
 
@@ -117,6 +117,11 @@ export const editFile = defineTool({
     expectedEtag: etagArg,
   }),
   output: editOutput,
+  // The diff as plain text (a model reads it best that way), then the rest of the value.
+  render: ({ diff, ...rest }) => [
+    { type: 'text', text: diff || '(no changes)' },
+    { type: 'text', text: JSON.stringify(rest) },
+  ],
   annotations: MUTATING,
   requires: 'write',
   async run({ path, root, edits, dryRun, expectedEtag }, ctx) {
@@ -156,7 +161,7 @@ export const editFile = defineTool({
         return { value: { uri: writable.uri, diff, dryRun, etag: outcome.info.etag }, bytes: outcome.info.size };
       },
     );
-    return { structured, content: [{ type: 'text', text: structured.diff || '(no changes)' }] };
+    return structured;
   },
 });
 
@@ -180,7 +185,7 @@ export const createDirectory = defineTool({
       );
       return { value: { uri: target.uri, created } };
     });
-    return { structured };
+    return structured;
   },
 });
 
@@ -205,7 +210,7 @@ export const moveFile = defineTool({
         return { value: { source: from.uri, destination: to.uri } };
       },
     );
-    return { structured };
+    return structured;
   },
 });
 
@@ -225,6 +230,6 @@ export const deleteFile = defineTool({
       const { type } = await deleteEntry(target);
       return { value: { uri: target.uri, type } };
     });
-    return { structured };
+    return structured;
   },
 });
