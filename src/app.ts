@@ -9,6 +9,7 @@ import { McpdError } from './errors.js';
 import { containerMemoryLimit } from './fs/cgroup.js';
 import { unreachableRoot } from './fs/roots.js';
 import { RootWatcher } from './fs/watch.js';
+import { InFlightCalls } from './http/cancellation.js';
 import { HttpEdge, MCP_PATH, MetricsListener } from './http/server.js';
 import { listenerUrl } from './http/url.js';
 import { ChangeFeed } from './mcp/changes.js';
@@ -187,6 +188,7 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
     runtime: () => holder.current,
     endpoint,
     exchanges,
+    calls: new InFlightCalls(),
     metrics,
     tracing,
     rateLimiter: new InMemoryRateLimiter(),

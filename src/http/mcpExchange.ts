@@ -13,6 +13,7 @@ import { context, SpanStatusCode, type Tracing } from '../ops/tracing.js';
 import type { Principal } from '../policy/types.js';
 import type { Admitted } from './admission.js';
 import { jsonRpcError, sendJson, userAgentOf } from './admission.js';
+import type { InFlightCalls } from './cancellation.js';
 import { perConfig } from './perConfig.js';
 import { responseFlow, sendResponse } from './respond.js';
 
@@ -29,6 +30,7 @@ export interface InitializeEvent {
 
 export interface ExchangeDeps {
   readonly endpoint: McpEndpoint;
+  readonly calls: InFlightCalls;
   readonly onInitialize: (event: InitializeEvent) => void;
   readonly exchanges: ExchangeRegistry;
   readonly metrics: Metrics;
@@ -138,6 +140,11 @@ export async function serveExchange(
   let streaming = false;
   const abort = new AbortController();
   res.once('close', () => abort.abort());
+  const unregisterCall =
+    summary.id !== null && summary.method !== 'subscriptions/listen'
+      ? deps.calls.register(principal.id, userAgent, summary.id, abort)
+      : () => {};
+  if (summary.cancels !== undefined) deps.calls.cancel(principal.id, userAgent, summary.cancels);
   const finished = new Promise<void>((resolve) => res.once('close', () => resolve()));
   try {
     const request = new Request(new URL(req.url ?? '/', 'http://mcpd.invalid'), {
@@ -168,6 +175,7 @@ export async function serveExchange(
   } finally {
     await finished;
     unregister();
+    unregisterCall();
     deps.metrics.inFlight.dec();
     if (streaming) deps.metrics.sseStreams.dec();
     const status = res.statusCode;

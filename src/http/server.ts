@@ -14,6 +14,7 @@ import type { Logger } from '../ops/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { Tracing } from '../ops/tracing.js';
 import { Admission, assignRequestId, type EdgeRefusal, jsonRpcError, sendJson } from './admission.js';
+import type { InFlightCalls } from './cancellation.js';
 import { ConcurrencyLimiter } from './concurrency.js';
 import { type InitializeEvent, serveExchange } from './mcpExchange.js';
 import { perConfig } from './perConfig.js';
@@ -38,6 +39,8 @@ export interface HttpEdgeOptions {
   readonly runtime: () => EdgeRuntime;
   readonly endpoint: McpEndpoint;
   readonly exchanges: ExchangeRegistry;
+  /** Calls a 2025-era client may cancel by id. */
+  readonly calls: InFlightCalls;
   readonly rateLimiter: RateLimiter;
   readonly readiness: Readiness;
   readonly metrics: Metrics;

@@ -21,6 +21,8 @@ export interface MessageSummary {
    * a 2026-07-28 `_meta` envelope; bounded and sanitised, as the audit keeps it.
    */
   readonly client: { readonly name: string | null; readonly version: string | null } | null;
+  /** The request a `notifications/cancelled` names. */
+  readonly cancels?: string | number;
 }
 
 const KNOWN_METHODS = new Set([
@@ -55,7 +57,13 @@ export function summarizeMessage(parsed: unknown): MessageSummary {
   const message = parsed as {
     method?: unknown;
     id?: unknown;
-    params?: { name?: unknown; _meta?: Record<string, unknown>; clientInfo?: unknown; protocolVersion?: unknown };
+    params?: {
+      name?: unknown;
+      _meta?: Record<string, unknown>;
+      clientInfo?: unknown;
+      protocolVersion?: unknown;
+      requestId?: unknown;
+    };
   };
   if (typeof message.method !== 'string') return { method: 'response', ...none };
   const method = KNOWN_METHODS.has(message.method) ? message.method : 'other';
@@ -68,9 +76,11 @@ export function summarizeMessage(parsed: unknown): MessageSummary {
   const declared = (message.method === 'initialize' ? message.params?.clientInfo : meta?.[CLIENT_INFO_META_KEY]) as
     | { name?: unknown; version?: unknown }
     | undefined;
+  const cancels = method === 'notifications/cancelled' ? message.params?.requestId : undefined;
   return {
     method,
     tool,
+    ...(typeof cancels === 'string' || typeof cancels === 'number' ? { cancels } : {}),
     id: typeof message.id === 'string' || typeof message.id === 'number' ? message.id : null,
     protocolVersion: typeof version === 'string' ? version : null,
     trace: traceparent ? { traceparent, ...(tracestate ? { tracestate } : {}) } : undefined,
