@@ -30,7 +30,8 @@ describe('request logs', () => {
     await messagesOf(denied);
     const list = await postModern(server.url, 'tools/list');
     await messagesOf(list);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // The line is written when the response closes, which may follow the client's last read.
+    await until(() => logs.slice(before).filter((line) => line.msg === 'request').length >= 3);
 
     const lines = logs.slice(before);
     const requests = lines.filter((line) => line.msg === 'request');
@@ -42,6 +43,8 @@ describe('request logs', () => {
       tool: 'read_file',
       status: 200,
       principal: 'anonymous',
+      client: 'raw-test',
+      clientVersion: '1.0.0',
     });
     expect(typeof requests[0]?.durationMs).toBe('number');
     expect(requests[1]).toMatchObject({ method: 'tools/call', tool: 'read_file', errorType: 'tool_error' });
@@ -51,4 +54,26 @@ describe('request logs', () => {
     expect(lines.filter((line) => line.msg !== 'request' && line.level === 'info')).toEqual([]);
     expect(JSON.stringify(lines)).not.toContain('s3cr3t-t0ken');
   });
+
+  it('labels a GET of /mcp (405: no standalone stream) as GET, and names the client by User-Agent', async () => {
+    const before = logs.length;
+    const answer = await fetch(server.url, { headers: { accept: 'text/event-stream', 'user-agent': 'probe/1.0' } });
+    expect(answer.status).toBe(405);
+    await answer.body?.cancel();
+    await until(() => logs.slice(before).some((line) => line.msg === 'request'));
+    expect(logs.slice(before).find((line) => line.msg === 'request')).toMatchObject({
+      method: 'GET',
+      status: 405,
+      client: 'probe/1.0',
+    });
+  });
 });
+
+/** Polls `condition` until it holds (or fails the test after 5 s). */
+async function until(condition: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met within 5 s');
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
