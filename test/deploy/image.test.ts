@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { modernHttpClient } from '../helpers/clients.js';
 import { type PrivateDocker, startPrivateDocker } from '../helpers/docker.js';
 import { freePort } from '../helpers/ports.js';
+import { type ContentBlockLike, readFileParts } from '../helpers/reads.js';
 import { requireCommand } from '../helpers/tools.js';
 import { demoCopy, REPO } from '../helpers/workspace.js';
 
@@ -123,8 +124,8 @@ describe('the container images (mcpd, nginx)', () => {
       const read = (await client.callTool({
         name: 'read_file',
         arguments: { path: 'workspace/from-container.md' },
-      })) as { content: { text: string }[] };
-      expect(read.content[0]?.text).toContain('written in the container');
+      })) as { content: ContentBlockLike[] };
+      expect(readFileParts(read.content).block.text).toBe('# written in the container\n');
       const denied = (await client.callTool({
         name: 'write_file',
         arguments: { root: 'Shared Templates', path: 'x.md', content: 'no' },
