@@ -1,6 +1,6 @@
-import picomatch from 'picomatch';
 import proxyAddr from 'proxy-addr';
 import * as z from 'zod';
+import { globProblem as syntaxProblem } from '../globs.js';
 
 /**
  * The one configuration schema. Every default has a name here and nowhere else; the JSON Schema
@@ -91,12 +91,7 @@ function globProblem(pattern: string): string | undefined {
   if (pattern.includes('\0')) return 'a glob must not contain a NUL byte';
   if (pattern.startsWith('/')) return 'globs are relative to the root; remove the leading "/"';
   if (pattern.split('/').includes('..')) return 'globs must not contain ".." segments';
-  try {
-    picomatch.makeRe(pattern);
-  } catch (error) {
-    return `not a valid glob (${(error as Error).message})`;
-  }
-  return undefined;
+  return syntaxProblem(pattern);
 }
 
 const glob = z.string().superRefine((pattern, ctx) => {

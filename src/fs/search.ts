@@ -1,4 +1,5 @@
-import { compileGlob } from '../policy/globs.js';
+import { McpdError } from '../errors.js';
+import { CALLER_GLOB_LIMITS, compileGlob, GlobSyntaxError } from '../globs.js';
 import type { Target } from '../policy/types.js';
 import { looksBinary } from './files.js';
 import { openVerified } from './open.js';
@@ -16,11 +17,21 @@ const GLOB_CHARS = /[*?[\]{}!]/;
 /** A name query: a glob when it has glob characters (gitignore-like), else a case-insensitive substring. */
 export function nameMatcher(query: string): (entry: Entry) => boolean {
   if (GLOB_CHARS.test(query)) {
-    const test = compileGlob(query, { caseInsensitive: true });
+    const test = callerGlob(query, true);
     return (entry) => test(entry.relPath);
   }
   const needle = query.toLowerCase();
   return (entry) => entry.name.toLowerCase().includes(needle);
+}
+
+/** A glob a caller sent, under the caller bounds; a bad one is the caller's INVALID_ARGUMENT. */
+export function callerGlob(pattern: string, caseInsensitive: boolean): (relPath: string) => boolean {
+  try {
+    return compileGlob(pattern, { caseInsensitive, ...CALLER_GLOB_LIMITS });
+  } catch (error) {
+    if (error instanceof GlobSyntaxError) throw new McpdError('INVALID_ARGUMENT', `invalid glob: ${error.message}`);
+    throw error;
+  }
 }
 
 export interface SearchOptions {
@@ -65,7 +76,7 @@ export async function searchNames(
 export interface GrepOptions {
   readonly pattern: { source: string; flags: string };
   /** Only files whose root-relative path matches this glob. */
-  readonly include?: string;
+  readonly include?: (relPath: string) => boolean;
   readonly maxMatches: number;
   readonly maxFileBytes: number;
   readonly timeoutMsPerFile: number;
@@ -90,7 +101,7 @@ export interface GrepResult {
 
 /** Regex over the contents of every visible text file under the starts, bounded every way. */
 export async function grep(viewer: Viewer, starts: readonly Target[], options: GrepOptions): Promise<GrepResult> {
-  const include = options.include ? compileGlob(options.include) : undefined;
+  const { include } = options;
   const matcher = new RegexMatcher(options.pattern, options.timeoutMsPerFile);
   const matches: GrepMatch[] = [];
   let filesScanned = 0;

@@ -1,5 +1,5 @@
 import { posix } from 'node:path';
-import { GlobList } from './globs.js';
+import { GlobList } from '../globs.js';
 import { GrantTable } from './grants.js';
 import { isWithin, parseRequestPath, relativeWithin, uriFor } from './paths.js';
 import type {

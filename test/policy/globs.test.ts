@@ -1,5 +1,7 @@
+import fc from 'fast-check';
+import picomatch from 'picomatch';
 import { describe, expect, it } from 'vitest';
-import { GlobList } from '../../src/policy/globs.js';
+import { CALLER_GLOB_LIMITS, compileGlob, GlobList, globProblem } from '../../src/globs.js';
 
 interface MatchCase {
   patterns: string[];
@@ -116,5 +118,117 @@ describe('GlobList', () => {
     const globs = new GlobList(['*.md', 'docs/**']);
     expect(globs.isEmpty).toBe(false);
     expect(globs.patterns).toEqual(['*.md', 'docs/**']);
+  });
+});
+
+describe('glob syntax', () => {
+  it.each([
+    ['{a,b}/**/*.{md,txt}', 'b/x/y/z.txt', true],
+    ['{a,b}/**/*.{md,txt}', 'c/z.txt', false],
+    ['file-{1..3}.md', 'file-2.md', true],
+    ['file-{1..3}.md', 'file-4.md', false],
+    ['{a..c}.md', 'b.md', true],
+    ['[a-c]x.md', 'bx.md', true],
+    ['[!a-c]x.md', 'bx.md', false],
+    ['[!a-c]x.md', 'dx.md', true],
+    ['[]a]x', ']x', true],
+    ['\\*.md', '*.md', true],
+    ['\\*.md', 'a.md', false],
+    ['a[.md', 'a[.md', true],
+    ['{x}.md', '{x}.md', true],
+    ['docs/', 'docs', true],
+    ['a**b', 'axxb', true],
+  ])('%s on %s: %s', (pattern, path, expected) => {
+    expect(compileGlob(pattern)(path)).toBe(expected);
+  });
+
+  it.each([
+    ['', /empty/],
+    ['!secret', /negated/],
+    ['@(a|b)', /extglob/],
+    ['!(a)', /negated|extglob/],
+    ['*.md\\', /lone/],
+    ['a//b', /empty segment/],
+    ['{1..100000}', /items/],
+  ])('refuses %j with a reason', (pattern, reason) => {
+    expect(globProblem(pattern)).toMatch(reason);
+  });
+});
+
+/**
+ * The language is ours (so that matching is linear), and meant to agree with picomatch, the
+ * reference the rest of the ecosystem uses, wherever both define the same thing. (They differ on
+ * purpose in two places. picomatch 4 reads `[!a]` as "! or a"; here, as in POSIX and gitignore, it is
+ * "not a", and the generator uses `[^a]`, which both read as "not a". And "X/**" matches X itself
+ * here whatever X is; picomatch does so for "a/**" but not for "*\/**".)
+ */
+describe('agreement with picomatch on the common syntax', () => {
+  const segment = fc
+    .array(fc.constantFrom('a', 'b', '.', '-', '*', '?', '[ab]', '[^a]', '{a,b}', '{a,bb}'), {
+      minLength: 1,
+      maxLength: 5,
+    })
+    .map((parts) => parts.join(''));
+  const pattern = fc
+    .array(fc.oneof({ weight: 1, arbitrary: fc.constant('**') }, { weight: 5, arbitrary: segment }), {
+      minLength: 1,
+      maxLength: 4,
+    })
+    .map((segments) => segments.join('/'))
+    // picomatch reads a literal "**" inside a name differently; the language folds it to "*".
+    .filter((text) => !/[^/]\*\*|\*\*[^/]/.test(text))
+    // ".." segments are refused outright (they never match a normalised path).
+    .filter((text) => !text.split('/').includes('..'));
+  const path = fc
+    .array(
+      fc.array(fc.constantFrom('a', 'b', 'bb', '.', '-', 'x'), { minLength: 1, maxLength: 4 }).map((p) => p.join('')),
+      { minLength: 1, maxLength: 5 },
+    )
+    .map((names) => names.join('/'))
+    .filter((text) => !text.split('/').some((name) => name === '.' || name === '..'));
+
+  it('gives the same answer for 5,000 generated pattern and path pairs', () => {
+    fc.assert(
+      fc.property(pattern, path, (glob, relPath) => {
+        const reference = picomatch(glob, { dot: true });
+        let expected = glob.includes('/') ? reference(relPath) : reference(relPath.slice(relPath.lastIndexOf('/') + 1));
+        // "X/**" matches X itself here, always; picomatch does so for "a/**" but not for "*/**".
+        if (glob.endsWith('/**') && !expected) expected = compileGlob(`${glob.slice(0, -2)}`)(relPath);
+        expect(compileGlob(glob)(relPath)).toBe(expected);
+      }),
+      { numRuns: 5000, seed: 20261130 },
+    );
+  });
+});
+
+describe('hostile globs cannot stall the caller', () => {
+  // The pattern that froze the process for 150 s: eight-way braces of stars, six times, then X.
+  const brace = `${'{*,*,*,*,*,*,*,*}'.repeat(6)}X`;
+
+  it('refuses the brace bomb under the caller bounds, and matches it in linear time under the config ones', () => {
+    expect(() => compileGlob(brace, CALLER_GLOB_LIMITS)).toThrow(/alternatives/);
+    // Eight-way braces of the same star collapse to one alternative once expanded and deduplicated,
+    // when the bound allows the expansion at all.
+    const small = `${'{*,*}'.repeat(6)}X`;
+    const test = compileGlob(small, CALLER_GLOB_LIMITS);
+    const started = process.hrtime.bigint();
+    for (let i = 0; i < 1000; i++) test('a'.repeat(250));
+    const work = Number(process.hrtime.bigint() - started) / 1e6;
+    expect(test(`${'a'.repeat(250)}X`)).toBe(true);
+    // A thousand 250-character names: a backtracking matcher needs years here; this needs milliseconds.
+    expect(work).toBeLessThan(1000);
+  });
+
+  it('matches star-heavy patterns against long names without backtracking', () => {
+    const test = compileGlob(`${'*a'.repeat(40)}*b`, CALLER_GLOB_LIMITS);
+    const name = 'a'.repeat(255);
+    const started = process.hrtime.bigint();
+    expect(test(name)).toBe(false);
+    expect(Number(process.hrtime.bigint() - started) / 1e6).toBeLessThan(50);
+    const deep = compileGlob(`${'**/a*/'.repeat(20)}**/*.md`, CALLER_GLOB_LIMITS);
+    const path = `${'a/'.repeat(1500)}x.txt`;
+    const again = process.hrtime.bigint();
+    expect(deep(path)).toBe(false);
+    expect(Number(process.hrtime.bigint() - again) / 1e6).toBeLessThan(50);
   });
 });

@@ -3,7 +3,7 @@ import type { PathRequest } from '../../access/gate.js';
 import { McpdError, notFoundOrDenied } from '../../errors.js';
 import { statTarget } from '../../fs/files.js';
 import { compilePattern } from '../../fs/regex.js';
-import { grep, nameMatcher, searchNames, tree } from '../../fs/search.js';
+import { callerGlob, grep, nameMatcher, searchNames, tree } from '../../fs/search.js';
 import { detail, visibleChildren, WalkBudget } from '../../fs/walk.js';
 import type { Target } from '../../policy/types.js';
 import { defineTool, READ_ONLY, type ToolContext } from '../toolkit.js';
@@ -200,10 +200,11 @@ export const searchFiles = defineTool({
   async run({ pattern, root, path, limit, cursor }, ctx) {
     const { limits } = ctx.config;
     const resume = cursor ? decodeCursor('search', cursor, searchCursor) : undefined;
+    const matches = nameMatcher(pattern);
     const budget = new WalkBudget(limits.walkMaxEntries);
     const structured = await ctx.gate.accessEach(ctx.caller, searchStarts(ctx, path, root), async (starts) => {
       for (const start of starts) requireDirectory(start);
-      const result = await searchNames(ctx.gate.viewer(ctx.caller), starts, nameMatcher(pattern), {
+      const result = await searchNames(ctx.gate.viewer(ctx.caller), starts, matches, {
         limit: clamp(limit ?? limits.searchMaxResults, 1, limits.searchHardMaxResults),
         resume,
         budget,
@@ -259,12 +260,13 @@ export const grepTool = defineTool({
   async run({ pattern, caseInsensitive, root, path, include, maxMatches }, ctx) {
     const { limits } = ctx.config;
     const compiled = compilePattern(pattern, caseInsensitive);
+    const includes = include === undefined ? undefined : callerGlob(include, false);
     const budget = new WalkBudget(limits.walkMaxEntries);
     const structured = await ctx.gate.accessEach(ctx.caller, searchStarts(ctx, path, root), async (starts) => {
       for (const start of starts) requireDirectory(start);
       const result = await grep(ctx.gate.viewer(ctx.caller), starts, {
         pattern: compiled,
-        include,
+        ...(includes ? { include: includes } : {}),
         maxMatches: clamp(maxMatches ?? limits.grepMaxMatches, 1, limits.grepHardMaxMatches),
         maxFileBytes: limits.grepMaxFileBytes,
         timeoutMsPerFile: GREP_TIMEOUT_PER_FILE_MS,
