@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { chmod, link, lstat, mkdir, open, realpath, rename, rmdir, stat, unlink } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { link, lstat, mkdir, open, rename, rmdir, unlink } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
 import { McpdError, notFoundOrDenied } from '../errors.js';
 import type { Target } from '../policy/types.js';
+import { type AnchoredDirectory, openAnchored, openChild, withAnchored } from './anchor.js';
 import { describe, etagOf, type FileInfo } from './files.js';
-import { verifyDescriptor } from './open.js';
 
 /** Temp files carry this prefix; the built-in excludes hide it from every listing. */
 export const TEMP_PREFIX = '.mcpd-tmp-';
@@ -49,7 +49,8 @@ export interface WriteOutcome {
   readonly created: boolean;
 }
 
-async function currentStats(path: string) {
+/** lstat of an entry, or null when it does not exist. */
+async function entryStats(path: string) {
   try {
     return await lstat(path, { bigint: true });
   } catch (error) {
@@ -58,184 +59,223 @@ async function currentStats(path: string) {
   }
 }
 
-/** The parent must still be the canonical directory the policy ruled on. */
-async function assertParentUnchanged(target: Target): Promise<void> {
-  const parent = dirname(target.absPath);
-  const actual = await realpath(parent).catch(() => null);
-  if (actual === null) {
-    throw new McpdError('NOT_FOUND_OR_DENIED', `${target.uri}: the parent directory does not exist`);
-  }
-  if (actual !== parent) throw notFoundOrDenied(target.uri);
+/** The target's parent, held by descriptor; a parent that is gone is the client's NOT_FOUND. */
+async function withParent<T>(target: Target, work: (parent: AnchoredDirectory, name: string) => Promise<T>) {
+  if (target.relPath === '') throw new McpdError('WRITE_DENIED', `${target.uri}: the root itself cannot be changed`);
+  return withAnchored(dirname(target.absPath), target.uri, (parent) => work(parent, basename(target.absPath)));
 }
 
 /**
  * Atomic replace: write a temp file beside the target, fsync it, then rename over the target and
  * fsync the directory. A failure at any step leaves the old file exactly as it was. With
- * `createOnly`, link(2) publishes the temp file only if the name is still free.
+ * `createOnly`, link(2) publishes the temp file only if the name is still free. Every step is
+ * named through the parent's descriptor, so the temp file and the result can only ever be in the
+ * directory the policy ruled on.
  */
 export async function writeFileAtomic(
   target: Target,
   data: Uint8Array,
   options: WriteOptions = {},
 ): Promise<WriteOutcome> {
-  return locks.run(target.absPath, async () => {
-    await assertParentUnchanged(target);
-    const existing = await currentStats(target.absPath);
-    if (existing?.isDirectory()) throw new McpdError('NOT_A_FILE', `${target.uri} is a directory`);
-    if (existing && options.createOnly) throw new McpdError('ALREADY_EXISTS', `${target.uri} already exists`);
-    if (options.expectedEtag !== undefined) {
-      const actual = existing?.isFile() ? etagOf(existing) : null;
-      if (actual !== options.expectedEtag) {
-        throw new McpdError(
-          'CONFLICT',
-          actual === null
-            ? `${target.uri} does not exist, so it cannot match the expected ETag`
-            : `${target.uri} changed since it was read (ETag is now ${actual}); read it again and retry`,
-          { currentEtag: actual },
-        );
-      }
-    }
-
-    const directory = dirname(target.absPath);
-    const tempPath = join(directory, `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
-    const handle = await open(
-      tempPath,
-      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
-      0o600,
-    );
-    let published = false;
-    try {
-      await verifyDescriptor(handle, tempPath, target);
-      await handle.writeFile(data);
-      if (existing?.isFile()) await chmod(tempPath, Number(existing.mode) & 0o7777);
-      else await chmod(tempPath, 0o644);
-      await handle.sync();
-      await handle.close();
-      if (options.createOnly) {
-        try {
-          await link(tempPath, target.absPath);
-        } catch (error) {
-          if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
-            throw new McpdError('ALREADY_EXISTS', `${target.uri} already exists`);
-          }
-          throw error;
+  return locks.run(target.absPath, () =>
+    withParent(target, async (parent, name) => {
+      const existing = await entryStats(parent.at(name));
+      if (existing?.isDirectory()) throw new McpdError('NOT_A_FILE', `${target.uri} is a directory`);
+      if (existing && options.createOnly) throw new McpdError('ALREADY_EXISTS', `${target.uri} already exists`);
+      if (options.expectedEtag !== undefined) {
+        const actual = existing?.isFile() ? etagOf(existing) : null;
+        if (actual !== options.expectedEtag) {
+          throw new McpdError(
+            'CONFLICT',
+            actual === null
+              ? `${target.uri} does not exist, so it cannot match the expected ETag`
+              : `${target.uri} changed since it was read (ETag is now ${actual}); read it again and retry`,
+            { currentEtag: actual },
+          );
         }
-        await unlink(tempPath);
-      } else {
-        await rename(tempPath, target.absPath);
       }
-      published = true;
-      await syncDirectory(directory);
-    } finally {
-      await handle.close().catch(() => {});
-      if (!published) await unlink(tempPath).catch(() => {});
-    }
-    return { info: describe(target, await stat(target.absPath, { bigint: true })), created: existing === null };
-  });
+
+      const tempName = `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`;
+      const handle = await open(
+        parent.at(tempName),
+        constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+        0o600,
+      );
+      let published = false;
+      try {
+        await handle.writeFile(data);
+        await handle.chmod(existing?.isFile() ? Number(existing.mode) & 0o7777 : 0o644);
+        await handle.sync();
+        await handle.close();
+        if (options.createOnly) {
+          try {
+            await link(parent.at(tempName), parent.at(name));
+          } catch (error) {
+            if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
+              throw new McpdError('ALREADY_EXISTS', `${target.uri} already exists`);
+            }
+            throw error;
+          }
+          published = true;
+          await unlink(parent.at(tempName));
+        } else {
+          await rename(parent.at(tempName), parent.at(name));
+          published = true;
+        }
+        await syncDirectory(parent);
+      } finally {
+        await handle.close().catch(() => {});
+        if (!published) await unlink(parent.at(tempName)).catch(() => {});
+      }
+      // Stat the published entry through the same descriptor: the write happened, whatever the path does now.
+      const written = await lstat(parent.at(name), { bigint: true });
+      return { info: describe(target, written), created: existing === null };
+    }),
+  );
 }
 
-async function syncDirectory(directory: string): Promise<void> {
-  const handle = await open(directory, constants.O_RDONLY | constants.O_DIRECTORY);
+async function syncDirectory(directory: AnchoredDirectory): Promise<void> {
   try {
-    await handle.sync();
+    await directory.handle.sync();
   } catch (error) {
     // Some file systems refuse fsync on directories; the rename itself is still atomic there.
     if ((error as NodeJS.ErrnoException).code !== 'EINVAL') throw error;
-  } finally {
-    await handle.close();
   }
 }
 
 /**
- * Creates a directory. With `recursive`, every missing ancestor it would create must pass
- * `mayCreate` (root-relative path), so mkdir -p cannot create what a direct mkdir could not.
+ * Creates a directory. With `recursive`, the path is walked from the root one directory at a
+ * time through descriptors, and every missing ancestor it would create must pass `mayCreate`
+ * (root-relative path), so mkdir -p can neither follow a symlink out of the root nor create what
+ * a direct mkdir could not.
  */
 export async function createDirectory(
   target: Target,
   recursive: boolean,
   mayCreate: (relPath: string) => boolean,
 ): Promise<{ created: boolean }> {
-  const existing = await currentStats(target.absPath);
-  if (existing?.isDirectory()) return { created: false };
-  if (existing) throw new McpdError('ALREADY_EXISTS', `${target.uri} exists and is not a directory`);
-  if (!recursive) await assertParentUnchanged(target);
-  if (recursive) {
-    const segments = target.relPath.split('/');
-    for (let depth = 1; depth < segments.length; depth++) {
-      const relPath = segments.slice(0, depth).join('/');
-      const stats = await currentStats(join(target.root.canonicalPath, relPath));
-      if (stats && !stats.isDirectory()) throw new McpdError('NOT_A_DIRECTORY', `${relPath} is not a directory`);
-      if (!stats && !mayCreate(relPath)) {
+  if (!recursive) {
+    return withParent(target, async (parent, name) => ({ created: await makeChild(parent, name, target) }));
+  }
+  const names = target.relPath.split('/');
+  let current = await openAnchored(target.root.canonicalPath, target.root.uri);
+  try {
+    // Down through what exists; then judge every ancestor still missing before making any of them.
+    let depth = 0;
+    for (; depth < names.length; depth++) {
+      const name = names[depth] as string;
+      const stats = await entryStats(current.at(name));
+      if (stats === null) break;
+      const relPath = names.slice(0, depth + 1).join('/');
+      if (!stats.isDirectory()) {
+        throw depth === names.length - 1
+          ? new McpdError('ALREADY_EXISTS', `${target.uri} exists and is not a directory`)
+          : new McpdError('NOT_A_DIRECTORY', `${target.root.name}:${relPath} is not a directory`);
+      }
+      if (depth === names.length - 1) return { created: false };
+      const next = await openChild(current, name, target.uri);
+      await current.close();
+      current = next;
+    }
+    for (let missing = depth; missing < names.length - 1; missing++) {
+      const relPath = names.slice(0, missing + 1).join('/');
+      if (!mayCreate(relPath)) {
         throw new McpdError('WRITE_DENIED', `${target.root.name}:${relPath}: creating this directory is not permitted`);
       }
     }
-  }
-  try {
-    await mkdir(target.absPath, { recursive });
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') {
-      throw new McpdError('NOT_FOUND_OR_DENIED', `${target.uri}: the parent directory does not exist (use recursive)`);
+    let created = false;
+    for (; depth < names.length; depth++) {
+      const name = names[depth] as string;
+      created = (await makeChild(current, name, target)) || created;
+      if (depth === names.length - 1) break;
+      const next = await openChild(current, name, target.uri);
+      await current.close();
+      current = next;
     }
-    if (code === 'EEXIST') return { created: false };
-    throw error;
+    return { created };
+  } finally {
+    await current.close();
   }
-  return { created: true };
+}
+
+/** mkdir of one name inside an anchored directory; false when a directory is already there. */
+async function makeChild(parent: AnchoredDirectory, name: string, target: Target): Promise<boolean> {
+  try {
+    await mkdir(parent.at(name));
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    const stats = await entryStats(parent.at(name));
+    if (stats?.isDirectory()) return false;
+    throw new McpdError('ALREADY_EXISTS', `${target.uri} exists and is not a directory`);
+  }
 }
 
 /**
- * Moves a file or directory. Files move with link+unlink, which never replaces an existing
- * destination; directories use rename after checking the destination is free.
+ * Moves a file or directory, between two parents held by descriptor. Files move with
+ * link+unlink, which never replaces an existing destination; directories use rename after
+ * checking the destination is free. `beforeMove` sees the source's kind first, so a caller can
+ * judge what a directory would carry along.
  */
-export async function moveEntry(source: Target, destination: Target): Promise<void> {
-  await assertParentUnchanged(source);
-  const stats = await currentStats(source.absPath);
-  if (!stats) throw notFoundOrDenied(source.uri);
-  if (await currentStats(destination.absPath)) {
-    throw new McpdError('ALREADY_EXISTS', `${destination.uri} already exists`);
-  }
-  await assertParentUnchanged(destination);
-  try {
-    if (stats.isDirectory()) {
-      await rename(source.absPath, destination.absPath);
-    } else {
-      await link(source.absPath, destination.absPath);
-      await unlink(source.absPath);
-    }
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EXDEV') {
-      throw new McpdError(
-        'UNSUPPORTED',
-        'source and destination are on different file systems; copy and delete instead',
-      );
-    }
-    if (code === 'EEXIST' || code === 'ENOTEMPTY') {
-      throw new McpdError('ALREADY_EXISTS', `${destination.uri} already exists`);
-    }
-    if (code === 'ENOENT') throw notFoundOrDenied(source.uri);
-    throw error;
-  }
+export async function moveEntry(
+  source: Target,
+  destination: Target,
+  beforeMove: (kind: 'file' | 'directory' | 'other') => Promise<void> = async () => {},
+): Promise<void> {
+  await withParent(source, (from, sourceName) =>
+    withParent(destination, async (to, destinationName) => {
+      const stats = await entryStats(from.at(sourceName));
+      if (!stats) throw notFoundOrDenied(source.uri);
+      if (await entryStats(to.at(destinationName))) {
+        throw new McpdError('ALREADY_EXISTS', `${destination.uri} already exists`);
+      }
+      await beforeMove(stats.isDirectory() ? 'directory' : stats.isFile() ? 'file' : 'other');
+      try {
+        if (stats.isDirectory()) {
+          await rename(from.at(sourceName), to.at(destinationName));
+        } else {
+          await link(from.at(sourceName), to.at(destinationName));
+          await unlink(from.at(sourceName));
+        }
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'EXDEV') {
+          throw new McpdError(
+            'UNSUPPORTED',
+            'source and destination are on different file systems; copy and delete instead',
+          );
+        }
+        if (code === 'EEXIST' || code === 'ENOTEMPTY') {
+          throw new McpdError('ALREADY_EXISTS', `${destination.uri} already exists`);
+        }
+        if (code === 'ENOENT') throw notFoundOrDenied(source.uri);
+        throw error;
+      }
+      await syncDirectory(from);
+      if (to.path !== from.path) await syncDirectory(to);
+    }),
+  );
 }
 
 /** Deletes a file, a symlink (never its target) or an empty directory. */
 export async function deleteEntry(target: Target): Promise<{ type: 'file' | 'directory' }> {
-  await assertParentUnchanged(target);
-  const stats = await currentStats(target.absPath);
-  if (!stats) throw notFoundOrDenied(target.uri);
-  try {
-    if (stats.isDirectory()) {
-      await rmdir(target.absPath);
-      return { type: 'directory' };
+  return withParent(target, async (parent, name) => {
+    const stats = await entryStats(parent.at(name));
+    if (!stats) throw notFoundOrDenied(target.uri);
+    try {
+      if (stats.isDirectory()) {
+        await rmdir(parent.at(name));
+        return { type: 'directory' as const };
+      }
+      await unlink(parent.at(name));
+      return { type: 'file' as const };
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOTEMPTY' || code === 'EEXIST') {
+        throw new McpdError('DIRECTORY_NOT_EMPTY', `${target.uri} is not empty; delete its contents first`);
+      }
+      if (code === 'ENOENT') throw notFoundOrDenied(target.uri);
+      throw error;
     }
-    await unlink(target.absPath);
-    return { type: 'file' };
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOTEMPTY' || code === 'EEXIST') {
-      throw new McpdError('DIRECTORY_NOT_EMPTY', `${target.uri} is not empty; delete its contents first`);
-    }
-    if (code === 'ENOENT') throw notFoundOrDenied(target.uri);
-    throw error;
-  }
+  });
 }
