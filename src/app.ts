@@ -218,7 +218,7 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
           method: 'http',
           tool: null,
         },
-        { op: 'authenticate', rule: refusal.rule, reason: refusal.reason, requested: MCP_PATH },
+        { op: refusal.op, rule: refusal.rule, reason: refusal.reason, requested: refusal.requested },
       ),
   });
   const address = await edge.listen();

@@ -3,8 +3,16 @@
  * share a budget implement this interface over their shared store.
  */
 export interface RateLimiter {
-  /** Takes one token for `key`; when none is left, says how long until one will be. */
-  take(key: string, perSecond: number, burst: number): Promise<{ ok: true } | { ok: false; retryAfterMs: number }>;
+  /**
+   * Takes `count` tokens for `key` at once (one per JSON-RPC call of a message), or none; when too
+   * few are left, says how long until enough will be.
+   */
+  take(
+    key: string,
+    perSecond: number,
+    burst: number,
+    count?: number,
+  ): Promise<{ ok: true } | { ok: false; retryAfterMs: number }>;
 }
 
 interface Bucket {
@@ -26,6 +34,7 @@ export class InMemoryRateLimiter implements RateLimiter {
     key: string,
     perSecond: number,
     burst: number,
+    count = 1,
   ): Promise<{ ok: true } | { ok: false; retryAfterMs: number }> {
     const now = this.now();
     this.sweep(now);
@@ -33,11 +42,13 @@ export class InMemoryRateLimiter implements RateLimiter {
     bucket.tokens = Math.min(burst, bucket.tokens + ((now - bucket.updatedMs) / 1000) * perSecond);
     bucket.updatedMs = now;
     this.buckets.set(key, bucket);
-    if (bucket.tokens >= 1) {
-      bucket.tokens -= 1;
+    if (bucket.tokens >= count) {
+      bucket.tokens -= count;
       return { ok: true };
     }
-    return { ok: false, retryAfterMs: Math.ceil(((1 - bucket.tokens) / perSecond) * 1000) };
+    // More than the burst can never be had at once: the wait is for a full bucket.
+    const wanted = Math.min(count, burst);
+    return { ok: false, retryAfterMs: Math.ceil(((wanted - bucket.tokens) / perSecond) * 1000) };
   }
 
   private sweep(now: number): void {

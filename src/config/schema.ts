@@ -69,6 +69,8 @@ export const DEFAULTS = {
   /** Long streaming tools get their own budget. */
   datasetTimeoutMs: 900_000,
   maxSubscriptionStreams: 1024,
+  /** One principal's share of the streams, so that one caller cannot lock everyone else out. */
+  maxSubscriptionStreamsPerPrincipal: 32,
   /** An SSE reader that takes nothing for this long is cut off instead of being buffered for. */
   sseStallTimeoutMs: 30_000,
   jwtClockToleranceSec: 30,
@@ -301,6 +303,9 @@ const limitsSchema = z.strictObject({
   maxSubscriptionStreams: positiveInt
     .default(DEFAULTS.maxSubscriptionStreams)
     .describe('Open subscriptions/listen streams per process.'),
+  maxSubscriptionStreamsPerPrincipal: positiveInt
+    .default(DEFAULTS.maxSubscriptionStreamsPerPrincipal)
+    .describe('Open subscriptions/listen streams per principal, within maxSubscriptionStreams.'),
   sseStallTimeoutMs: positiveInt
     .default(DEFAULTS.sseStallTimeoutMs)
     .describe('An SSE client that reads nothing for this long is disconnected rather than buffered for.'),

@@ -20,14 +20,21 @@ const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 /** Query parameters that would carry a credential in a URL, where it ends up in logs. */
 const TOKEN_QUERY_PARAMETERS = ['access_token', 'token', 'api_key', 'apikey', 'key'];
 
+/** What an edge refusal names as requested when it is about the endpoint, not a call. */
+const MCP_ENDPOINT = '/mcp';
+
 /** A request turned away before it reached MCP, for the audit log. */
 export interface EdgeRefusal {
   readonly requestId: string;
   readonly principal: string;
   /** The client's User-Agent, bounded and sanitised (the only name a refused client has). */
   readonly userAgent: string | null;
+  /** `authenticate` for who-is-asking refusals, `limit` for a call over a limit. */
+  readonly op: 'authenticate' | 'limit';
   readonly rule: string;
   readonly reason: string;
+  /** What was refused: the endpoint, or the method (and tool) of the call. */
+  readonly requested: string;
   readonly status: number;
 }
 
@@ -69,19 +76,25 @@ export interface AdmissionDeps {
   readonly bindHost: string;
   readonly rateLimiter: RateLimiter;
   readonly concurrency: ConcurrencyLimiter;
+  /** Open subscription streams, per process and per principal. */
+  readonly streams: ConcurrencyLimiter;
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly onRefusal: (refusal: EdgeRefusal) => void;
-  /** Open subscription streams now (they are capped on their own). */
-  readonly openStreams: () => number;
 }
 
 export interface Admitted {
   readonly requestId: string;
   readonly principal: Principal;
   readonly auth: Extract<AuthOutcome, { ok: true }>;
-  /** Frees the concurrency slot; the edge calls it once the exchange is over. */
-  readonly release: () => void;
+}
+
+/** What one message asks of the limits, read from its parsed body (never from a header). */
+export interface CallPlan {
+  /** The JSON-RPC requests it carries, each a call that takes a token and a slot (labels for the audit). */
+  readonly calls: readonly string[];
+  /** A subscriptions/listen stream: held open for hours, counted by the stream caps instead of the slots. */
+  readonly listen: boolean;
 }
 
 /**
@@ -133,6 +146,8 @@ export class Admission {
           requestId,
           principal: 'unauthenticated',
           userAgent: userAgentOf(req),
+          op: 'authenticate',
+          requested: MCP_ENDPOINT,
           rule: 'auth:token-in-query',
           reason: description,
           status: 400,
@@ -172,6 +187,8 @@ export class Admission {
           requestId,
           principal: 'unauthenticated',
           userAgent: userAgentOf(req),
+          op: 'authenticate',
+          requested: MCP_ENDPOINT,
           rule: auth.rule,
           reason: auth.description,
           status: auth.status,
@@ -191,39 +208,66 @@ export class Admission {
       );
       return undefined;
     }
-    const principal = auth.principal;
-    const limits = config.limits;
+    return { requestId, principal: auth.principal, auth };
+  }
 
-    const rate = await this.deps.rateLimiter.take(principal.id, limits.rateLimit.perSecond, limits.rateLimit.burst);
-    if (!rate.ok) {
-      this.tooMany(
-        res,
-        requestId,
-        principal,
-        'rate_limited',
-        'request rate limit reached',
-        Math.ceil(rate.retryAfterMs / 1000),
-      );
-      return undefined;
-    }
-    // A subscription stream is counted by the stream cap alone: it is open for hours, not in progress.
-    if (req.headers['mcp-method'] === 'subscriptions/listen') {
-      if (this.deps.openStreams() >= limits.maxSubscriptionStreams) {
-        this.tooMany(res, requestId, principal, 'streams', 'too many open subscription streams', 5);
-        return undefined;
+  /**
+   * The principal's limits, counted per JSON-RPC call: a batch of N calls takes N rate tokens and N
+   * concurrency slots, all or none. Returns the release of what was taken, or undefined when the
+   * message was refused (answered 429, counted, and audited once per refused call).
+   */
+  async limit(
+    res: ServerResponse,
+    admitted: Admitted,
+    plan: CallPlan,
+    config: Config,
+    userAgent: string | null,
+  ): Promise<(() => void) | undefined> {
+    const { principal, requestId } = admitted;
+    const limits = config.limits;
+    const count = Math.max(1, plan.calls.length);
+    const refuse = (reason: RejectionReason, rule: string, message: string, retryAfterSec: number) => {
+      for (const call of plan.calls.length > 0 ? plan.calls : ['(notification)']) {
+        this.deps.onRefusal({
+          requestId,
+          principal: principal.id,
+          userAgent,
+          op: 'limit',
+          rule,
+          reason: message,
+          requested: call,
+          status: 429,
+        });
       }
-      return { requestId, principal, auth, release: () => {} };
+      this.tooMany(res, requestId, principal, reason, message, retryAfterSec);
+      return undefined;
+    };
+    const rate = await this.deps.rateLimiter.take(
+      principal.id,
+      limits.rateLimit.perSecond,
+      limits.rateLimit.burst,
+      count,
+    );
+    if (!rate.ok) {
+      return refuse('rate_limited', 'limit:rate', 'request rate limit reached', Math.ceil(rate.retryAfterMs / 1000));
     }
-    const slot = this.deps.concurrency.acquire(
+    if (plan.listen) {
+      const stream = this.deps.streams.acquire(
+        principal.id,
+        limits.maxSubscriptionStreams,
+        limits.maxSubscriptionStreamsPerPrincipal,
+      );
+      if (!stream) return refuse('streams', 'limit:streams', 'too many open subscription streams', 5);
+      return () => stream.release();
+    }
+    const slots = this.deps.concurrency.acquire(
       principal.id,
       limits.maxConcurrentRequests,
       limits.maxConcurrentPerPrincipal,
+      count,
     );
-    if (!slot) {
-      this.tooMany(res, requestId, principal, 'concurrency', 'too many requests in progress', 1);
-      return undefined;
-    }
-    return { requestId, principal, auth, release: () => slot.release() };
+    if (!slots) return refuse('concurrency', 'limit:concurrency', 'too many requests in progress', 1);
+    return () => slots.release();
   }
 
   /** The 503 of a draining server: counted, audited, and telling the client to go elsewhere. */
@@ -236,6 +280,8 @@ export class Admission {
         requestId,
         principal: 'unauthenticated',
         userAgent: userAgentOf(req),
+        op: 'authenticate',
+        requested: MCP_ENDPOINT,
         rule: 'lifecycle:draining',
         reason,
         status: 503,

@@ -4,8 +4,9 @@ import { performance } from 'node:perf_hooks';
 import proxyAddr from 'proxy-addr';
 import { metadataUrlFor } from '../auth/index.js';
 import type { Config } from '../config/schema.js';
+import { ERROR_CATALOGUE } from '../errors.js';
 import { type McpEndpoint, REQUEST_ID_HEADER } from '../mcp/endpoint.js';
-import { type MessageSummary, summarizeMessage } from '../mcp/envelope.js';
+import { callsOf, type MessageSummary, summarizeMessage } from '../mcp/envelope.js';
 import { EXCHANGE_HEADER, type Exchange, type ExchangeRegistry } from '../mcp/exchange.js';
 import type { Logger } from '../ops/logger.js';
 import type { Metrics } from '../ops/metrics.js';
@@ -72,28 +73,39 @@ function parse(body: Buffer): unknown {
   }
 }
 
+/** One request to /mcp, read and parsed once: what the limits, the span and the log are decided from. */
+export interface McpMessage {
+  readonly body: Buffer;
+  /** The parsed JSON body; undefined when it is not JSON (the endpoint answers the parse error). */
+  readonly parsed: unknown;
+  readonly summary: MessageSummary;
+  /** The JSON-RPC requests it carries, by method and tool. */
+  readonly calls: readonly string[];
+}
+
 /**
- * One admitted MCP exchange, observed: the body is read and parsed once (the SDK reuses the
- * parse), summarised for the span, the metrics and the one log line; the SERVER span is active
- * while the endpoint serves, so the layers below open child spans; the outcome comes back from
- * the exchange record the MCP layer fills in.
+ * Reads and parses the body of an admitted request, up to the size limit; undefined once it is
+ * answered with 413 for being longer.
  */
-export async function serveExchange(
+export async function readMessage(
   req: IncomingMessage,
   res: ServerResponse,
-  admitted: Admitted,
   config: Config,
-  deps: ExchangeDeps,
-): Promise<void> {
-  const started = performance.now();
-  const { requestId, principal } = admitted;
+  metrics: Metrics,
+): Promise<McpMessage | undefined> {
   const body = req.method === 'POST' ? await readBody(req, config.server.maxBodyBytes) : Buffer.alloc(0);
   if (body === undefined) {
-    deps.metrics.rejected.inc({ reason: 'body_too_large' });
-    sendJson(res, 413, jsonRpcError(-32000, `request body exceeds the ${config.server.maxBodyBytes}-byte limit`), {
-      connection: 'close',
-    });
-    return;
+    metrics.rejected.inc({ reason: 'body_too_large' });
+    sendJson(
+      res,
+      413,
+      jsonRpcError(
+        ERROR_CATALOGUE.TOO_LARGE.jsonRpc,
+        `request body exceeds the ${config.server.maxBodyBytes}-byte limit`,
+      ),
+      { connection: 'close' },
+    );
+    return undefined;
   }
   const parsed = parse(body);
   const summary: MessageSummary =
@@ -108,6 +120,26 @@ export async function serveExchange(
           trace: undefined,
           client: null,
         };
+  return { body, parsed, summary, calls: req.method === 'POST' ? callsOf(parsed) : [] };
+}
+
+/**
+ * One admitted MCP exchange, observed: the message read once (the SDK reuses the parse) is
+ * summarised for the span, the metrics and the one log line; the SERVER span is active while the
+ * endpoint serves, so the layers below open child spans; the outcome comes back from the exchange
+ * record the MCP layer fills in.
+ */
+export async function serveExchange(
+  req: IncomingMessage,
+  res: ServerResponse,
+  admitted: Admitted,
+  message: McpMessage,
+  config: Config,
+  deps: ExchangeDeps,
+): Promise<void> {
+  const started = performance.now();
+  const { requestId, principal } = admitted;
+  const { body, parsed, summary } = message;
   const userAgent = userAgentOf(req);
 
   const exchangeId = randomUUID();

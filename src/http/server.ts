@@ -13,10 +13,10 @@ import type { Readiness } from '../ops/lifecycle.js';
 import type { Logger } from '../ops/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { Tracing } from '../ops/tracing.js';
-import { Admission, assignRequestId, type EdgeRefusal, jsonRpcError, sendJson } from './admission.js';
+import { Admission, assignRequestId, type EdgeRefusal, jsonRpcError, sendJson, userAgentOf } from './admission.js';
 import type { InFlightCalls } from './cancellation.js';
 import { ConcurrencyLimiter } from './concurrency.js';
-import { type InitializeEvent, serveExchange } from './mcpExchange.js';
+import { type InitializeEvent, readMessage, serveExchange } from './mcpExchange.js';
 import { perConfig } from './perConfig.js';
 
 export type { EdgeRefusal } from './admission.js';
@@ -59,7 +59,6 @@ export class HttpEdge {
   readonly server: Server | HttpsServer;
   private readonly inFlight = new InFlight<ServerResponse>();
   private readonly admission: Admission;
-  private openStreams = 0;
   private draining = false;
 
   constructor(private readonly options: HttpEdgeOptions) {
@@ -68,10 +67,10 @@ export class HttpEdge {
       bindHost: options.host,
       rateLimiter: options.rateLimiter,
       concurrency: new ConcurrencyLimiter(),
+      streams: new ConcurrencyLimiter(),
       metrics: options.metrics,
       logger: options.logger,
       onRefusal: options.onRefusal,
-      openStreams: () => this.openStreams,
     });
     const handler = (req: IncomingMessage, res: ServerResponse) => {
       this.route(req, res).catch((error: unknown) => {
@@ -172,20 +171,25 @@ export class HttpEdge {
     }
     const admitted = await this.admission.admit(req, res, url, requestId, config, authenticator);
     if (!admitted) return;
-    const listen = req.headers['mcp-method'] === 'subscriptions/listen';
-    if (listen) {
-      this.openStreams += 1;
-      res.once('close', () => {
-        this.openStreams -= 1;
-      });
-    } else {
-      this.track(res);
-    }
+    // In flight from here (reading the body counts), unless the body turns out to open a stream.
+    this.track(res);
+    const message = await readMessage(req, res, config, this.options.metrics);
+    if (!message) return;
+    // Limits are decided from the parsed body, never from a header a client may set at will.
+    const listen = message.summary.method === 'subscriptions/listen';
+    if (listen) this.inFlight.delete(res);
+    const release = await this.admission.limit(
+      res,
+      admitted,
+      { calls: message.calls, listen },
+      config,
+      userAgentOf(req),
+    );
+    if (!release) return;
     try {
-      await serveExchange(req, res, admitted, config, this.options);
+      await serveExchange(req, res, admitted, message, config, this.options);
     } finally {
-      // Whichever way the exchange ended (answered, refused for its body, failed), its slot is free.
-      admitted.release();
+      release();
     }
   }
 

@@ -50,6 +50,23 @@ const TOOL_NAMES = new Set(TOOLS.map((tool) => tool.name));
 
 const PROTOCOL_VERSION_KEY = 'io.modelcontextprotocol/protocolVersion';
 
+/**
+ * The JSON-RPC requests a message carries (one, or each request of a batch), labelled by method and
+ * tool: what limits and refusals count. Notifications and responses carry none.
+ */
+export function callsOf(parsed: unknown): string[] {
+  const messages = Array.isArray(parsed) ? parsed : [parsed];
+  const calls: string[] = [];
+  for (const message of messages) {
+    if (message === null || typeof message !== 'object') continue;
+    const { method, id } = message as { method?: unknown; id?: unknown };
+    if (typeof method !== 'string' || id === undefined || id === null) continue;
+    const summary = summarizeMessage(message);
+    calls.push(summary.tool ? `${summary.method} ${summary.tool}` : summary.method);
+  }
+  return calls;
+}
+
 export function summarizeMessage(parsed: unknown): MessageSummary {
   const none = { tool: null, id: null, protocolVersion: null, trace: undefined, client: null };
   if (Array.isArray(parsed)) return { method: 'batch', ...none };

@@ -1,5 +1,8 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readAudit, waitForAudit } from '../helpers/audit.js';
 import { modernHttpClient } from '../helpers/clients.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { demoCopy } from '../helpers/workspace.js';
@@ -50,5 +53,100 @@ describe('H2: a hostile glob cannot freeze the event loop', () => {
     })) as Result & { structuredContent?: { matches: unknown[] } };
     expect(result.isError).toBeFalsy();
     expect(result.structuredContent?.matches).toEqual([]);
+  });
+});
+
+/** A raw 2025-era POST (no _meta envelope), with whatever extra headers an attacker adds. */
+function postLegacy(url: string, body: unknown, headers: Record<string, string> = {}, signal?: AbortSignal) {
+  return fetch(url, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': '2025-03-26',
+      ...headers,
+    },
+    body: JSON.stringify(body),
+    ...(signal ? { signal } : {}),
+  });
+}
+
+const slowCall = (id: number) => ({
+  jsonrpc: '2.0',
+  id,
+  method: 'tools/call',
+  params: { name: 'process_large_dataset', arguments: { path: 'workspace/big.csv', chunkSize: 1024 } },
+});
+
+describe('H3: limits count JSON-RPC calls, decided from the body', () => {
+  let demo: Awaited<ReturnType<typeof demoCopy>>;
+  let server: TestServer;
+
+  beforeAll(async () => {
+    demo = await demoCopy();
+    await writeFile(join(demo.project, 'workspace/big.csv'), 'a,b,c,d\n'.repeat(2_000_000));
+    server = await startServer(
+      await demo.configWith(
+        'h3.yaml',
+        'limits:\n  maxConcurrentPerPrincipal: 3\n  rateLimit: { perSecond: 1, burst: 40 }\n',
+      ),
+    );
+  });
+  afterAll(async () => {
+    await server?.close();
+    await demo?.cleanup();
+  });
+
+  it('a tools/call dressed as subscriptions/listen in its header still takes a concurrency slot', async () => {
+    const stop = new AbortController();
+    const disguised = { 'mcp-method': 'subscriptions/listen' };
+    const running = [1, 2, 3].map((id) => postLegacy(server.url, slowCall(id), disguised, stop.signal));
+    // The first three are in progress (their streams are open); the fourth finds no slot.
+    const opened = await Promise.all(running);
+    expect(opened.map((answer) => answer.status)).toEqual([200, 200, 200]);
+    const fourth = await postLegacy(server.url, slowCall(4), disguised);
+    expect(fourth.status).toBe(429);
+    stop.abort();
+    await Promise.allSettled(opened.map((answer) => answer.body?.cancel()));
+    const refusals = await waitForAudit(server.auditFile, (r) => r.rule === 'limit:concurrency');
+    expect(refusals[0]).toMatchObject({ op: 'limit', decision: 'deny', requested: 'tools/call process_large_dataset' });
+  });
+
+  it('a batch takes one rate token and one slot per call, all or none, and each refused call is audited', async () => {
+    const batch = [10, 11, 12, 13, 14].map((id) => ({
+      jsonrpc: '2.0',
+      id,
+      method: 'tools/call',
+      params: { name: 'list_roots', arguments: {} },
+    }));
+    // Five calls against three slots: refused whole, before any of them ran.
+    const answer = await postLegacy(server.url, batch);
+    expect(answer.status).toBe(429);
+    const refused = await waitForAudit(
+      server.auditFile,
+      (r) => r.rule === 'limit:concurrency' && r.requested === 'tools/call list_roots',
+      5,
+    );
+    expect(refused).toHaveLength(5);
+    expect((await readAudit(server.auditFile)).filter((r) => r.tool === 'list_roots')).toEqual([]);
+  });
+
+  it('a batch larger than the rate burst is refused whole, one audit line per call', async () => {
+    const rated = await startServer(
+      await demo.configWith('h3-rate.yaml', 'limits:\n  rateLimit: { perSecond: 1, burst: 4 }\n'),
+    );
+    try {
+      const batch = [1, 2, 3, 4, 5].map((id) => ({ jsonrpc: '2.0', id, method: 'ping' }));
+      const answer = await postLegacy(rated.url, batch);
+      expect(answer.status).toBe(429);
+      expect(await waitForAudit(rated.auditFile, (r) => r.rule === 'limit:rate', 5)).toHaveLength(5);
+      // Four single calls fit the same burst.
+      const singles = [];
+      for (const id of [6, 7, 8, 9])
+        singles.push((await postLegacy(rated.url, { jsonrpc: '2.0', id, method: 'ping' })).status);
+      expect(singles).toEqual([200, 200, 200, 200]);
+    } finally {
+      await rated.close();
+    }
   });
 });
