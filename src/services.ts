@@ -3,11 +3,15 @@ import type { AuditLog } from './audit/log.js';
 import { type Authenticator, createAuthenticator } from './auth/index.js';
 import { ConfigError } from './config/load.js';
 import type { Config } from './config/schema.js';
+import { DirectoryListings } from './fs/listing.js';
 import { NodePathResolver } from './fs/resolver.js';
 import { canonicalizeRoots } from './fs/roots.js';
 import type { McpServices } from './mcp/scope.js';
 import { PolicyEngine } from './policy/engine.js';
 import { effectiveGrants, GrantTable } from './policy/grants.js';
+
+/** How long a cached listing that holds symlinks is trusted: a link's target changes without its directory. */
+const LINK_SNAPSHOT_TTL_MS = 2000;
 
 /** Everything a request runs under; built whole from one config and swapped whole on reload. */
 export interface Runtime extends McpServices {
@@ -36,5 +40,14 @@ export async function buildRuntime(config: Config, audit: AuditLog, observers: G
     resolver: new NodePathResolver(),
     grants: new GrantTable(effectiveGrants(config.grants, config.auth)),
   });
-  return { config, gate: new AccessGate(policy, audit, observers), authenticator: createAuthenticator(config.auth) };
+  const listings = new DirectoryListings(policy, {
+    maxEntries: config.limits.maxDirectoryEntries,
+    maxCachedEntries: config.limits.listingCacheEntries,
+    linkTtlMs: LINK_SNAPSHOT_TTL_MS,
+  });
+  return {
+    config,
+    gate: new AccessGate(policy, audit, listings, observers),
+    authenticator: createAuthenticator(config.auth),
+  };
 }

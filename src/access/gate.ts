@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { AuditFields, AuditLog } from '../audit/log.js';
 import type { Outcome, Transport } from '../audit/record.js';
 import { isAbortError, isMcpdError, McpdError, notFoundOrDenied } from '../errors.js';
+import type { DirectoryListings } from '../fs/listing.js';
 import type { Viewer } from '../fs/walk.js';
 import { InFlight } from '../ops/inflight.js';
 import { type Metrics, rootLabel } from '../ops/metrics.js';
@@ -61,6 +62,7 @@ export class AccessGate {
   constructor(
     readonly policy: PolicyEngine,
     private readonly audit: AuditLog,
+    private readonly listings: DirectoryListings,
     private readonly observers: GateObservers = {},
   ) {}
 
@@ -78,7 +80,7 @@ export class AccessGate {
   }
 
   viewer(caller: Caller): Viewer {
-    return { policy: this.policy, principal: caller.principal };
+    return { policy: this.policy, principal: caller.principal, listings: this.listings };
   }
 
   /** Decides `request` and, if allowed, runs `run` on the target. */

@@ -225,6 +225,7 @@ function resolveConfig(parsed: ParsedConfig, file: string, env: Readonly<Record<
       path,
       read: root.read ?? parsed.accessPolicy.read,
       write: root.write ?? parsed.accessPolicy.write,
+      hardLinks: root.hardLinks ?? parsed.accessPolicy.hardLinks,
     };
   });
   const { tls: tlsFiles, publicUrl: configuredUrl, ...serverSettings } = parsed.server;

@@ -49,6 +49,10 @@ export const DEFAULTS = {
   grepMaxFileBytes: 8 * 1024 * 1024,
   /** Files a grep or search visits before it stops and says so; bounds the cost of one call. */
   walkMaxEntries: 100_000,
+  /** A directory with more entries is refused by list_directory and skipped (and reported) by walks. */
+  maxDirectoryEntries: 200_000,
+  /** Directory entries all cached listings hold together (names and a byte each: about 50 bytes per entry). */
+  listingCacheEntries: 500_000,
   datasetChunkBytes: 64 * 1024,
   resourcePageSize: 100,
   /** Collapse bursts of file-system events for one file into one notification. */
@@ -106,6 +110,13 @@ const globList = z.array(glob);
 const port = z.number().int().min(0).max(65_535);
 const positiveInt = z.number().int().positive();
 
+/**
+ * A hard link is the same file under a second name, so a link named notes.md to .env would read the
+ * secret under a readable name. Refused by default; a root on a store that links on purpose (a
+ * package manager's) can allow it.
+ */
+const hardLinksSchema = z.enum(['refuse', 'allow']);
+
 const rootSchema = z.strictObject({
   name: z.string().trim().min(1).max(200).describe('Shown to clients in list_roots and resource names.'),
   uri: z
@@ -117,6 +128,9 @@ const rootSchema = z.strictObject({
   write: globList
     .optional()
     .describe('Globs of writable paths; defaults to accessPolicy.write. An empty list makes the root read-only.'),
+  hardLinks: hardLinksSchema
+    .optional()
+    .describe('Whether files with more than one hard link are served; defaults to accessPolicy.hardLinks.'),
 });
 
 const serverSchema = z.strictObject({
@@ -254,6 +268,11 @@ const accessPolicySchema = z.strictObject({
     .default(['*.md', '*.markdown', '*.txt', '*.json', '*.jsonl', '*.yaml', '*.yml', '*.csv'])
     .describe('Default read globs for roots that do not set their own.'),
   write: globList.default([]).describe('Default write globs for roots that do not set their own.'),
+  hardLinks: hardLinksSchema
+    .default('refuse')
+    .describe(
+      '"refuse": a regular file with more than one hard link is never read (it may be another name of an excluded file).',
+    ),
   exclude: globList
     .default([])
     .describe(
@@ -282,6 +301,12 @@ const limitsSchema = z.strictObject({
   grepHardMaxMatches: positiveInt.default(DEFAULTS.grepHardMaxMatches),
   grepMaxFileBytes: positiveInt.default(DEFAULTS.grepMaxFileBytes),
   walkMaxEntries: positiveInt.default(DEFAULTS.walkMaxEntries),
+  maxDirectoryEntries: positiveInt
+    .default(DEFAULTS.maxDirectoryEntries)
+    .describe('A directory with more entries is refused by list_directory (TOO_LARGE) and skipped by walks.'),
+  listingCacheEntries: positiveInt
+    .default(DEFAULTS.listingCacheEntries)
+    .describe('Entries of directory listings kept in memory across calls (least recently used go first).'),
   maxConcurrentRequests: positiveInt
     .default(DEFAULTS.maxConcurrentRequests)
     .describe('MCP requests served at once by this process; more get 429 with Retry-After.'),
@@ -491,6 +516,8 @@ export interface RootConfig {
   readonly path: string;
   readonly read: readonly string[];
   readonly write: readonly string[];
+  /** Whether a regular file with more than one hard link may be read. */
+  readonly hardLinks: 'refuse' | 'allow';
 }
 
 export interface ApiKey {

@@ -4,7 +4,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { lookup } from 'mime-types';
 import { McpdError, notFoundOrDenied } from '../errors.js';
 import type { EntryKind, Target } from '../policy/types.js';
-import { openVerified } from './open.js';
+import { openRegularFile, openVerified } from './open.js';
 
 /** Bytes sniffed to tell text from binary. */
 const SNIFF_BYTES = 8192;
@@ -108,16 +108,15 @@ function tooLarge(what: string, size: number, max: number): McpdError {
   );
 }
 
+/** A file that shrank under a read: what was read is not the file, so nothing is returned. */
+function changedWhileReading(target: Target): McpdError {
+  return new McpdError('CONFLICT', `${target.uri} changed while it was being read; read it again`);
+}
+
 /** Reads a file (or a range of it) through a verified descriptor, under a size cap. */
 export async function readTarget(target: Target, options: ReadOptions): Promise<ReadResult> {
-  const handle = await openVerified(target);
+  const { handle, stats } = await openRegularFile(target);
   try {
-    const stats = await handle.stat({ bigint: true });
-    if (!stats.isFile()) {
-      throw stats.isDirectory()
-        ? new McpdError('NOT_A_FILE', `${target.uri} is a directory; use list_directory`)
-        : notFoundOrDenied(target.uri);
-    }
     const info = describe(target, stats);
     const size = info.size;
     const sample = await readAt(handle, 0, Math.min(SNIFF_BYTES, size));
@@ -130,7 +129,9 @@ export async function readTarget(target: Target, options: ReadOptions): Promise<
       const [start, length] = range.kind === 'bytes' ? [range.offset, range.length ?? size - range.offset] : [0, size];
       const span = Math.max(0, Math.min(length, size - start));
       if (span > maxBytes) throw tooLarge(range.kind === 'bytes' ? 'the requested range' : 'the file', span, maxBytes);
-      return { kind: 'binary', data: await readAt(handle, start, span), info, mimeType: mime };
+      const data = await readAt(handle, start, span);
+      if (data.length < span) throw changedWhileReading(target);
+      return { kind: 'binary', data, info, mimeType: mime };
     }
 
     if (range.kind === 'lines') return await readLines(handle, info, range.start, range.end, maxBytes, options.signal);
@@ -140,6 +141,7 @@ export async function readTarget(target: Target, options: ReadOptions): Promise<
     const span = Math.max(0, Math.min(wanted, size - start));
     if (span > maxBytes) throw tooLarge(range.kind === 'bytes' ? 'the requested range' : 'the file', span, maxBytes);
     const data = await readAt(handle, start, span);
+    if (data.length < span) throw changedWhileReading(target);
     return {
       kind: 'text',
       text: data.toString('utf8'),
@@ -152,7 +154,8 @@ export async function readTarget(target: Target, options: ReadOptions): Promise<
   }
 }
 
-async function readAt(handle: FileHandle, position: number, length: number): Promise<Buffer> {
+/** Reads `length` bytes at `position`, or fewer when the file ends first. */
+export async function readAt(handle: FileHandle, position: number, length: number): Promise<Buffer> {
   const buffer = Buffer.alloc(length);
   let filled = 0;
   while (filled < length) {
@@ -238,18 +241,21 @@ export async function* readChunks(
   chunkBytes: number,
   signal?: AbortSignal,
 ): AsyncGenerator<{ chunk: Buffer; offset: number; size: number }> {
-  const handle = await openVerified(target);
+  const { handle, stats } = await openRegularFile(target);
+  const size = Number(stats.size);
   try {
-    const stats = await handle.stat();
-    if (!stats.isFile()) throw new McpdError('NOT_A_FILE', `${target.uri} is not a regular file`);
     let offset = 0;
     for (;;) {
       signal?.throwIfAborted();
       // A fresh buffer per chunk: a consumer may keep a chunk after asking for the next one.
       const buffer = Buffer.allocUnsafe(chunkBytes);
       const { bytesRead } = await handle.read(buffer, 0, chunkBytes, offset);
-      if (bytesRead === 0) return;
-      yield { chunk: buffer.subarray(0, bytesRead), offset, size: stats.size };
+      if (bytesRead === 0) {
+        // Shorter than it was when opened: the chunks so far were of a file that is no longer there.
+        if (offset < size) throw changedWhileReading(target);
+        return;
+      }
+      yield { chunk: buffer.subarray(0, bytesRead), offset, size };
       offset += bytesRead;
     }
   } finally {

@@ -1,6 +1,6 @@
-import { constants } from 'node:fs';
+import { type BigIntStats, constants } from 'node:fs';
 import { type FileHandle, open, readlink, stat } from 'node:fs/promises';
-import { notFoundOrDenied } from '../errors.js';
+import { McpdError, notFoundOrDenied } from '../errors.js';
 import type { Target } from '../policy/types.js';
 
 const PROC_FD = '/proc/self/fd';
@@ -14,13 +14,34 @@ const PROC_FD = '/proc/self/fd';
 export async function openVerified(target: Target, flags: number = constants.O_RDONLY): Promise<FileHandle> {
   let handle: FileHandle;
   try {
-    handle = await open(target.absPath, flags | constants.O_NOFOLLOW);
+    // O_NONBLOCK: opening a FIFO (or a device) must never wait for a writer, which would hold one of
+    // libuv's few threads, and with it every other file operation. Regular files ignore the flag.
+    handle = await open(target.absPath, flags | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (error) {
     throw mapOpenError(error, target);
   }
   try {
     await verifyDescriptor(handle, target.absPath, target);
     return handle;
+  } catch (error) {
+    await handle.close().catch(() => {});
+    throw error;
+  }
+}
+
+/**
+ * Opens a decided target for reading its contents: a regular file, not a FIFO, socket or device
+ * (anything else is answered as missing), and not a second name of a file when the root refuses
+ * hard links. Returns the handle and its stats.
+ */
+export async function openRegularFile(target: Target): Promise<{ handle: FileHandle; stats: BigIntStats }> {
+  const handle = await openVerified(target);
+  try {
+    const stats = await handle.stat({ bigint: true });
+    if (stats.isDirectory()) throw new McpdError('NOT_A_FILE', `${target.uri} is a directory; use list_directory`);
+    if (!stats.isFile()) throw notFoundOrDenied(target.uri);
+    if (stats.nlink > 1n && target.root.hardLinks === 'refuse') throw notFoundOrDenied(target.uri);
+    return { handle, stats };
   } catch (error) {
     await handle.close().catch(() => {});
     throw error;

@@ -1,10 +1,10 @@
 import { McpdError } from '../errors.js';
 import { CALLER_GLOB_LIMITS, compileGlob, GlobSyntaxError } from '../globs.js';
 import type { Target } from '../policy/types.js';
-import { looksBinary } from './files.js';
-import { openVerified } from './open.js';
+import { looksBinary, readAt } from './files.js';
+import { openRegularFile } from './open.js';
 import { type LineMatch, RegexMatcher } from './regex.js';
-import { type Entry, type Viewer, visibleChildren, WalkBudget, walk } from './walk.js';
+import { type Entry, hasVisibleEntries, type Viewer, WalkBudget, walk } from './walk.js';
 
 /** Where a paginated multi-root walk stopped: which start, and the last path returned there. */
 export interface ResumePoint {
@@ -112,23 +112,24 @@ export async function grep(viewer: Viewer, starts: readonly Target[], options: G
       for await (const entry of walk(viewer, start, { budget: options.budget, signal: options.signal })) {
         if (entry.type !== 'file') continue;
         if (include && !include(entry.relPath)) continue;
-        const handle = await openVerified(entry.target).catch(() => null);
-        if (!handle) continue;
+        const opened = await openRegularFile(entry.target).catch(() => null);
+        if (!opened) continue;
         let text: string | undefined;
         try {
-          const { size } = await handle.stat();
+          const size = Number(opened.stats.size);
           if (size > options.maxFileBytes) {
             skippedLarge += 1;
             continue;
           }
-          const data = await handle.readFile();
+          // At most the size seen: a file growing meanwhile cannot make this read unbounded.
+          const data = await readAt(opened.handle, 0, size);
           if (looksBinary(data.subarray(0, 8192))) {
             skippedBinary += 1;
             continue;
           }
           text = data.toString('utf8');
         } finally {
-          await handle.close();
+          await opened.handle.close();
         }
         filesScanned += 1;
         const hits = await matcher.match(text, options.maxMatches - matches.length + 1);
@@ -177,7 +178,8 @@ export async function tree(
     (stack[entry.depth - 1] as TreeNode[]).push(node);
     if (entry.type === 'directory') {
       if (entry.depth >= options.maxDepth || entry.symlink) {
-        if (!entry.symlink && (await visibleChildren(viewer, entry.target)).length > 0) {
+        // Past the entry budget, nothing more is read, not even to say that a cut directory had children.
+        if (!entry.symlink && !budget.exhausted && (await hasVisibleEntries(viewer, entry.target))) {
           node.truncated = true;
           truncatedByDepth = true;
         }
@@ -187,5 +189,5 @@ export async function tree(
       }
     }
   }
-  return { tree: top, entries: budget.visited, truncatedByDepth, truncatedByEntries: budget.exhausted };
+  return { tree: top, entries: budget.visited, truncatedByDepth, truncatedByEntries: budget.truncated };
 }

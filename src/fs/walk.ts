@@ -1,26 +1,19 @@
-import type { Dirent } from 'node:fs';
-import { lstat, readdir, realpath, stat } from 'node:fs/promises';
-import { notFoundOrDenied } from '../errors.js';
+import { lstat } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { isMcpdError } from '../errors.js';
 import type { PolicyEngine } from '../policy/engine.js';
-import { uriFor } from '../policy/paths.js';
-import type { Principal, Root, Target } from '../policy/types.js';
+import type { Principal, Target } from '../policy/types.js';
+import { type DirectoryListings, DirectoryTooLarge, entryAt, type ListedEntry, type OpenListing } from './listing.js';
+import { openVerified } from './open.js';
+
+export type Entry = ListedEntry;
 
 /** Who is looking: listings show exactly what this principal could read. */
 export interface Viewer {
   readonly policy: PolicyEngine;
   readonly principal: Principal;
-}
-
-export interface Entry {
-  readonly name: string;
-  readonly root: Root;
-  /** Root-relative path of the entry as listed (a link's own path, not its target's). */
-  readonly relPath: string;
-  readonly uri: string;
-  readonly type: 'file' | 'directory' | 'other';
-  readonly symlink: boolean;
-  /** Where reads of this entry go (the canonical target for a link). */
-  readonly target: Target;
+  readonly listings: DirectoryListings;
 }
 
 export interface DetailedEntry {
@@ -33,63 +26,14 @@ export interface DetailedEntry {
   readonly symlink?: true;
 }
 
-const byName = (a: Dirent, b: Dirent) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
-
-function joinRel(parent: string, name: string): string {
-  return parent === '' ? name : `${parent}/${name}`;
-}
-
 /**
- * The visible children of a canonical directory, sorted by name. Excluded and unreadable entries
- * are dropped; a symlink is kept only when the policy would let this viewer read where it lands.
+ * Size and modification time of one listed entry. A plain entry is stat'ed through the
+ * directory's descriptor (the name can only be the one listed there); a link's target is opened
+ * by its canonical path and proven, so no swap can make a listing show an outside file's size.
  */
-export async function visibleChildren(viewer: Viewer, directory: Target): Promise<Entry[]> {
-  let dirents: Dirent[];
-  try {
-    dirents = await readdir(directory.absPath, { withFileTypes: true });
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EACCES') throw notFoundOrDenied(directory.uri);
-    throw error;
-  }
-  dirents.sort(byName);
-  const { policy, principal } = viewer;
-  const root = directory.root;
-  const entries: Entry[] = [];
-  for (const dirent of dirents) {
-    const relPath = joinRel(directory.relPath, dirent.name);
-    const symlink = dirent.isSymbolicLink();
-    let target: Target;
-    if (symlink) {
-      // A link is shown as what it resolves to, and only if that is readable.
-      if (policy.isExcluded(relPath)) continue;
-      const decision = await policy.decide(principal, 'read', uriFor(root, relPath));
-      if (!decision.allow || decision.target.kind === 'missing') continue;
-      target = decision.target;
-    } else {
-      const kind = dirent.isDirectory() ? 'directory' : dirent.isFile() ? 'file' : 'other';
-      if (!policy.isVisible(root, relPath, kind === 'directory' ? 'directory' : 'file')) continue;
-      target = policy.targetFor(root, relPath, kind);
-    }
-    const { kind } = target;
-    entries.push({
-      name: dirent.name,
-      root,
-      relPath,
-      uri: uriFor(root, relPath),
-      type: kind === 'file' || kind === 'directory' ? kind : 'other',
-      symlink,
-      target,
-    });
-  }
-  // A directory swapped for a link while we read it would have shown someone else's names.
-  if ((await realpath(directory.absPath).catch(() => null)) !== directory.absPath)
-    throw notFoundOrDenied(directory.uri);
-  return entries;
-}
-
-export async function detail(entry: Entry): Promise<DetailedEntry> {
-  const stats = await (entry.symlink ? stat(entry.target.absPath) : lstat(entry.target.absPath)).catch(() => null);
+export async function detail(listing: OpenListing, index: number): Promise<DetailedEntry> {
+  const entry = listing.entry(index);
+  const stats = entry.symlink ? await targetStats(entry.target) : await lstat(listing.at(entry.name)).catch(() => null);
   return {
     name: entry.name,
     path: entry.relPath,
@@ -101,10 +45,22 @@ export async function detail(entry: Entry): Promise<DetailedEntry> {
   };
 }
 
-/** Shared budget of one walk: how many entries it may visit, and whether it ran out. */
+async function targetStats(target: Target) {
+  const handle = await openVerified(target).catch(() => null);
+  if (!handle) return null;
+  try {
+    return await handle.stat();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Shared budget of one walk: how many entries it may visit, and whether it ran out or skipped any. */
 export class WalkBudget {
   visited = 0;
   exhausted = false;
+  /** Directories left out for holding more entries than limits.maxDirectoryEntries. */
+  skipped = 0;
   constructor(readonly maxEntries: number) {}
 
   spend(): boolean {
@@ -114,6 +70,27 @@ export class WalkBudget {
     }
     this.visited += 1;
     return true;
+  }
+
+  /** Whether the walk saw less than everything. */
+  get truncated(): boolean {
+    return this.exhausted || this.skipped > 0;
+  }
+}
+
+/**
+ * Yields to the event loop once a slice of work has run for SLICE_MS: a walk over a large tree,
+ * with a caller's pattern tested on every name, must never hold the loop for long.
+ */
+const SLICE_MS = 10;
+
+export class TimeSlicer {
+  private since = performance.now();
+
+  async pause(): Promise<void> {
+    if (performance.now() - this.since < SLICE_MS) return;
+    await yieldToLoop();
+    this.since = performance.now();
   }
 }
 
@@ -138,7 +115,7 @@ export async function* walk(
 ): AsyncGenerator<Entry & { depth: number }> {
   const after = options.after ? options.after.split('/') : undefined;
   const startDepth = start.relPath === '' ? 0 : start.relPath.split('/').length;
-  yield* walkDirectory(viewer, start, 1, after, startDepth, options);
+  yield* walkDirectory(viewer, start, 1, after, startDepth, options, new TimeSlicer());
 }
 
 async function* walkDirectory(
@@ -148,30 +125,39 @@ async function* walkDirectory(
   after: string[] | undefined,
   startDepth: number,
   options: WalkOptions,
+  slicer: TimeSlicer,
 ): AsyncGenerator<Entry & { depth: number }> {
   options.signal?.throwIfAborted();
-  let children: Entry[];
+  let snapshot: Awaited<ReturnType<DirectoryListings['snapshot']>>;
   try {
-    children = await visibleChildren(viewer, directory);
+    snapshot = await viewer.listings.snapshot(directory);
   } catch (error) {
-    // A directory that vanished mid-walk is simply no longer there.
-    if ((error as { code?: string }).code === 'NOT_FOUND_OR_DENIED' && depth > 1) return;
+    if (depth > 1 && error instanceof DirectoryTooLarge) {
+      options.budget.skipped += 1;
+      return;
+    }
+    // A directory that vanished (or was swapped) mid-walk is simply no longer there.
+    if (depth > 1 && isMcpdError(error) && error.code === 'NOT_FOUND_OR_DENIED') return;
     throw error;
   }
   const index = startDepth + depth - 1;
-  for (const child of children) {
+  for (let i = 0; i < snapshot.names.length; i++) {
+    await slicer.pause();
+    options.signal?.throwIfAborted();
+    const name = snapshot.names[i] as string;
     let resumeInside: string[] | undefined;
     let yieldSelf = true;
     if (after) {
       const mark = after[index];
       if (mark !== undefined) {
-        if (child.name < mark) continue;
-        if (child.name === mark) {
+        if (name < mark) continue;
+        if (name === mark) {
           yieldSelf = false;
           resumeInside = index + 1 < after.length ? after : undefined;
         }
       }
     }
+    const child = entryAt(viewer.policy, directory, snapshot, i);
     if (yieldSelf) {
       if (!options.budget.spend()) return;
       yield { ...child, depth };
@@ -179,10 +165,19 @@ async function* walkDirectory(
     const descend =
       child.type === 'directory' && !child.symlink && (options.maxDepth === undefined || depth < options.maxDepth);
     if (descend) {
-      yield* walkDirectory(viewer, child.target, depth + 1, resumeInside, startDepth, options);
+      yield* walkDirectory(viewer, child.target, depth + 1, resumeInside, startDepth, options, slicer);
       if (options.budget.exhausted) return;
     }
     // Past the resume point at this level: everything after it is new.
     after = undefined;
+  }
+}
+
+/** Whether a directory has any visible entry (a tree cut by depth says so); false when it cannot be read. */
+export async function hasVisibleEntries(viewer: Viewer, directory: Target): Promise<boolean> {
+  try {
+    return (await viewer.listings.snapshot(directory)).names.length > 0;
+  } catch {
+    return false;
   }
 }

@@ -1,9 +1,10 @@
-import { writeFile } from 'node:fs/promises';
+import { link, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAudit, waitForAudit } from '../helpers/audit.js';
 import { modernHttpClient } from '../helpers/clients.js';
+import { runCommand } from '../helpers/process.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { demoCopy } from '../helpers/workspace.js';
 
@@ -148,5 +149,65 @@ describe('H3: limits count JSON-RPC calls, decided from the body', () => {
     } finally {
       await rated.close();
     }
+  });
+});
+
+describe('H4, M4 and hard links: what a root holds cannot stall, flood or unmask', () => {
+  let demo: Awaited<ReturnType<typeof demoCopy>>;
+  let server: TestServer;
+  let client: Client;
+
+  beforeAll(async () => {
+    demo = await demoCopy();
+    await mkdir(join(demo.project, 'workspace/crowded'));
+    await Promise.all(
+      Array.from({ length: 3000 }, (_, i) => writeFile(join(demo.project, `workspace/crowded/n-${i}.md`), '')),
+    );
+    await runCommand('mkfifo', [join(demo.project, 'workspace/pipe.md')]);
+    await link(join(demo.project, '.env'), join(demo.project, 'workspace/innocent.md'));
+    server = await startServer(await demo.configWith('h4.yaml', 'limits:\n  maxDirectoryEntries: 2000\n'));
+    client = await modernHttpClient(server.url, 'h4-attacker');
+  });
+  afterAll(async () => {
+    await client?.close();
+    await server?.close();
+    await demo?.cleanup();
+  });
+
+  it('refuses to list a directory above maxDirectoryEntries, and walks skip it and say so', async () => {
+    const listing = (await client.callTool({
+      name: 'list_directory',
+      arguments: { path: 'workspace/crowded' },
+    })) as Result;
+    expect(codeOf(listing)).toBe('TOO_LARGE');
+    expect(listing.content[0]?.text).toMatch(/more than 2000 entries/);
+    const search = (await client.callTool({ name: 'search_files', arguments: { pattern: 'n-1.md' } })) as Result & {
+      structuredContent?: { truncated: boolean; matches: unknown[] };
+    };
+    expect(search.isError).toBeFalsy();
+    expect(search.structuredContent).toMatchObject({ truncated: true, matches: [] });
+  });
+
+  it('answers a FIFO as missing at once, four times over, and stays ready (M4)', async () => {
+    const reads = await Promise.all(
+      [1, 2, 3, 4].map(() => client.callTool({ name: 'read_file', arguments: { path: 'workspace/pipe.md' } })),
+    );
+    for (const read of reads) expect(codeOf(read as Result)).toBe('NOT_FOUND_OR_DENIED');
+    expect((await fetch(`${server.base}/ready`)).status).toBe(200);
+    const info = (await client.callTool({
+      name: 'get_file_info',
+      arguments: { path: 'workspace/pipe.md' },
+    })) as Result & {
+      structuredContent?: { type: string };
+    };
+    expect(info.structuredContent?.type).toBe('other');
+  });
+
+  it('refuses a hard link to an excluded file, under a readable name', async () => {
+    const read = (await client.callTool({ name: 'read_file', arguments: { path: 'workspace/innocent.md' } })) as Result;
+    expect(codeOf(read)).toBe('NOT_FOUND_OR_DENIED');
+    expect(JSON.stringify(read)).not.toContain('demo-token-never-served');
+    const grep = (await client.callTool({ name: 'grep', arguments: { pattern: '=', path: 'workspace' } })) as Result;
+    expect(JSON.stringify(grep)).not.toMatch(/innocent|demo-token-never-served|DATABASE_URL/);
   });
 });

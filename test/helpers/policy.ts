@@ -10,7 +10,15 @@ export async function policyOver(
   exclude: readonly string[] = ['.env', '.mcpd-tmp-*'],
 ): Promise<PolicyEngine> {
   const { roots, problems } = await canonicalizeRoots([
-    { name: 'r', description: '', uri: pathToFileURL(dir).href, path: dir, read: ['**/*'], write: ['**/*'] },
+    {
+      name: 'r',
+      description: '',
+      uri: pathToFileURL(dir).href,
+      path: dir,
+      read: ['**/*'],
+      write: ['**/*'],
+      hardLinks: 'refuse',
+    },
   ]);
   if (problems.length > 0) throw new Error(`bad test root: ${JSON.stringify(problems)}`);
   return new PolicyEngine({ roots, exclude, resolver: new NodePathResolver() });

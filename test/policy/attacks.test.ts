@@ -153,6 +153,7 @@ beforeAll(async () => {
     path,
     read,
     write,
+    hardLinks: 'refuse',
   });
   const { roots, problems } = await canonicalizeRoots([
     rootConfig('Data', fx.data, ['*.md', '*.txt', '*.json', '*.yaml', 'config/*.conf'], ['workspace/**/*']),

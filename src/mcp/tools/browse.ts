@@ -2,9 +2,10 @@ import * as z from 'zod';
 import type { PathRequest } from '../../access/gate.js';
 import { McpdError, notFoundOrDenied } from '../../errors.js';
 import { statTarget } from '../../fs/files.js';
+import { indexAfter } from '../../fs/listing.js';
 import { compilePattern } from '../../fs/regex.js';
 import { callerGlob, grep, nameMatcher, searchNames, tree } from '../../fs/search.js';
-import { detail, visibleChildren, WalkBudget } from '../../fs/walk.js';
+import { detail, WalkBudget } from '../../fs/walk.js';
 import type { Target } from '../../policy/types.js';
 import { defineTool, READ_ONLY, type ToolContext } from '../toolkit.js';
 import { cursorArg, decodeCursor, encodeCursor, entryType, pathArg, rootArg } from './common.js';
@@ -60,20 +61,26 @@ export const listDirectory = defineTool({
     const after = cursor ? decodeCursor('ls', cursor, z.object({ after: z.string() })).after : undefined;
     const structured = await ctx.gate.access(ctx.caller, { op: 'list', path, root }, async (target) => {
       requireDirectory(target);
-      const children = await visibleChildren(ctx.gate.viewer(ctx.caller), target);
-      const start = after === undefined ? 0 : children.findIndex((child) => child.name > after);
-      const page = start === -1 ? [] : children.slice(start, start + pageSize);
-      const entries = await Promise.all(page.map(detail));
-      const last = page.at(-1);
-      const more = start !== -1 && start + pageSize < children.length && last !== undefined;
-      return {
-        value: {
-          uri: target.uri,
-          entries,
-          total: children.length,
-          ...(more ? { nextCursor: encodeCursor('ls', { after: last.name }) } : {}),
-        },
-      };
+      // One shared snapshot of the directory; this call holds only its page (found by binary search).
+      const listing = await ctx.gate.viewer(ctx.caller).listings.open(target);
+      try {
+        const { names } = listing.snapshot;
+        const start = after === undefined ? 0 : indexAfter(listing.snapshot, after);
+        const end = Math.min(names.length, start + pageSize);
+        const indexes = Array.from({ length: Math.max(0, end - start) }, (_, i) => start + i);
+        const entries = await Promise.all(indexes.map((index) => detail(listing, index)));
+        const last = names[end - 1];
+        return {
+          value: {
+            uri: target.uri,
+            entries,
+            total: names.length,
+            ...(end < names.length && last !== undefined ? { nextCursor: encodeCursor('ls', { after: last }) } : {}),
+          },
+        };
+      } finally {
+        await listing.close();
+      }
     });
     return structured;
   },
@@ -220,7 +227,7 @@ export const searchFiles = defineTool({
             type: e.type,
           })),
           ...(result.next ? { nextCursor: encodeCursor('search', { ...result.next }) } : {}),
-          truncated: budget.exhausted,
+          truncated: budget.truncated,
         },
       };
     });
@@ -279,7 +286,7 @@ export const grepTool = defineTool({
           filesScanned: result.filesScanned,
           skippedBinary: result.skippedBinary,
           skippedTooLarge: result.skippedLarge,
-          truncated: result.limited || budget.exhausted,
+          truncated: result.limited || budget.truncated,
         },
       };
     });

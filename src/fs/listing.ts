@@ -1,0 +1,262 @@
+import { opendir } from 'node:fs/promises';
+import { McpdError, notFoundOrDenied } from '../errors.js';
+import type { PolicyEngine } from '../policy/engine.js';
+import { uriFor } from '../policy/paths.js';
+import { LOCAL, type Root, type Target } from '../policy/types.js';
+import { type AnchoredDirectory, openAnchored } from './anchor.js';
+
+/** What an entry is, packed in a byte: the kind, and whether the entry itself is a symlink. */
+const KIND_FILE = 0;
+const KIND_DIRECTORY = 1;
+const KIND_OTHER = 2;
+const SYMLINK_BIT = 4;
+const KINDS = ['file', 'directory', 'other'] as const;
+
+export type EntryType = (typeof KINDS)[number];
+
+/**
+ * The visible entries of one directory, sorted by name: what every listing, page, tree and walk
+ * reads. Names and kinds sit in two parallel arrays, not one object per entry, so a snapshot of
+ * 100,000 entries costs a few megabytes. Visibility here does not depend on who asks: grants are
+ * per root (judged when the directory itself is decided), and a link is shown only when it
+ * resolves inside its own root to something readable.
+ */
+export interface Snapshot {
+  readonly names: readonly string[];
+  readonly flags: Uint8Array;
+  /** The canonical root-relative target of each symlink entry, by index. */
+  readonly links: ReadonlyMap<number, string>;
+}
+
+export interface ListingOptions {
+  /** A directory with more entries than this is refused (listing) or skipped (walks). */
+  readonly maxEntries: number;
+  /** Entries all cached snapshots may hold together; the least recently used go first. */
+  readonly maxCachedEntries: number;
+  /** How long a snapshot with symlinks is trusted: a link's target can change without its directory changing. */
+  readonly linkTtlMs: number;
+}
+
+interface Cached {
+  readonly snapshot: Snapshot;
+  readonly expiresAt: number;
+}
+
+/** The coarsest file-system timestamp mcpd expects (FAT and some network file systems: 2 s). */
+const RACY_WINDOW_MS = 2000;
+
+/** Error for a directory above `maxEntries`: the listing refuses it; a walk skips it and says truncated. */
+export class DirectoryTooLarge extends McpdError {}
+
+/**
+ * Snapshots of directories, keyed by identity and change time (device, inode, mtime, ctime), so a
+ * directory that changed is read again and one that did not is served from memory. Each read is
+ * of a directory held by descriptor and proven to be the canonical one (the names can only come
+ * from inside the root), streamed with opendir, and shared: concurrent callers of the same
+ * directory wait for one read. Memory is bounded by `maxCachedEntries` whatever the directories
+ * hold, and each call holds only its page.
+ */
+export class DirectoryListings {
+  private readonly cache = new Map<string, Cached>();
+  private readonly building = new Map<string, Promise<Snapshot>>();
+  private cachedEntries = 0;
+  /** Directories read from disk so far (a cache hit reads none): what tests and metrics look at. */
+  reads = 0;
+
+  constructor(
+    private readonly policy: PolicyEngine,
+    private readonly options: ListingOptions,
+    private readonly now: () => number = () => Date.now(),
+  ) {}
+
+  /**
+   * Opens the directory `target`, anchored, and returns its snapshot with the directory still
+   * held, so that a caller can stat the entries of a page through the same descriptor.
+   */
+  async open(target: Target): Promise<OpenListing> {
+    const directory = await openAnchored(target.absPath, target.uri);
+    try {
+      const snapshot = await this.snapshotOf(directory, target);
+      return new OpenListing(directory, target, snapshot, this.policy);
+    } catch (error) {
+      await directory.close();
+      throw error;
+    }
+  }
+
+  /** The snapshot alone (for walks, which need no stat). */
+  async snapshot(target: Target): Promise<Snapshot> {
+    const directory = await openAnchored(target.absPath, target.uri);
+    try {
+      return await this.snapshotOf(directory, target);
+    } finally {
+      await directory.close();
+    }
+  }
+
+  get size(): number {
+    return this.cachedEntries;
+  }
+
+  private async snapshotOf(directory: AnchoredDirectory, target: Target): Promise<Snapshot> {
+    const stats = await directory.handle.stat({ bigint: true });
+    const key = `${stats.dev}:${stats.ino}:${stats.mtimeNs}:${stats.ctimeNs}`;
+    const cached = this.cache.get(key);
+    if (cached && cached.expiresAt > this.now()) {
+      // Most recently used last: Map order is the eviction order.
+      this.cache.delete(key);
+      this.cache.set(key, cached);
+      return cached.snapshot;
+    }
+    const pending = this.building.get(key);
+    if (pending) return pending;
+    const build = this.read(directory, target).finally(() => this.building.delete(key));
+    this.building.set(key, build);
+    const snapshot = await build;
+    // A directory changed within the last tick of its file system's clock may change again under the
+    // same mtime (the "racy git" problem): such a snapshot serves the callers waiting for it, and is
+    // not kept.
+    if (Number(stats.mtimeMs) + RACY_WINDOW_MS <= this.now()) this.remember(key, snapshot);
+    return snapshot;
+  }
+
+  private remember(key: string, snapshot: Snapshot): void {
+    const size = snapshot.names.length;
+    if (size > this.options.maxCachedEntries) return;
+    const previous = this.cache.get(key);
+    if (previous) {
+      this.cache.delete(key);
+      this.cachedEntries -= previous.snapshot.names.length;
+    }
+    const expiresAt = snapshot.links.size > 0 ? this.now() + this.options.linkTtlMs : Number.POSITIVE_INFINITY;
+    this.cache.set(key, { snapshot, expiresAt });
+    this.cachedEntries += size;
+    for (const [oldKey, old] of this.cache) {
+      if (this.cachedEntries <= this.options.maxCachedEntries) break;
+      this.cache.delete(oldKey);
+      this.cachedEntries -= old.snapshot.names.length;
+    }
+  }
+
+  private async read(directory: AnchoredDirectory, target: Target): Promise<Snapshot> {
+    this.reads += 1;
+    const { root } = target;
+    const found: { name: string; flag: number; link?: string }[] = [];
+    let seen = 0;
+    let handle: Awaited<ReturnType<typeof opendir>>;
+    try {
+      handle = await opendir(directory.at(), { bufferSize: 256 });
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EACCES') throw notFoundOrDenied(target.uri);
+      throw error;
+    }
+    for await (const dirent of handle) {
+      seen += 1;
+      if (seen > this.options.maxEntries) {
+        await handle.close().catch(() => {});
+        throw new DirectoryTooLarge(
+          'TOO_LARGE',
+          `${target.uri} has more than ${this.options.maxEntries} entries (limits.maxDirectoryEntries); ` +
+            'list a narrower directory or use search_files',
+        );
+      }
+      const relPath = target.relPath === '' ? dirent.name : `${target.relPath}/${dirent.name}`;
+      if (dirent.isSymbolicLink()) {
+        const link = await this.resolveLink(root, relPath);
+        if (link) found.push({ name: dirent.name, flag: link.flag | SYMLINK_BIT, link: link.relPath });
+        continue;
+      }
+      const flag = dirent.isDirectory() ? KIND_DIRECTORY : dirent.isFile() ? KIND_FILE : KIND_OTHER;
+      if (!this.policy.isVisible(root, relPath, flag === KIND_DIRECTORY ? 'directory' : 'file')) continue;
+      found.push({ name: dirent.name, flag });
+    }
+    found.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const links = new Map<number, string>();
+    const flags = new Uint8Array(found.length);
+    const names = found.map((entry, index) => {
+      flags[index] = entry.flag;
+      if (entry.link !== undefined) links.set(index, entry.link);
+      return entry.name;
+    });
+    return { names, flags, links };
+  }
+
+  /** A link is shown as what it resolves to, and only when that is readable inside its own root. */
+  private async resolveLink(root: Root, relPath: string): Promise<{ flag: number; relPath: string } | undefined> {
+    if (this.policy.isExcluded(relPath)) return undefined;
+    const decision = await this.policy.decide(LOCAL, 'read', uriFor(root, relPath));
+    if (!decision.allow) return undefined;
+    const { kind } = decision.target;
+    if (kind === 'missing') return undefined;
+    const flag = kind === 'directory' ? KIND_DIRECTORY : kind === 'file' ? KIND_FILE : KIND_OTHER;
+    return { flag, relPath: decision.target.relPath };
+  }
+}
+
+/** One entry of a snapshot, as walks and listings see it. */
+export interface ListedEntry {
+  readonly name: string;
+  readonly root: Root;
+  /** Root-relative path of the entry as listed (a link's own path, not its target's). */
+  readonly relPath: string;
+  readonly uri: string;
+  readonly type: EntryType;
+  readonly symlink: boolean;
+  /** Where reads of this entry go (the canonical target for a link). */
+  readonly target: Target;
+}
+
+/** The entry at `index` of a snapshot of the directory `directory`. */
+export function entryAt(policy: PolicyEngine, directory: Target, snapshot: Snapshot, index: number): ListedEntry {
+  const name = snapshot.names[index] as string;
+  const flag = snapshot.flags[index] as number;
+  const type = KINDS[flag & 3] as EntryType;
+  const symlink = (flag & SYMLINK_BIT) !== 0;
+  const relPath = directory.relPath === '' ? name : `${directory.relPath}/${name}`;
+  const targetRel = snapshot.links.get(index) ?? relPath;
+  return {
+    name,
+    root: directory.root,
+    relPath,
+    uri: uriFor(directory.root, relPath),
+    type,
+    symlink,
+    target: policy.targetFor(directory.root, targetRel, type),
+  };
+}
+
+/** Index of the first name after `after` in a sorted snapshot (binary search). */
+export function indexAfter(snapshot: Snapshot, after: string): number {
+  let low = 0;
+  let high = snapshot.names.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if ((snapshot.names[middle] as string) <= after) low = middle + 1;
+    else high = middle;
+  }
+  return low;
+}
+
+/** A snapshot with its directory still held: pages are stat'ed through the descriptor. */
+export class OpenListing {
+  constructor(
+    private readonly directory: AnchoredDirectory,
+    readonly target: Target,
+    readonly snapshot: Snapshot,
+    private readonly policy: PolicyEngine,
+  ) {}
+
+  entry(index: number): ListedEntry {
+    return entryAt(this.policy, this.target, this.snapshot, index);
+  }
+
+  /** The path through the directory's descriptor of one of its entries (never follows a swapped path). */
+  at(name: string): string {
+    return this.directory.at(name);
+  }
+
+  close(): Promise<void> {
+    return this.directory.close();
+  }
+}
