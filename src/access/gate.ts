@@ -219,6 +219,28 @@ export class AccessGate {
     });
   }
 
+  /**
+   * A subscriptions/listen stream opened: who listens, and to which roots it will hear of (those its
+   * grants let it read; the rest are filtered out of the stream).
+   */
+  recordSubscription(caller: Caller, roots: readonly string[]): void {
+    this.write(caller, {
+      op: 'subscribe',
+      root: null,
+      path: null,
+      requested: 'subscriptions/listen',
+      decision: 'allow',
+      rule: roots.length > 0 ? 'grant:read' : 'grant:none',
+      reason:
+        roots.length > 0
+          ? `hears of changes in ${roots.map((root) => JSON.stringify(root)).join(', ')}`
+          : 'no read grant on any root: hears of no changes',
+      bytes: null,
+      durationMs: 0,
+      outcome: 'ok',
+    });
+  }
+
   private async tracked<T>(work: () => Promise<T>): Promise<T> {
     const token = Symbol('access');
     this.active.add(token);

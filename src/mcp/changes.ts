@@ -3,7 +3,21 @@ import type { FileChange, RootWatcher } from '../fs/watch.js';
 import type { PolicyEngine } from '../policy/engine.js';
 import { uriFor } from '../policy/paths.js';
 
-type Listener = (event: ServerEvent) => void;
+/** A change as the feed emits it: the MCP event, and the root it happened in (for grants). */
+export type FeedEvent = ServerEvent & { readonly root: string };
+
+type Listener = (event: FeedEvent) => void;
+
+/**
+ * Who is listening on a stream opened through the bus: consulted when a stream subscribes, so that
+ * a listener hears only of roots its grants let it read, and each subscription is audited.
+ */
+export interface ListenerScope {
+  /** Whether the listener may hear of changes in `root`. */
+  permits(root: string): boolean;
+  /** Called once per subscription (the audit record). */
+  subscribed(): void;
+}
 
 /**
  * Turns file-system changes into MCP change events, for visible files only: an excluded or
@@ -13,7 +27,7 @@ type Listener = (event: ServerEvent) => void;
 export class ChangeFeed {
   private readonly listeners = new Set<Listener>();
   private stopWatching: (() => void) | undefined;
-  private listChangedTimer: NodeJS.Timeout | undefined;
+  private readonly listChangedTimers = new Map<string, NodeJS.Timeout>();
 
   constructor(
     private watcher: RootWatcher | null,
@@ -45,14 +59,22 @@ export class ChangeFeed {
     };
   }
 
-  /** The bus a createMcpHandler endpoint listens on: each open listen stream is a subscriber. */
-  asBus(): ServerEventBus {
+  /**
+   * The bus a createMcpHandler endpoint listens on: each open listen stream is a subscriber.
+   * `scope()` names the listener of the stream subscribing now (the request being served); without
+   * one, a stream hears nothing, rather than everything.
+   */
+  asBus(scope: () => ListenerScope | undefined): ServerEventBus {
     const local = new InMemoryServerEventBus();
     return {
       publish: (event) => local.publish(event),
       subscribe: (listener) => {
+        const listening = scope();
+        listening?.subscribed();
         const unsubscribeLocal = local.subscribe(listener);
-        const unsubscribeFeed = this.subscribe(listener);
+        const unsubscribeFeed = this.subscribe((event) => {
+          if (listening?.permits(event.root)) listener(event);
+        });
         return () => {
           unsubscribeLocal();
           unsubscribeFeed();
@@ -79,8 +101,8 @@ export class ChangeFeed {
   private stop(): void {
     this.stopWatching?.();
     this.stopWatching = undefined;
-    if (this.listChangedTimer) clearTimeout(this.listChangedTimer);
-    this.listChangedTimer = undefined;
+    for (const timer of this.listChangedTimers.values()) clearTimeout(timer);
+    this.listChangedTimers.clear();
   }
 
   private onChange(change: FileChange): void {
@@ -88,24 +110,29 @@ export class ChangeFeed {
     const root = policy.rootByName(change.root.name);
     if (!root) return;
     if (change.isDirectory) {
-      if (!policy.isExcluded(change.relPath)) this.listChanged();
+      if (!policy.isExcluded(change.relPath)) this.listChanged(root.name);
       return;
     }
     if (!policy.isVisible(root, change.relPath, 'file')) return;
-    if (change.kind !== 'changed') this.listChanged();
-    if (change.kind !== 'created') this.emit({ kind: 'resource_updated', uri: uriFor(root, change.relPath) });
+    if (change.kind !== 'changed') this.listChanged(root.name);
+    if (change.kind !== 'created') {
+      this.emit({ kind: 'resource_updated', uri: uriFor(root, change.relPath), root: root.name });
+    }
   }
 
-  /** Many files appearing at once are one list change. */
-  private listChanged(): void {
-    if (this.listChangedTimer) return;
-    this.listChangedTimer = setTimeout(() => {
-      this.listChangedTimer = undefined;
-      this.emit({ kind: 'resources_list_changed' });
-    }, this.debounceMs);
+  /** Many files appearing at once in a root are one list change for that root. */
+  private listChanged(root: string): void {
+    if (this.listChangedTimers.has(root)) return;
+    this.listChangedTimers.set(
+      root,
+      setTimeout(() => {
+        this.listChangedTimers.delete(root);
+        this.emit({ kind: 'resources_list_changed', root });
+      }, this.debounceMs),
+    );
   }
 
-  private emit(event: ServerEvent): void {
+  private emit(event: FeedEvent): void {
     for (const listener of this.listeners) {
       try {
         listener(event);

@@ -1,9 +1,10 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import { type AuthInfo, createMcpHandler } from '@modelcontextprotocol/server';
 import type { Logger } from '../ops/logger.js';
 import { ANONYMOUS, type Principal } from '../policy/types.js';
-import type { ChangeFeed } from './changes.js';
-import { clientLabel } from './envelope.js';
+import type { ChangeFeed, ListenerScope } from './changes.js';
+import { clientLabel, summarizeMessage } from './envelope.js';
 import { logInternalErrors } from './errors.js';
 import { EXCHANGE_HEADER, type ExchangeRegistry } from './exchange.js';
 import { createScope, type McpServices } from './scope.js';
@@ -67,9 +68,44 @@ function authInfoOf(exchange: ExchangeContext, publicUrl: string): AuthInfo | un
   };
 }
 
+/**
+ * Who a listen stream belongs to: it hears of a root only when the principal's grants let it read
+ * there, and its opening is audited.
+ */
+function listenerScope(
+  services: McpServices,
+  exchange: ExchangeContext,
+  request: Request,
+  parsedBody: unknown,
+): ListenerScope {
+  const principal = exchange.principal ?? ANONYMOUS;
+  const { grants, roots } = services.gate.policy;
+  const userAgent = clientLabel(request.headers.get('user-agent'));
+  const summary = summarizeMessage(parsedBody);
+  const readable = roots.map((root) => root.name).filter((root) => grants.permits(principal, root, 'read'));
+  return {
+    permits: (root) => grants.permits(principal, root, 'read'),
+    subscribed: () =>
+      services.gate.recordSubscription(
+        {
+          principal,
+          requestId: request.headers.get(REQUEST_ID_HEADER) ?? randomUUID(),
+          client: summary.client?.name ?? userAgent,
+          userAgent,
+          transport: 'http',
+          method: 'subscriptions/listen',
+          tool: null,
+        },
+        readable,
+      ),
+  };
+}
+
 export function createHttpEndpoint(options: EndpointOptions): McpEndpoint {
   const { logger } = options;
   const reportInternal = logInternalErrors(logger);
+  // The request being served, for the event bus: a listen stream subscribes while its request runs.
+  const listening = new AsyncLocalStorage<ListenerScope>();
 
   const handler = createMcpHandler(
     ({ era, requestInfo, authInfo }) => {
@@ -95,7 +131,7 @@ export function createHttpEndpoint(options: EndpointOptions): McpEndpoint {
     },
     {
       legacy: 'stateless',
-      bus: options.changes.asBus(),
+      bus: options.changes.asBus(() => listening.getStore()),
       keepAliveMs: options.keepAliveMs,
       maxRequestBodySize: options.maxBodyBytes,
       maxSubscriptions: options.maxSubscriptions,
@@ -104,11 +140,15 @@ export function createHttpEndpoint(options: EndpointOptions): McpEndpoint {
   );
   return {
     fetch: (request, exchange, parsedBody) => {
-      const authInfo = authInfoOf(exchange, options.services().config.server.publicUrl);
-      return handler.fetch(request, {
-        ...(authInfo ? { authInfo } : {}),
-        ...(parsedBody === undefined ? {} : { parsedBody }),
-      });
+      const services = options.services();
+      const authInfo = authInfoOf(exchange, services.config.server.publicUrl);
+      const scope = listenerScope(services, exchange, request, parsedBody);
+      return listening.run(scope, () =>
+        handler.fetch(request, {
+          ...(authInfo ? { authInfo } : {}),
+          ...(parsedBody === undefined ? {} : { parsedBody }),
+        }),
+      );
     },
     close: () => handler.close(),
   };

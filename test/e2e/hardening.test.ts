@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { link, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/client';
@@ -5,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAudit, waitForAudit } from '../helpers/audit.js';
 import { modernHttpClient } from '../helpers/clients.js';
 import { runCommand } from '../helpers/process.js';
+import { postModern } from '../helpers/raw.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { demoCopy } from '../helpers/workspace.js';
 
@@ -209,5 +211,134 @@ describe('H4, M4 and hard links: what a root holds cannot stall, flood or unmask
     expect(JSON.stringify(read)).not.toContain('demo-token-never-served');
     const grep = (await client.callTool({ name: 'grep', arguments: { pattern: '=', path: 'workspace' } })) as Result;
     expect(JSON.stringify(grep)).not.toMatch(/innocent|demo-token-never-served|DATABASE_URL/);
+  });
+});
+
+/** Reads JSON-RPC messages off an SSE response as they come. */
+function sseReader(response: Response) {
+  const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+  const decoder = new TextDecoder();
+  let buffer = '';
+  const messages: { method?: string; params?: Record<string, unknown> }[] = [];
+  const pump = (async () => {
+    for (;;) {
+      const { done, value } = await reader.read().catch(() => ({ done: true, value: undefined }));
+      if (done) return;
+      buffer += decoder.decode(value, { stream: true });
+      let end = buffer.indexOf('\n\n');
+      while (end !== -1) {
+        const data = buffer
+          .slice(0, end)
+          .split('\n')
+          .filter((line) => line.startsWith('data: '))
+          .map((line) => line.slice(6))
+          .join('');
+        if (data) messages.push(JSON.parse(data));
+        buffer = buffer.slice(end + 2);
+        end = buffer.indexOf('\n\n');
+      }
+    }
+  })();
+  return {
+    messages,
+    async until(predicate: (m: (typeof messages)[number]) => boolean, timeoutMs = 10_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (!messages.some(predicate)) {
+        if (Date.now() > deadline) throw new Error(`no such message; got ${JSON.stringify(messages)}`);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    },
+    async close() {
+      await reader.cancel().catch(() => {});
+      await pump;
+    },
+  };
+}
+
+describe('M3: a listen stream hears only what its grants allow, is audited, and is capped per principal', () => {
+  let demo: Awaited<ReturnType<typeof demoCopy>>;
+  let server: TestServer;
+  const sha = (key: string) => createHash('sha256').update(key).digest('hex');
+
+  beforeAll(async () => {
+    demo = await demoCopy();
+    const config = await demo.configWith(
+      'm3.yaml',
+      [
+        'auth:',
+        '  mode: apiKeys',
+        '  apiKeys:',
+        `    - { principal: alice, sha256: ${sha('alice-key')} }`,
+        `    - { principal: bob, sha256: ${sha('bob-key')} }`,
+        'grants:',
+        '  - { principals: [alice], roots: [MCP Demo Project], access: [read] }',
+        '  - { principals: [bob], roots: [Shared Templates], access: [read] }',
+        'limits:',
+        '  maxSubscriptionStreamsPerPrincipal: 2',
+        '',
+      ].join('\n'),
+    );
+    server = await startServer(config);
+  });
+  afterAll(async () => {
+    await server?.close();
+    await demo?.cleanup();
+  });
+
+  const listen = (key: string, filter: Record<string, unknown>, signal?: AbortSignal) =>
+    postModern(
+      server.url,
+      'subscriptions/listen',
+      { notifications: filter },
+      {
+        headers: { authorization: `Bearer ${key}` },
+        ...(signal ? { signal } : {}),
+      },
+    );
+
+  it("filters by the listener's grants, and audits each subscription", async () => {
+    const readme = `file://${demo.project}/README.md`;
+    const alice = sseReader(await listen('alice-key', { resourcesListChanged: true, resourceSubscriptions: [readme] }));
+    const bob = sseReader(await listen('bob-key', { resourcesListChanged: true, resourceSubscriptions: [readme] }));
+    await alice.until((m) => m.method === 'notifications/subscriptions/acknowledged');
+    await bob.until((m) => m.method === 'notifications/subscriptions/acknowledged');
+    await server.app.changes.whenWatching();
+
+    await writeFile(join(demo.project, 'README.md'), '# changed\n');
+    await writeFile(join(demo.project, 'workspace/new-in-project.md'), 'x');
+    await alice.until((m) => m.method === 'notifications/resources/updated');
+    await alice.until((m) => m.method === 'notifications/resources/list_changed');
+    // Then a change bob may hear of: anything of the project would have reached him before it.
+    await writeFile(join(demo.templates, 'new-template.md'), 'x');
+    await bob.until((m) => m.method === 'notifications/resources/list_changed');
+    const heard = (reader: typeof alice) =>
+      reader.messages.map((m) => m.method).filter((m) => m !== 'notifications/subscriptions/acknowledged');
+    expect(heard(bob)).toEqual(['notifications/resources/list_changed']);
+    expect(alice.messages.find((m) => m.method === 'notifications/resources/updated')?.params?.uri).toBe(readme);
+    await alice.close();
+    await bob.close();
+
+    const records = await waitForAudit(server.auditFile, (r) => r.op === 'subscribe', 2);
+    expect(records.map((r) => [r.principal, r.method, r.reason])).toEqual(
+      expect.arrayContaining([
+        ['alice', 'subscriptions/listen', 'hears of changes in "MCP Demo Project"'],
+        ['bob', 'subscriptions/listen', 'hears of changes in "Shared Templates"'],
+      ]),
+    );
+  });
+
+  it('caps streams per principal, so one caller cannot lock the others out', async () => {
+    const stop = new AbortController();
+    const open = [
+      await listen('alice-key', { resourcesListChanged: true }, stop.signal),
+      await listen('alice-key', { resourcesListChanged: true }, stop.signal),
+    ];
+    expect(open.map((answer) => answer.status)).toEqual([200, 200]);
+    const third = await listen('alice-key', { resourcesListChanged: true });
+    expect(third.status).toBe(429);
+    const others = await listen('bob-key', { resourcesListChanged: true }, stop.signal);
+    expect(others.status).toBe(200);
+    stop.abort();
+    await Promise.allSettled([...open, others].map((answer) => answer.body?.cancel()));
   });
 });
