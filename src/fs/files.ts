@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { BigIntStats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { lookup } from 'mime-types';
-import { McpdError, notFoundOrDenied } from '../errors.js';
+import { McpdError } from '../errors.js';
 import type { EntryKind, Target } from '../policy/types.js';
 import { openRegularFile, openVerified } from './open.js';
 
