@@ -3,7 +3,8 @@ import type { AuditFields, AuditLog } from '../audit/log.js';
 import type { Outcome, Transport } from '../audit/record.js';
 import { isAbortError, isMcpdError, McpdError, notFoundOrDenied } from '../errors.js';
 import type { DirectoryListings } from '../fs/listing.js';
-import type { Viewer } from '../fs/walk.js';
+import { everythingUnder, type Viewer } from '../fs/walk.js';
+import { moveEntry } from '../fs/write.js';
 import { InFlight } from '../ops/inflight.js';
 import { type Metrics, rootLabel } from '../ops/metrics.js';
 import type { Tracing } from '../ops/tracing.js';
@@ -102,45 +103,100 @@ export class AccessGate {
     return this.runAllowed(caller, [[request, decision]], started, () => run(decision.target));
   }
 
-  /** Two paths that must both be allowed (a move): both decisions are audited, then one run. */
-  accessBoth<T>(
+  /**
+   * Several paths that must all be allowed (a move: read and write the source, write the
+   * destination; an edit: read and write one file). Every decision is audited; one run follows
+   * only if all allow.
+   */
+  accessAll<T>(
     caller: Caller,
-    first: PathRequest,
-    second: PathRequest,
-    run: (a: Target, b: Target) => Promise<Measured<T>>,
+    requests: readonly PathRequest[],
+    run: (targets: Target[]) => Promise<Measured<T>>,
   ): Promise<T> {
-    return this.tracked(() => this.accessPair(caller, first, second, run));
+    return this.tracked(() => this.accessAllOf(caller, requests, run));
   }
 
-  private async accessPair<T>(
+  private async accessAllOf<T>(
     caller: Caller,
-    first: PathRequest,
-    second: PathRequest,
-    run: (a: Target, b: Target) => Promise<Measured<T>>,
+    requests: readonly PathRequest[],
+    run: (targets: Target[]) => Promise<Measured<T>>,
   ): Promise<T> {
     const started = performance.now();
-    const [a, b] = await Promise.all([this.decide(caller, first), this.decide(caller, second)]);
-    if (!a.allow || !b.allow) {
-      // The allowed end did not happen either: it is recorded as failing with the other end's denial.
-      const error = denialError((a.allow ? b : a) as DenyDecision);
-      for (const [request, decision] of [
-        [first, a],
-        [second, b],
-      ] as const) {
+    const decisions = await Promise.all(requests.map((request) => this.decide(caller, request)));
+    const denial = decisions.find((decision): decision is DenyDecision => !decision.allow);
+    const pairs = requests.map((request, index) => [request, decisions[index] as Decision] as const);
+    if (denial) {
+      // The allowed parts did not happen either: they are recorded as failing with the denial.
+      const error = denialError(denial);
+      for (const [request, decision] of pairs) {
         if (decision.allow) this.record(caller, request, decision, started, 'error', null, error.code);
         else this.record(caller, request, decision, started, 'denied', null);
       }
       throw error;
     }
-    return this.runAllowed(
+    const allowed = pairs as unknown as (readonly [PathRequest, AllowDecision])[];
+    return this.runAllowed(caller, allowed, started, () => run(allowed.map(([, decision]) => decision.target)));
+  }
+
+  /**
+   * A move, judged whole: the source must be readable and writable, the destination writable, and a
+   * directory carries every entry beneath it along, so each must be readable and writable where it
+   * is and writable where it lands (else moving a directory would make an unreadable file readable,
+   * or empty a write-only drop box into a readable place). A refused entry is audited and refuses
+   * the move.
+   */
+  move(
+    caller: Caller,
+    move: { readonly source: string; readonly destination: string; readonly root?: string },
+    options: { readonly maxEntries: number },
+  ): Promise<{ source: string; destination: string }> {
+    const { source, destination, root } = move;
+    return this.accessAll(
       caller,
       [
-        [first, a],
-        [second, b],
+        { op: 'read', path: source, root },
+        { op: 'write', path: source, root },
+        { op: 'write', path: destination, root },
       ],
-      started,
-      () => run(a.target, b.target),
+      async ([, from, to]) => {
+        if (!from || !to || from.kind === 'missing') throw notFoundOrDenied(from?.uri ?? null);
+        await moveEntry(from, to, async (kind) => {
+          if (kind === 'directory') await this.judgeCarried(caller, from, to, options.maxEntries);
+        });
+        return { value: { source: from.uri, destination: to.uri } };
+      },
     );
+  }
+
+  /** Judges every entry a directory move would carry; throws (after auditing it) at the first refused. */
+  private async judgeCarried(caller: Caller, from: Target, to: Target, maxEntries: number): Promise<void> {
+    let seen = 0;
+    for await (const entry of everythingUnder(from, caller.signal)) {
+      seen += 1;
+      if (seen > maxEntries) {
+        throw new McpdError(
+          'TOO_LARGE',
+          `${from.uri} holds more than ${maxEntries} entries; move its contents in parts`,
+        );
+      }
+      const kind = entry.kind === 'directory' ? 'directory' : 'file';
+      const here = this.policy.targetFor(from.root, `${from.relPath}/${entry.relPath}`, kind);
+      const there = this.policy.targetFor(to.root, `${to.relPath}/${entry.relPath}`, kind);
+      const checks = [
+        this.policy.judge('read', here),
+        this.policy.judge('write', here),
+        this.policy.judge('write', there),
+      ];
+      const refused = checks.find((decision): decision is DenyDecision => !decision.allow);
+      if (refused) {
+        const requested = `${entry.relPath} (carried by the move of ${from.relPath})`;
+        this.record(caller, { op: refused.op, path: requested }, refused, performance.now(), 'denied', null);
+        throw new McpdError(
+          'WRITE_DENIED',
+          `${from.uri}: refused, the directory holds entries this move may not carry (${refused.reason})`,
+        );
+      }
+    }
   }
 
   /**

@@ -1,9 +1,10 @@
-import { lstat } from 'node:fs/promises';
+import { lstat, opendir } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { isMcpdError } from '../errors.js';
 import type { PolicyEngine } from '../policy/engine.js';
 import type { Principal, Target } from '../policy/types.js';
+import { type AnchoredDirectory, openAnchored, openChild } from './anchor.js';
 import { type DirectoryListings, DirectoryTooLarge, entryAt, type ListedEntry, type OpenListing } from './listing.js';
 import { openVerified } from './open.js';
 
@@ -179,5 +180,51 @@ export async function hasVisibleEntries(viewer: Viewer, directory: Target): Prom
     return (await viewer.listings.snapshot(directory)).names.length > 0;
   } catch {
     return false;
+  }
+}
+
+/** One entry found by everythingUnder: its path below the start, and what it is itself (links not followed). */
+export interface RawEntry {
+  readonly relPath: string;
+  readonly kind: 'file' | 'directory' | 'symlink' | 'other';
+}
+
+/**
+ * Everything beneath a directory, hidden entries included: what a move of the directory would
+ * carry. Read through descriptors from the decided directory down, never entering a symlink.
+ */
+export async function* everythingUnder(start: Target, signal?: AbortSignal): AsyncGenerator<RawEntry> {
+  const top = await openAnchored(start.absPath, start.uri);
+  const slicer = new TimeSlicer();
+  const walkFrom = async function* (directory: AnchoredDirectory, prefix: string): AsyncGenerator<RawEntry> {
+    const names: { name: string; kind: RawEntry['kind'] }[] = [];
+    for await (const dirent of await opendir(directory.at(), { bufferSize: 256 })) {
+      const kind = dirent.isSymbolicLink()
+        ? 'symlink'
+        : dirent.isDirectory()
+          ? 'directory'
+          : dirent.isFile()
+            ? 'file'
+            : 'other';
+      names.push({ name: dirent.name, kind });
+    }
+    for (const { name, kind } of names) {
+      await slicer.pause();
+      signal?.throwIfAborted();
+      const relPath = prefix === '' ? name : `${prefix}/${name}`;
+      yield { relPath, kind };
+      if (kind !== 'directory') continue;
+      const child = await openChild(directory, name, start.uri);
+      try {
+        yield* walkFrom(child, relPath);
+      } finally {
+        await child.close();
+      }
+    }
+  };
+  try {
+    yield* walkFrom(top, '');
+  } finally {
+    await top.close();
   }
 }

@@ -342,3 +342,66 @@ describe('M3: a listen stream hears only what its grants allow, is audited, and 
     await Promise.allSettled([...open, others].map((answer) => answer.body?.cancel()));
   });
 });
+
+describe('M2: a move cannot make what was unreadable readable', () => {
+  let demo: Awaited<ReturnType<typeof demoCopy>>;
+  let server: TestServer;
+  let client: Client;
+
+  beforeAll(async () => {
+    demo = await demoCopy();
+    await mkdir(join(demo.project, 'dropbox/inner'), { recursive: true });
+    await mkdir(join(demo.project, 'public'));
+    await writeFile(join(demo.project, 'dropbox/inner/secret.txt'), 'dropped secret');
+    await writeFile(join(demo.project, 'dropbox/loose.txt'), 'another secret');
+    const config = join(demo.dir, 'm2.yaml');
+    await writeFile(
+      config,
+      [
+        'accessPolicy:',
+        '  read: ["public/**"]',
+        '  write: ["**/*"]',
+        'roots:',
+        '  - { name: Project, uri: ./workspace/mcp-demo }',
+        '',
+      ].join('\n'),
+    );
+    server = await startServer(config);
+    client = await modernHttpClient(server.url, 'mover');
+  });
+  afterAll(async () => {
+    await client?.close();
+    await server?.close();
+    await demo?.cleanup();
+  });
+
+  it('refuses to move a write-only file into a readable place: the source must be readable', async () => {
+    const moved = (await client.callTool({
+      name: 'move_file',
+      arguments: { source: 'dropbox/loose.txt', destination: 'public/loose.txt' },
+    })) as Result;
+    expect(codeOf(moved)).toBe('NOT_FOUND_OR_DENIED');
+    const records = await waitForAudit(server.auditFile, (r) => r.tool === 'move_file', 3);
+    expect(records.map((r) => [r.op, r.decision])).toEqual([
+      ['read', 'deny'],
+      ['write', 'allow'],
+      ['write', 'allow'],
+    ]);
+  });
+
+  it('refuses to carry a directory whose entries the move may not carry, and audits the entry', async () => {
+    const moved = (await client.callTool({
+      name: 'move_file',
+      arguments: { source: 'dropbox', destination: 'public/dropbox' },
+    })) as Result;
+    expect(codeOf(moved)).toBe('WRITE_DENIED');
+    const [carried] = await waitForAudit(server.auditFile, (r) => r.requested.includes('carried by the move'));
+    expect(carried).toMatchObject({ decision: 'deny', rule: 'default-deny:read', op: 'read' });
+    const read = (await client.callTool({
+      name: 'read_file',
+      arguments: { path: 'public/dropbox/inner/secret.txt' },
+    })) as Result;
+    expect(codeOf(read)).toBe('NOT_FOUND_OR_DENIED');
+    expect(JSON.stringify(read)).not.toContain('dropped secret');
+  });
+});

@@ -3,7 +3,7 @@ import * as z from 'zod';
 import type { Measured } from '../../access/gate.js';
 import { McpdError, notFoundOrDenied } from '../../errors.js';
 import { readTarget } from '../../fs/files.js';
-import { deleteEntry, createDirectory as makeDirectory, moveEntry, writeFileAtomic } from '../../fs/write.js';
+import { deleteEntry, createDirectory as makeDirectory, writeFileAtomic } from '../../fs/write.js';
 import type { Target } from '../../policy/types.js';
 import { defineTool, type ToolAnnotations } from '../toolkit.js';
 import { pathArg, rootArg } from './common.js';
@@ -126,11 +126,14 @@ export const editFile = defineTool({
   requires: 'write',
   async run({ path, root, edits, dryRun, expectedEtag }, ctx) {
     // Editing reveals contents (the diff), so it needs read as well as write permission.
-    const structured = await ctx.gate.accessBoth(
+    const structured = await ctx.gate.accessAll(
       ctx.caller,
-      { op: 'read', path, root },
-      { op: 'write', path, root },
-      async (readable, writable): Promise<Measured<EditOutcome>> => {
+      [
+        { op: 'read', path, root },
+        { op: 'write', path, root },
+      ],
+      async ([readable, writable]): Promise<Measured<EditOutcome>> => {
+        if (!readable || !writable) throw notFoundOrDenied(null);
         refuseSymlink(writable);
         if (writable.kind === 'missing') throw notFoundOrDenied(writable.uri);
         if (readable.absPath !== writable.absPath) throw notFoundOrDenied(writable.uri);
@@ -193,24 +196,19 @@ export const moveFile = defineTool({
   name: 'move_file',
   title: 'Move file',
   description:
-    'Move or rename a file or directory. Both the source and the destination must be writable; an existing ' +
-    'destination is never replaced.',
+    'Move or rename a file or directory. The source must be readable and writable and the destination ' +
+    'writable; a directory moves only if every entry in it may be carried along (readable and writable ' +
+    'where it is, writable where it lands). An existing destination is never replaced.',
   input: z.object({ source: pathArg, destination: pathArg, root: rootArg }),
   output: z.object({ source: z.string(), destination: z.string() }),
   annotations: MUTATING,
   requires: 'write',
   async run({ source, destination, root }, ctx) {
-    const structured = await ctx.gate.accessBoth(
+    return ctx.gate.move(
       ctx.caller,
-      { op: 'write', path: source, root },
-      { op: 'write', path: destination, root },
-      async (from, to) => {
-        if (from.kind === 'missing') throw notFoundOrDenied(from.uri);
-        await moveEntry(from, to);
-        return { value: { source: from.uri, destination: to.uri } };
-      },
+      { source, destination, ...(root === undefined ? {} : { root }) },
+      { maxEntries: ctx.config.limits.walkMaxEntries },
     );
-    return structured;
   },
 });
 
