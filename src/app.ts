@@ -7,6 +7,7 @@ import { InMemoryRateLimiter } from './cluster/rateLimiter.js';
 import type { Config } from './config/schema.js';
 import { McpdError } from './errors.js';
 import { containerMemoryLimit } from './fs/cgroup.js';
+import { RegexPool } from './fs/regex.js';
 import { unreachableRoot } from './fs/roots.js';
 import { RootWatcher } from './fs/watch.js';
 import { InFlightCalls } from './http/cancellation.js';
@@ -21,7 +22,7 @@ import type { Logger } from './ops/logger.js';
 import { Metrics } from './ops/metrics.js';
 import { Tracing } from './ops/tracing.js';
 import type { PolicyEngine } from './policy/engine.js';
-import { buildRuntime, type Runtime } from './services.js';
+import { buildRuntime, GREP_WORKERS, type Runtime, type RuntimeShared } from './services.js';
 
 /**
  * Composition: wires config, policy, auth, audit, MCP and the HTTP edge into a running server, and
@@ -108,7 +109,7 @@ class RuntimeHolder {
     private runtime: Runtime,
     private readonly deps: AppDeps,
     private readonly changes: ChangeFeed,
-    private readonly observers: GateObservers = {},
+    private readonly shared: RuntimeShared,
   ) {}
 
   get current(): Runtime {
@@ -120,7 +121,7 @@ class RuntimeHolder {
     const before = fixedSettings(this.runtime.config);
     const after = fixedSettings(config);
     const ignored = Object.keys(before).filter((key) => before[key] !== after[key]);
-    const next = await buildRuntime(config, this.deps.audit, this.observers);
+    const next = await buildRuntime(config, this.deps.audit, this.shared);
     const rootsChanged =
       JSON.stringify(this.runtime.gate.policy.roots) !== JSON.stringify(next.gate.policy.roots) ||
       this.runtime.config.resources.watch !== config.resources.watch;
@@ -152,13 +153,14 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
   const { logger } = deps;
   const observers = deps.observers ?? createObservers(config, { version: deps.version, commit: 'unknown' });
   const { metrics, tracing } = observers;
-  const first = await buildRuntime(config, deps.audit, observers);
+  const shared = { observers, regexes: new RegexPool(GREP_WORKERS) };
+  const first = await buildRuntime(config, deps.audit, shared);
   const changes = new ChangeFeed(
     rootWatcher(config, first.gate.policy, logger),
     () => holder.current.gate.policy,
     config.resources.watchDebounceMs,
   );
-  const holder = new RuntimeHolder(first, deps, changes, observers);
+  const holder = new RuntimeHolder(first, deps, changes, shared);
   const lifecycle = new Lifecycle();
   const exchanges = new ExchangeRegistry();
   const notReadyReason = async (): Promise<string | null> => {
@@ -249,6 +251,7 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
       }
       await endpoint.close();
       await holder.current.gate.whenIdle(CANCEL_SETTLE_MS);
+      await shared.regexes.close();
       changes.close();
       await edge.close();
       await metricsListener?.close();
@@ -288,13 +291,14 @@ export async function startStdioApp(
   config: Config,
   deps: AppDeps & { readonly input: Readable; readonly output: Writable },
 ): Promise<StdioApp> {
-  const first = await buildRuntime(config, deps.audit);
+  const shared = { regexes: new RegexPool(GREP_WORKERS) };
+  const first = await buildRuntime(config, deps.audit, shared);
   const changes = new ChangeFeed(
     rootWatcher(config, first.gate.policy, deps.logger),
     () => holder.current.gate.policy,
     config.resources.watchDebounceMs,
   );
-  const holder = new RuntimeHolder(first, deps, changes);
+  const holder = new RuntimeHolder(first, deps, changes, shared);
   const stop = new AbortController();
   const connection = serveStdioConnection({
     services: () => holder.current,
@@ -309,6 +313,7 @@ export async function startStdioApp(
   const close = async () => {
     await connection.close();
     await holder.current.gate.whenIdle(CANCEL_SETTLE_MS);
+    await shared.regexes.close();
     changes.close();
   };
   return {

@@ -1,8 +1,8 @@
 /**
  * The one catalogue of mcpd's domain errors. Every error a client can see is one of these codes;
  * each carries its wire mapping (JSON-RPC code for protocol errors, HTTP status for the edge) so
- * the mapping lives here and nowhere else. Messages are written for the client: they name paths
- * only in their root-relative form and never contain host paths outside a root.
+ * the mapping lives here and nowhere else. Messages are written for the client: they name a path
+ * as `Root name:relative/path` (Target.display), never by a host path.
  */
 
 export const ERROR_CATALOGUE = {

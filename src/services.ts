@@ -4,6 +4,7 @@ import { type Authenticator, createAuthenticator } from './auth/index.js';
 import { ConfigError } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { DirectoryListings } from './fs/listing.js';
+import { RegexPool } from './fs/regex.js';
 import { NodePathResolver } from './fs/resolver.js';
 import { canonicalizeRoots } from './fs/roots.js';
 import type { McpServices } from './mcp/scope.js';
@@ -23,7 +24,17 @@ export interface Runtime extends McpServices {
  * engine, the audited gate and the authenticator. Roots that do not exist are configuration
  * errors, named by their key.
  */
-export async function buildRuntime(config: Config, audit: AuditLog, observers: GateObservers = {}): Promise<Runtime> {
+/** What outlives reloads: made once per process and handed to every runtime built from a config. */
+export interface RuntimeShared {
+  readonly observers?: GateObservers;
+  /** grep's regex workers; a runtime built without them gets a pool that starts workers only on use. */
+  readonly regexes?: RegexPool;
+}
+
+/** Regex workers per process: one per core of the machines mcpd is sized for. */
+export const GREP_WORKERS = 2;
+
+export async function buildRuntime(config: Config, audit: AuditLog, shared: RuntimeShared = {}): Promise<Runtime> {
   const { roots, problems } = await canonicalizeRoots(config.roots);
   if (problems.length > 0) {
     throw new ConfigError(
@@ -47,7 +58,12 @@ export async function buildRuntime(config: Config, audit: AuditLog, observers: G
   });
   return {
     config,
-    gate: new AccessGate(policy, audit, listings, observers),
+    gate: new AccessGate(
+      policy,
+      audit,
+      { listings, regexes: shared.regexes ?? new RegexPool(GREP_WORKERS) },
+      shared.observers,
+    ),
     authenticator: createAuthenticator(config.auth),
   };
 }

@@ -3,6 +3,7 @@ import type { AuditFields, AuditLog } from '../audit/log.js';
 import type { Outcome, Transport } from '../audit/record.js';
 import { isAbortError, isMcpdError, McpdError, notFoundOrDenied } from '../errors.js';
 import type { DirectoryListings } from '../fs/listing.js';
+import type { RegexPool } from '../fs/regex.js';
 import { everythingUnder, type Viewer } from '../fs/walk.js';
 import { moveEntry } from '../fs/write.js';
 import { InFlight } from '../ops/inflight.js';
@@ -63,7 +64,7 @@ export class AccessGate {
   constructor(
     readonly policy: PolicyEngine,
     private readonly audit: AuditLog,
-    private readonly listings: DirectoryListings,
+    private readonly files: { readonly listings: DirectoryListings; readonly regexes: RegexPool },
     private readonly observers: GateObservers = {},
   ) {}
 
@@ -81,7 +82,7 @@ export class AccessGate {
   }
 
   viewer(caller: Caller): Viewer {
-    return { policy: this.policy, principal: caller.principal, listings: this.listings };
+    return { policy: this.policy, principal: caller.principal, ...this.files };
   }
 
   /** Decides `request` and, if allowed, runs `run` on the target. */
@@ -159,7 +160,7 @@ export class AccessGate {
         { op: 'write', path: destination, root },
       ],
       async ([, from, to]) => {
-        if (!from || !to || from.kind === 'missing') throw notFoundOrDenied(from?.uri ?? null);
+        if (!from || !to || from.kind === 'missing') throw notFoundOrDenied(from?.display ?? null);
         await moveEntry(from, to, async (kind) => {
           if (kind === 'directory') await this.judgeCarried(caller, from, to, options.maxEntries);
         });
@@ -176,7 +177,7 @@ export class AccessGate {
       if (seen > maxEntries) {
         throw new McpdError(
           'TOO_LARGE',
-          `${from.uri} holds more than ${maxEntries} entries; move its contents in parts`,
+          `${from.display} holds more than ${maxEntries} entries; move its contents in parts`,
         );
       }
       const kind = entry.kind === 'directory' ? 'directory' : 'file';
@@ -193,7 +194,7 @@ export class AccessGate {
         this.record(caller, { op: refused.op, path: requested }, refused, performance.now(), 'denied', null);
         throw new McpdError(
           'WRITE_DENIED',
-          `${from.uri}: refused, the directory holds entries this move may not carry (${refused.reason})`,
+          `${from.display}: refused, the directory holds entries this move may not carry (${refused.reason})`,
         );
       }
     }
@@ -419,8 +420,11 @@ export class AccessGate {
 /** The client-facing error for a denial: no detail that would reveal whether the path exists. */
 export function denialError(decision: DenyDecision): McpdError {
   if (decision.rule.startsWith('syntax:')) return new McpdError('INVALID_PATH', `invalid path: ${decision.reason}`);
-  if (decision.rule === 'unknown-root') return new McpdError('INVALID_ARGUMENT', 'no root has that name or URI');
-  const shown = decision.uri;
+  if (decision.rule === 'unknown-root' || decision.hidden === 'name') {
+    return new McpdError('INVALID_ARGUMENT', 'no root has that name or URI');
+  }
+  if (decision.hidden === 'path') return notFoundOrDenied(null);
+  const shown = decision.display;
   if (decision.op === 'write') {
     const ruleBased = ['read-only-root', 'default-deny:write', 'write:root-itself', 'grant:none'].includes(
       decision.rule,

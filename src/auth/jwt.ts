@@ -103,6 +103,15 @@ export class JwtAuthenticator implements Authenticator {
         clockTolerance: this.settings.clockToleranceSec,
         requiredClaims: ['exp'],
       });
+      // A token valid for longer than maxLifetimeSec is refused: a stolen one would be good for too long.
+      const exp = payload.exp as number;
+      const issued = typeof payload.iat === 'number' ? payload.iat : Date.now() / 1000;
+      if (exp - issued > this.settings.maxLifetimeSec + this.settings.clockToleranceSec) {
+        return failure(
+          'auth:lifetime',
+          `the token is valid for more than ${this.settings.maxLifetimeSec} s (jwt.maxLifetimeSec)`,
+        );
+      }
       const id = payload[this.settings.principalClaim];
       if (typeof id !== 'string' || id === '') {
         return failure('auth:no-principal', `the token has no "${this.settings.principalClaim}" claim`);

@@ -69,6 +69,9 @@ export const DEFAULTS = {
   maxConcurrentPerPrincipal: 32,
   ratePerSecond: 50,
   rateBurst: 100,
+  /** Failed authentications per client address: past this, the address is refused before any key check. */
+  authFailuresPerSecond: 2,
+  authFailuresBurst: 20,
   toolTimeoutMs: 120_000,
   /** Long streaming tools get their own budget. */
   datasetTimeoutMs: 900_000,
@@ -78,6 +81,8 @@ export const DEFAULTS = {
   /** An SSE reader that takes nothing for this long is cut off instead of being buffered for. */
   sseStallTimeoutMs: 30_000,
   jwtClockToleranceSec: 30,
+  /** Longest validity (exp - iat) of an access token accepted: a day. */
+  jwtMaxLifetimeSec: 86_400,
   jwksCacheMaxAgeMs: 10 * 60_000,
   jwksRefetchCooldownMs: 30_000,
   reloadDebounceMs: 500,
@@ -219,6 +224,9 @@ const jwtSchema = z
       .default(['RS256', 'PS256', 'ES256', 'EdDSA'])
       .describe('Accepted signature algorithms; "none" and HMAC are never accepted.'),
     clockToleranceSec: z.number().int().min(0).max(300).default(DEFAULTS.jwtClockToleranceSec),
+    maxLifetimeSec: positiveInt
+      .default(DEFAULTS.jwtMaxLifetimeSec)
+      .describe('Tokens valid for longer than this (exp - iat, or exp - now without iat) are refused.'),
     principalClaim: z.string().min(1).default('sub'),
     jwksCacheMaxAgeMs: positiveInt.default(DEFAULTS.jwksCacheMaxAgeMs),
     jwksRefetchCooldownMs: z
@@ -320,6 +328,16 @@ const limitsSchema = z.strictObject({
     })
     .prefault({})
     .describe('Token bucket per principal: sustained requests per second and the burst above it.'),
+  authFailures: z
+    .strictObject({
+      perSecond: z.number().positive().default(DEFAULTS.authFailuresPerSecond),
+      burst: positiveInt.default(DEFAULTS.authFailuresBurst),
+    })
+    .prefault({})
+    .describe(
+      'Token bucket of failed authentications per client address (behind trustedProxies, the forwarded one): ' +
+        'once empty, the address gets 429 before any credential is checked, and only the first refusal is audited.',
+    ),
   toolTimeoutMs: positiveInt.default(DEFAULTS.toolTimeoutMs).describe('A tool call running longer is cancelled.'),
   toolTimeouts: z
     .record(z.string(), positiveInt)

@@ -40,10 +40,10 @@ async function canAnchor(): Promise<boolean> {
 }
 
 /** The error for a platform that cannot anchor: mcpd refuses rather than race. */
-function cannotAnchor(uri: string): McpdError {
+function cannotAnchor(shown: string): McpdError {
   return new McpdError(
     'UNSUPPORTED',
-    `${uri}: this platform cannot anchor file operations to a directory descriptor (/proc/self/fd), ` +
+    `${shown}: this platform cannot anchor file operations to a directory descriptor (/proc/self/fd), ` +
       'so mcpd refuses to change files here rather than race',
   );
 }
@@ -51,45 +51,45 @@ function cannotAnchor(uri: string): McpdError {
 /**
  * Opens the directory at canonical `path` and proves it is that directory now: the descriptor's
  * own path (from /proc) must be `path` itself, so no symlink anywhere on the way was followed.
- * `uri` is what a refusal names.
+ * `shown` is how a refusal names it (root name and relative path).
  */
-export async function openAnchored(path: string, uri: string): Promise<AnchoredDirectory> {
-  if (!(await canAnchor())) throw cannotAnchor(uri);
+export async function openAnchored(path: string, shown: string): Promise<AnchoredDirectory> {
+  if (!(await canAnchor())) throw cannotAnchor(shown);
   let handle: FileHandle;
   try {
     handle = await open(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP' || code === 'EACCES' || code === 'EPERM') {
-      throw notFoundOrDenied(uri);
+      throw notFoundOrDenied(shown);
     }
     throw error;
   }
-  return anchor(handle, path, uri);
+  return anchor(handle, path, shown);
 }
 
 /** Opens `name` inside `parent` as a directory, without following a symlink; anchored like openAnchored. */
-export async function openChild(parent: AnchoredDirectory, name: string, uri: string): Promise<AnchoredDirectory> {
+export async function openChild(parent: AnchoredDirectory, name: string, shown: string): Promise<AnchoredDirectory> {
   let handle: FileHandle;
   try {
     handle = await open(parent.at(name), constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOTDIR' || code === 'ELOOP') {
-      throw new McpdError('NOT_A_DIRECTORY', `${uri} is not a directory`);
+      throw new McpdError('NOT_A_DIRECTORY', `${shown} is not a directory`);
     }
-    if (code === 'ENOENT' || code === 'EACCES' || code === 'EPERM') throw notFoundOrDenied(uri);
+    if (code === 'ENOENT' || code === 'EACCES' || code === 'EPERM') throw notFoundOrDenied(shown);
     throw error;
   }
-  return anchor(handle, `${parent.path}/${name}`, uri);
+  return anchor(handle, `${parent.path}/${name}`, shown);
 }
 
-async function anchor(handle: FileHandle, path: string, uri: string): Promise<AnchoredDirectory> {
+async function anchor(handle: FileHandle, path: string, shown: string): Promise<AnchoredDirectory> {
   const fd = handle.fd;
   const actual = await readlink(`${PROC_FD}/${fd}`).catch(() => null);
   if (actual !== path) {
     await handle.close().catch(() => {});
-    throw notFoundOrDenied(uri);
+    throw notFoundOrDenied(shown);
   }
   let closed = false;
   return {
@@ -107,10 +107,10 @@ async function anchor(handle: FileHandle, path: string, uri: string): Promise<An
 /** Runs `work` with the anchored directory open, and closes it whatever happens. */
 export async function withAnchored<T>(
   path: string,
-  uri: string,
+  shown: string,
   work: (directory: AnchoredDirectory) => Promise<T>,
 ): Promise<T> {
-  const directory = await openAnchored(path, uri);
+  const directory = await openAnchored(path, shown);
   try {
     return await work(directory);
   } finally {

@@ -110,7 +110,7 @@ function tooLarge(what: string, size: number, max: number): McpdError {
 
 /** A file that shrank under a read: what was read is not the file, so nothing is returned. */
 function changedWhileReading(target: Target): McpdError {
-  return new McpdError('CONFLICT', `${target.uri} changed while it was being read; read it again`);
+  return new McpdError('CONFLICT', `${target.display} changed while it was being read; read it again`);
 }
 
 /** Reads a file (or a range of it) through a verified descriptor, under a size cap. */

@@ -74,7 +74,7 @@ export class DirectoryListings {
    * held, so that a caller can stat the entries of a page through the same descriptor.
    */
   async open(target: Target): Promise<OpenListing> {
-    const directory = await openAnchored(target.absPath, target.uri);
+    const directory = await openAnchored(target.absPath, target.display);
     try {
       const snapshot = await this.snapshotOf(directory, target);
       return new OpenListing(directory, target, snapshot, this.policy);
@@ -86,7 +86,7 @@ export class DirectoryListings {
 
   /** The snapshot alone (for walks, which need no stat). */
   async snapshot(target: Target): Promise<Snapshot> {
-    const directory = await openAnchored(target.absPath, target.uri);
+    const directory = await openAnchored(target.absPath, target.display);
     try {
       return await this.snapshotOf(directory, target);
     } finally {
@@ -148,7 +148,7 @@ export class DirectoryListings {
       handle = await opendir(directory.at(), { bufferSize: 256 });
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EACCES') throw notFoundOrDenied(target.uri);
+      if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EACCES') throw notFoundOrDenied(target.display);
       throw error;
     }
     for await (const dirent of handle) {
@@ -157,7 +157,7 @@ export class DirectoryListings {
         await handle.close().catch(() => {});
         throw new DirectoryTooLarge(
           'TOO_LARGE',
-          `${target.uri} has more than ${this.options.maxEntries} entries (limits.maxDirectoryEntries); ` +
+          `${target.display} has more than ${this.options.maxEntries} entries (limits.maxDirectoryEntries); ` +
             'list a narrower directory or use search_files',
         );
       }

@@ -38,9 +38,9 @@ export async function openRegularFile(target: Target): Promise<{ handle: FileHan
   const handle = await openVerified(target);
   try {
     const stats = await handle.stat({ bigint: true });
-    if (stats.isDirectory()) throw new McpdError('NOT_A_FILE', `${target.uri} is a directory; use list_directory`);
-    if (!stats.isFile()) throw notFoundOrDenied(target.uri);
-    if (stats.nlink > 1n && target.root.hardLinks === 'refuse') throw notFoundOrDenied(target.uri);
+    if (stats.isDirectory()) throw new McpdError('NOT_A_FILE', `${target.display} is a directory; use list_directory`);
+    if (!stats.isFile()) throw notFoundOrDenied(target.display);
+    if (stats.nlink > 1n && target.root.hardLinks === 'refuse') throw notFoundOrDenied(target.display);
     return { handle, stats };
   } catch (error) {
     await handle.close().catch(() => {});
@@ -51,18 +51,18 @@ export async function openRegularFile(target: Target): Promise<{ handle: FileHan
 export async function verifyDescriptor(handle: FileHandle, expectedPath: string, target: Target): Promise<void> {
   const actual = await readlink(`${PROC_FD}/${handle.fd}`).catch(() => null);
   if (actual !== null) {
-    if (actual !== expectedPath) throw notFoundOrDenied(target.uri);
+    if (actual !== expectedPath) throw notFoundOrDenied(target.display);
     return;
   }
   const [opened, named] = await Promise.all([handle.stat({ bigint: true }), stat(expectedPath, { bigint: true })]);
-  if (opened.dev !== named.dev || opened.ino !== named.ino) throw notFoundOrDenied(target.uri);
+  if (opened.dev !== named.dev || opened.ino !== named.ino) throw notFoundOrDenied(target.display);
 }
 
 /** Open failures a client may see: all of them look like "not found or not permitted". */
 export function mapOpenError(error: unknown, target: Target): Error {
   const code = (error as NodeJS.ErrnoException).code;
   if (code === 'ENOENT' || code === 'ELOOP' || code === 'EACCES' || code === 'EPERM' || code === 'ENOTDIR') {
-    return notFoundOrDenied(target.uri);
+    return notFoundOrDenied(target.display);
   }
   return error as Error;
 }

@@ -9,11 +9,15 @@ export const MAX_LINE_CHARS = 4000;
 export const MAX_SHOWN_CHARS = 500;
 
 // Runs in a worker so that a catastrophically backtracking pattern can be stopped: a regex
-// cannot be interrupted on the thread that runs it, but a worker can be terminated.
+// cannot be interrupted on the thread that runs it, but a worker can be terminated. Workers are
+// pooled: each keeps its last compiled pattern, so a grep's files reuse it.
 const WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const regex = new RegExp(workerData.source, workerData.flags);
-parentPort.on('message', ({ id, text, limit, maxLine, maxShown }) => {
+const { parentPort } = require('node:worker_threads');
+let compiled = { key: '', regex: null };
+parentPort.on('message', ({ id, source, flags, text, limit, maxLine, maxShown }) => {
+  const key = flags + '/' + source;
+  if (compiled.key !== key) compiled = { key, regex: new RegExp(source, flags) };
+  const regex = compiled.regex;
   const hits = [];
   let lineNo = 0;
   let start = 0;
@@ -52,53 +56,100 @@ export function compilePattern(source: string, caseInsensitive: boolean): { sour
   return { source, flags };
 }
 
-/** One regex, matched off-thread with a time budget per file. */
-export class RegexMatcher {
-  private readonly worker: Worker;
+/**
+ * A few workers shared by every grep of the process, matching off the event loop with a time
+ * budget per file. A call waits for a free worker rather than starting its own; a worker whose
+ * pattern ran past the budget is terminated and replaced on next use.
+ */
+export class RegexPool {
+  private readonly idle: Worker[] = [];
+  private readonly waiting: ((worker: Worker) => void)[] = [];
+  private live = 0;
   private nextId = 0;
+  private closed = false;
 
-  constructor(
+  constructor(private readonly size: number) {}
+
+  async match(
     pattern: { source: string; flags: string },
-    private readonly timeoutMs: number,
-  ) {
-    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: pattern });
-    this.worker.unref();
-  }
-
-  match(text: string, limit: number): Promise<LineMatch[]> {
+    text: string,
+    limit: number,
+    timeoutMs: number,
+  ): Promise<LineMatch[]> {
+    const worker = await this.acquire();
     const id = this.nextId++;
-    return new Promise((resolve, reject) => {
+    return new Promise<LineMatch[]>((resolve, reject) => {
       const timer = setTimeout(() => {
         cleanup();
-        void this.worker.terminate();
+        this.discard(worker);
         reject(
-          new McpdError(
-            'INVALID_ARGUMENT',
-            `the pattern took longer than ${this.timeoutMs} ms on one file; simplify it`,
-          ),
+          new McpdError('INVALID_ARGUMENT', `the pattern took longer than ${timeoutMs} ms on one file; simplify it`),
         );
-      }, this.timeoutMs);
+      }, timeoutMs);
       const onMessage = (message: { id: number; hits: [number, string][] }) => {
         if (message.id !== id) return;
         cleanup();
+        this.release(worker);
         resolve(message.hits.map(([line, lineText]) => ({ line, text: lineText })));
       };
       const onError = (error: Error) => {
         cleanup();
+        this.discard(worker);
         reject(error);
       };
       const cleanup = () => {
         clearTimeout(timer);
-        this.worker.off('message', onMessage);
-        this.worker.off('error', onError);
+        worker.off('message', onMessage);
+        worker.off('error', onError);
       };
-      this.worker.on('message', onMessage);
-      this.worker.on('error', onError);
-      this.worker.postMessage({ id, text, limit, maxLine: MAX_LINE_CHARS, maxShown: MAX_SHOWN_CHARS });
+      worker.on('message', onMessage);
+      worker.on('error', onError);
+      worker.postMessage({ id, ...pattern, text, limit, maxLine: MAX_LINE_CHARS, maxShown: MAX_SHOWN_CHARS });
     });
   }
 
+  /** Workers started and not terminated. */
+  get workers(): number {
+    return this.live;
+  }
+
+  /** Terminates every worker; matches still waiting fail. */
   async close(): Promise<void> {
-    await this.worker.terminate();
+    this.closed = true;
+    const workers = this.idle.splice(0);
+    await Promise.all(workers.map((worker) => worker.terminate()));
+  }
+
+  private acquire(): Promise<Worker> {
+    if (this.closed) return Promise.reject(new McpdError('UNAVAILABLE', 'the server is shutting down'));
+    const worker = this.idle.pop();
+    if (worker) return Promise.resolve(worker);
+    if (this.live < this.size) {
+      this.live += 1;
+      const fresh = new Worker(WORKER_SOURCE, { eval: true });
+      fresh.unref();
+      return Promise.resolve(fresh);
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  private release(worker: Worker): void {
+    const next = this.waiting.shift();
+    if (next) next(worker);
+    else if (this.closed) void worker.terminate();
+    else this.idle.push(worker);
+  }
+
+  private discard(worker: Worker): void {
+    void worker.terminate();
+    this.live -= 1;
+    // Someone waiting gets a fresh worker in its place.
+    const next = this.waiting.shift();
+    if (next) {
+      this.live += 1;
+      const fresh = new Worker(WORKER_SOURCE, { eval: true });
+      fresh.unref();
+      next(fresh);
+    }
   }
 }

@@ -3,7 +3,7 @@ import { CALLER_GLOB_LIMITS, compileGlob, GlobSyntaxError } from '../globs.js';
 import type { Target } from '../policy/types.js';
 import { looksBinary, readAt } from './files.js';
 import { openRegularFile } from './open.js';
-import { type LineMatch, RegexMatcher } from './regex.js';
+import type { LineMatch } from './regex.js';
 import { type Entry, hasVisibleEntries, type Viewer, WalkBudget, walk } from './walk.js';
 
 /** Where a paginated multi-root walk stopped: which start, and the last path returned there. */
@@ -102,50 +102,50 @@ export interface GrepResult {
 /** Regex over the contents of every visible text file under the starts, bounded every way. */
 export async function grep(viewer: Viewer, starts: readonly Target[], options: GrepOptions): Promise<GrepResult> {
   const { include } = options;
-  const matcher = new RegexMatcher(options.pattern, options.timeoutMsPerFile);
   const matches: GrepMatch[] = [];
   let filesScanned = 0;
   let skippedBinary = 0;
   let skippedLarge = 0;
-  try {
-    for (const start of starts) {
-      for await (const entry of walk(viewer, start, { budget: options.budget, signal: options.signal })) {
-        if (entry.type !== 'file') continue;
-        if (include && !include(entry.relPath)) continue;
-        const opened = await openRegularFile(entry.target).catch(() => null);
-        if (!opened) continue;
-        let text: string | undefined;
-        try {
-          const size = Number(opened.stats.size);
-          if (size > options.maxFileBytes) {
-            skippedLarge += 1;
-            continue;
-          }
-          // At most the size seen: a file growing meanwhile cannot make this read unbounded.
-          const data = await readAt(opened.handle, 0, size);
-          if (looksBinary(data.subarray(0, 8192))) {
-            skippedBinary += 1;
-            continue;
-          }
-          text = data.toString('utf8');
-        } finally {
-          await opened.handle.close();
+  for (const start of starts) {
+    for await (const entry of walk(viewer, start, { budget: options.budget, signal: options.signal })) {
+      if (entry.type !== 'file') continue;
+      if (include && !include(entry.relPath)) continue;
+      const opened = await openRegularFile(entry.target).catch(() => null);
+      if (!opened) continue;
+      let text: string | undefined;
+      try {
+        const size = Number(opened.stats.size);
+        if (size > options.maxFileBytes) {
+          skippedLarge += 1;
+          continue;
         }
-        filesScanned += 1;
-        const hits = await matcher.match(text, options.maxMatches - matches.length + 1);
-        for (const hit of hits) {
-          if (matches.length === options.maxMatches) {
-            return { matches, filesScanned, skippedBinary, skippedLarge, limited: true };
-          }
-          matches.push({ root: entry.root.name, path: entry.relPath, uri: entry.uri, ...hit });
+        // At most the size seen: a file growing meanwhile cannot make this read unbounded.
+        const data = await readAt(opened.handle, 0, size);
+        if (looksBinary(data.subarray(0, 8192))) {
+          skippedBinary += 1;
+          continue;
         }
+        text = data.toString('utf8');
+      } finally {
+        await opened.handle.close();
       }
-      if (options.budget.exhausted) break;
+      filesScanned += 1;
+      const hits = await viewer.regexes.match(
+        options.pattern,
+        text,
+        options.maxMatches - matches.length + 1,
+        options.timeoutMsPerFile,
+      );
+      for (const hit of hits) {
+        if (matches.length === options.maxMatches) {
+          return { matches, filesScanned, skippedBinary, skippedLarge, limited: true };
+        }
+        matches.push({ root: entry.root.name, path: entry.relPath, uri: entry.uri, ...hit });
+      }
     }
-    return { matches, filesScanned, skippedBinary, skippedLarge, limited: false };
-  } finally {
-    await matcher.close();
+    if (options.budget.exhausted) break;
   }
+  return { matches, filesScanned, skippedBinary, skippedLarge, limited: false };
 }
 
 export interface TreeNode {

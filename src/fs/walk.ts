@@ -7,6 +7,7 @@ import type { Principal, Target } from '../policy/types.js';
 import { type AnchoredDirectory, openAnchored, openChild } from './anchor.js';
 import { type DirectoryListings, DirectoryTooLarge, entryAt, type ListedEntry, type OpenListing } from './listing.js';
 import { openVerified } from './open.js';
+import type { RegexPool } from './regex.js';
 
 export type Entry = ListedEntry;
 
@@ -15,6 +16,8 @@ export interface Viewer {
   readonly policy: PolicyEngine;
   readonly principal: Principal;
   readonly listings: DirectoryListings;
+  /** The process's regex workers (grep). */
+  readonly regexes: RegexPool;
 }
 
 export interface DetailedEntry {
@@ -194,7 +197,7 @@ export interface RawEntry {
  * carry. Read through descriptors from the decided directory down, never entering a symlink.
  */
 export async function* everythingUnder(start: Target, signal?: AbortSignal): AsyncGenerator<RawEntry> {
-  const top = await openAnchored(start.absPath, start.uri);
+  const top = await openAnchored(start.absPath, start.display);
   const slicer = new TimeSlicer();
   const walkFrom = async function* (directory: AnchoredDirectory, prefix: string): AsyncGenerator<RawEntry> {
     const names: { name: string; kind: RawEntry['kind'] }[] = [];
@@ -214,7 +217,7 @@ export async function* everythingUnder(start: Target, signal?: AbortSignal): Asy
       const relPath = prefix === '' ? name : `${prefix}/${name}`;
       yield { relPath, kind };
       if (kind !== 'directory') continue;
-      const child = await openChild(directory, name, start.uri);
+      const child = await openChild(directory, name, start.display);
       try {
         yield* walkFrom(child, relPath);
       } finally {

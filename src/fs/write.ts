@@ -61,8 +61,9 @@ async function entryStats(path: string) {
 
 /** The target's parent, held by descriptor; a parent that is gone is the client's NOT_FOUND. */
 async function withParent<T>(target: Target, work: (parent: AnchoredDirectory, name: string) => Promise<T>) {
-  if (target.relPath === '') throw new McpdError('WRITE_DENIED', `${target.uri}: the root itself cannot be changed`);
-  return withAnchored(dirname(target.absPath), target.uri, (parent) => work(parent, basename(target.absPath)));
+  if (target.relPath === '')
+    throw new McpdError('WRITE_DENIED', `${target.display}: the root itself cannot be changed`);
+  return withAnchored(dirname(target.absPath), target.display, (parent) => work(parent, basename(target.absPath)));
 }
 
 /**
@@ -80,16 +81,16 @@ export async function writeFileAtomic(
   return locks.run(target.absPath, () =>
     withParent(target, async (parent, name) => {
       const existing = await entryStats(parent.at(name));
-      if (existing?.isDirectory()) throw new McpdError('NOT_A_FILE', `${target.uri} is a directory`);
-      if (existing && options.createOnly) throw new McpdError('ALREADY_EXISTS', `${target.uri} already exists`);
+      if (existing?.isDirectory()) throw new McpdError('NOT_A_FILE', `${target.display} is a directory`);
+      if (existing && options.createOnly) throw new McpdError('ALREADY_EXISTS', `${target.display} already exists`);
       if (options.expectedEtag !== undefined) {
         const actual = existing?.isFile() ? etagOf(existing) : null;
         if (actual !== options.expectedEtag) {
           throw new McpdError(
             'CONFLICT',
             actual === null
-              ? `${target.uri} does not exist, so it cannot match the expected ETag`
-              : `${target.uri} changed since it was read (ETag is now ${actual}); read it again and retry`,
+              ? `${target.display} does not exist, so it cannot match the expected ETag`
+              : `${target.display} changed since it was read (ETag is now ${actual}); read it again and retry`,
             { currentEtag: actual },
           );
         }
@@ -112,7 +113,7 @@ export async function writeFileAtomic(
             await link(parent.at(tempName), parent.at(name));
           } catch (error) {
             if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
-              throw new McpdError('ALREADY_EXISTS', `${target.uri} already exists`);
+              throw new McpdError('ALREADY_EXISTS', `${target.display} already exists`);
             }
             throw error;
           }
@@ -158,7 +159,7 @@ export async function createDirectory(
     return withParent(target, async (parent, name) => ({ created: await makeChild(parent, name, target) }));
   }
   const names = target.relPath.split('/');
-  let current = await openAnchored(target.root.canonicalPath, target.root.uri);
+  let current = await openAnchored(target.root.canonicalPath, `${target.root.name}:.`);
   try {
     // Down through what exists; then judge every ancestor still missing before making any of them.
     let depth = 0;
@@ -169,11 +170,11 @@ export async function createDirectory(
       const relPath = names.slice(0, depth + 1).join('/');
       if (!stats.isDirectory()) {
         throw depth === names.length - 1
-          ? new McpdError('ALREADY_EXISTS', `${target.uri} exists and is not a directory`)
+          ? new McpdError('ALREADY_EXISTS', `${target.display} exists and is not a directory`)
           : new McpdError('NOT_A_DIRECTORY', `${target.root.name}:${relPath} is not a directory`);
       }
       if (depth === names.length - 1) return { created: false };
-      const next = await openChild(current, name, target.uri);
+      const next = await openChild(current, name, target.display);
       await current.close();
       current = next;
     }
@@ -188,7 +189,7 @@ export async function createDirectory(
       const name = names[depth] as string;
       created = (await makeChild(current, name, target)) || created;
       if (depth === names.length - 1) break;
-      const next = await openChild(current, name, target.uri);
+      const next = await openChild(current, name, target.display);
       await current.close();
       current = next;
     }
@@ -207,7 +208,7 @@ async function makeChild(parent: AnchoredDirectory, name: string, target: Target
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     const stats = await entryStats(parent.at(name));
     if (stats?.isDirectory()) return false;
-    throw new McpdError('ALREADY_EXISTS', `${target.uri} exists and is not a directory`);
+    throw new McpdError('ALREADY_EXISTS', `${target.display} exists and is not a directory`);
   }
 }
 
@@ -225,9 +226,9 @@ export async function moveEntry(
   await withParent(source, (from, sourceName) =>
     withParent(destination, async (to, destinationName) => {
       const stats = await entryStats(from.at(sourceName));
-      if (!stats) throw notFoundOrDenied(source.uri);
+      if (!stats) throw notFoundOrDenied(source.display);
       if (await entryStats(to.at(destinationName))) {
-        throw new McpdError('ALREADY_EXISTS', `${destination.uri} already exists`);
+        throw new McpdError('ALREADY_EXISTS', `${destination.display} already exists`);
       }
       await beforeMove(stats.isDirectory() ? 'directory' : stats.isFile() ? 'file' : 'other');
       try {
@@ -246,9 +247,9 @@ export async function moveEntry(
           );
         }
         if (code === 'EEXIST' || code === 'ENOTEMPTY') {
-          throw new McpdError('ALREADY_EXISTS', `${destination.uri} already exists`);
+          throw new McpdError('ALREADY_EXISTS', `${destination.display} already exists`);
         }
-        if (code === 'ENOENT') throw notFoundOrDenied(source.uri);
+        if (code === 'ENOENT') throw notFoundOrDenied(source.display);
         throw error;
       }
       await syncDirectory(from);
@@ -261,7 +262,7 @@ export async function moveEntry(
 export async function deleteEntry(target: Target): Promise<{ type: 'file' | 'directory' }> {
   return withParent(target, async (parent, name) => {
     const stats = await entryStats(parent.at(name));
-    if (!stats) throw notFoundOrDenied(target.uri);
+    if (!stats) throw notFoundOrDenied(target.display);
     try {
       if (stats.isDirectory()) {
         await rmdir(parent.at(name));
@@ -272,9 +273,9 @@ export async function deleteEntry(target: Target): Promise<{ type: 'file' | 'dir
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'ENOTEMPTY' || code === 'EEXIST') {
-        throw new McpdError('DIRECTORY_NOT_EMPTY', `${target.uri} is not empty; delete its contents first`);
+        throw new McpdError('DIRECTORY_NOT_EMPTY', `${target.display} is not empty; delete its contents first`);
       }
-      if (code === 'ENOENT') throw notFoundOrDenied(target.uri);
+      if (code === 'ENOENT') throw notFoundOrDenied(target.display);
       throw error;
     }
   });

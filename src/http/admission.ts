@@ -2,9 +2,10 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { hostHeaderValidation, originValidation } from '@modelcontextprotocol/node';
 import { localhostAllowedHostnames } from '@modelcontextprotocol/server';
+import proxyAddr from 'proxy-addr';
 import { challengeHeader } from '../auth/index.js';
 import type { Authenticator, AuthOutcome } from '../auth/types.js';
-import type { RateLimiter } from '../cluster/rateLimiter.js';
+import { InMemoryRateLimiter, type RateLimiter } from '../cluster/rateLimiter.js';
 import type { Config } from '../config/schema.js';
 import { ERROR_CATALOGUE } from '../errors.js';
 import { REQUEST_ID_HEADER } from '../mcp/endpoint.js';
@@ -17,8 +18,38 @@ import { perConfig } from './perConfig.js';
 
 /** A request id we accept from a client or proxy; anything else is replaced, never echoed. */
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
-/** Query parameters that would carry a credential in a URL, where it ends up in logs. */
-const TOKEN_QUERY_PARAMETERS = ['access_token', 'token', 'api_key', 'apikey', 'key'];
+/**
+ * Query parameters that would carry a credential in a URL, where it ends up in logs; compared
+ * without case, "-" or "_", so `Access-Token` and `API_KEY` count too.
+ */
+const CREDENTIAL_PARAMETERS = new Set([
+  'accesstoken',
+  'token',
+  'apikey',
+  'key',
+  'auth',
+  'authorization',
+  'bearer',
+  'jwt',
+  'idtoken',
+  'refreshtoken',
+  'sessiontoken',
+  'password',
+  'passwd',
+  'secret',
+  'clientsecret',
+  'xapikey',
+]);
+
+function hasCredentialParameter(url: URL): boolean {
+  for (const name of url.searchParams.keys()) {
+    if (CREDENTIAL_PARAMETERS.has(name.toLowerCase().replace(/[-_]/g, ''))) return true;
+  }
+  return false;
+}
+
+/** Which peers are proxies whose X-Forwarded-For and X-Request-Id are believed. */
+export const proxyTrust = perConfig((config) => proxyAddr.compile([...config.server.trustedProxies]));
 
 /** What an edge refusal names as requested when it is about the endpoint, not a call. */
 const MCP_ENDPOINT = '/mcp';
@@ -63,10 +94,16 @@ export function userAgentOf(req: IncomingMessage): string | null {
   return clientLabel(req.headers['user-agent']);
 }
 
-/** The request id of a request: the client's or proxy's when well-formed, else a new one; echoed back. */
-export function assignRequestId(req: IncomingMessage, res: ServerResponse): string {
+/**
+ * The request id of a request: a trusted proxy's when well-formed (nginx stamps one), else a new
+ * one; echoed back. A client's own X-Request-Id is never believed: it would let a caller choose
+ * the id its audit lines are filed under.
+ */
+export function assignRequestId(req: IncomingMessage, res: ServerResponse, config: Config): string {
   const supplied = req.headers[REQUEST_ID_HEADER];
-  const requestId = typeof supplied === 'string' && REQUEST_ID_PATTERN.test(supplied) ? supplied : randomUUID();
+  const fromProxy = proxyTrust(config)(req.socket.remoteAddress ?? '', 0);
+  const requestId =
+    fromProxy && typeof supplied === 'string' && REQUEST_ID_PATTERN.test(supplied) ? supplied : randomUUID();
   req.headers[REQUEST_ID_HEADER] = requestId;
   res.setHeader(REQUEST_ID_HEADER, requestId);
   return requestId;
@@ -81,6 +118,7 @@ export interface AdmissionDeps {
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly onRefusal: (refusal: EdgeRefusal) => void;
+  readonly now?: () => number;
 }
 
 export interface Admitted {
@@ -114,7 +152,12 @@ export class Admission {
     };
   });
 
-  constructor(private readonly deps: AdmissionDeps) {}
+  /** Addresses failing authentication, throttled before their next credential is judged. */
+  private readonly floods: AuthFloods;
+
+  constructor(private readonly deps: AdmissionDeps) {
+    this.floods = new AuthFloods(deps.now ?? (() => Date.now()));
+  }
 
   async admit(
     req: IncomingMessage,
@@ -123,9 +166,22 @@ export class Admission {
     requestId: string,
     config: Config,
     authenticator: Authenticator,
+    /** What the request is for (`/mcp`, `/metrics`): what a refusal names as requested. */
+    endpoint: string = MCP_ENDPOINT,
   ): Promise<Admitted | undefined> {
     const { metrics } = this.deps;
     const guards = this.guards(config);
+    const userAgent = userAgentOf(req);
+    const refusal = (rule: string, reason: string, status: number): EdgeRefusal => ({
+      requestId,
+      principal: 'unauthenticated',
+      userAgent,
+      op: 'authenticate',
+      requested: endpoint,
+      rule,
+      reason,
+      status,
+    });
     // DNS rebinding: a browser page must not reach a local server through a name it controls.
     if (!guards.host(req, res)) {
       this.reject('host');
@@ -137,21 +193,12 @@ export class Admission {
     }
 
     // A credential in a URL ends up in every log on its way: refuse it outright (RFC 6750 5.3).
-    if (TOKEN_QUERY_PARAMETERS.some((name) => url.searchParams.has(name))) {
+    if (hasCredentialParameter(url)) {
       const description = 'credentials must not be sent in the query string; use the Authorization header';
       this.reject('token_in_query');
       this.refuse(
         res,
-        {
-          requestId,
-          principal: 'unauthenticated',
-          userAgent: userAgentOf(req),
-          op: 'authenticate',
-          requested: MCP_ENDPOINT,
-          rule: 'auth:token-in-query',
-          reason: description,
-          status: 400,
-        },
+        refusal('auth:token-in-query', description, 400),
         { error: 'invalid_request', error_description: description },
         {
           'www-authenticate': challengeHeader(config.auth, config.server.publicUrl, {
@@ -169,30 +216,56 @@ export class Admission {
       sendJson(
         res,
         413,
-        jsonRpcError(-32000, `request body of ${declared} bytes exceeds the ${config.server.maxBodyBytes}-byte limit`),
+        jsonRpcError(
+          ERROR_CATALOGUE.TOO_LARGE.jsonRpc,
+          `request body of ${declared} bytes exceeds the ${config.server.maxBodyBytes}-byte limit`,
+        ),
         { connection: 'close' },
       );
       req.resume();
       return undefined;
     }
 
+    // An address that keeps failing authentication is turned away before any credential is judged
+    // again, and audited once per quiet period instead of once per request.
+    const address = proxyAddr(req, proxyTrust(config));
+    const flooding = this.floods.refusing(address);
+    if (flooding) {
+      this.reject('auth_flood');
+      sendJson(
+        res,
+        429,
+        { error: 'too_many_requests', error_description: 'too many failed authentications' },
+        {
+          'retry-after': String(flooding),
+        },
+      );
+      return undefined;
+    }
+
     const auth = await authenticator.authenticate(req.headers.authorization);
     if (!auth.ok) {
       metrics.authFailures.inc({ reason: auth.rule });
+      const quietFor = await this.floods.failed(address, config.limits.authFailures);
+      if (quietFor !== undefined) {
+        this.reject('auth_flood');
+        this.refuse(
+          res,
+          refusal(
+            'auth:flood',
+            `authentication failed too often from this address; refused without auditing for ${quietFor} s`,
+            429,
+          ),
+          { error: 'too_many_requests', error_description: 'too many failed authentications' },
+          { 'retry-after': String(quietFor) },
+        );
+        return undefined;
+      }
       // 503: the keys cannot be fetched, so no credential can be judged; the client retries, not re-authenticates.
       const unavailable = auth.status === 503;
       this.refuse(
         res,
-        {
-          requestId,
-          principal: 'unauthenticated',
-          userAgent: userAgentOf(req),
-          op: 'authenticate',
-          requested: MCP_ENDPOINT,
-          rule: auth.rule,
-          reason: auth.description,
-          status: auth.status,
-        },
+        refusal(auth.rule, auth.description, auth.status),
         {
           error: unavailable ? 'temporarily_unavailable' : (auth.code ?? 'unauthorized'),
           error_description: auth.description,
@@ -315,3 +388,51 @@ export class Admission {
     });
   }
 }
+
+/**
+ * Failed authentications per client address: a token bucket of failures; once it is empty, the
+ * address is refused (429) before any credential is judged, for as long as the bucket needs to
+ * hold a token again, and only the first of those refusals is audited. An unauthenticated flood
+ * thus costs neither key checks nor an audit line per request.
+ */
+class AuthFloods {
+  private readonly failures = new InMemoryRateLimiter();
+  private readonly quiet = new Map<string, number>();
+
+  constructor(private readonly now: () => number) {}
+
+  /** Seconds to wait when `address` is being refused, else undefined. */
+  refusing(address: string): number | undefined {
+    const until = this.quiet.get(address);
+    if (until === undefined) return undefined;
+    const left = until - this.now();
+    if (left <= 0) {
+      this.quiet.delete(address);
+      return undefined;
+    }
+    return Math.ceil(left / 1000);
+  }
+
+  /** Counts a failure; when it empties the bucket, starts a quiet period and returns its seconds. */
+  async failed(address: string, limit: { perSecond: number; burst: number }): Promise<number | undefined> {
+    const taken = await this.failures.take(address, limit.perSecond, limit.burst);
+    if (taken.ok) return undefined;
+    const seconds = Math.max(1, Math.ceil(taken.retryAfterMs / 1000));
+    if (this.quiet.size >= MAX_QUIET_ADDRESSES) this.sweep();
+    this.quiet.set(address, this.now() + seconds * 1000);
+    return seconds;
+  }
+
+  private sweep(): void {
+    const now = this.now();
+    for (const [address, until] of this.quiet) if (until <= now) this.quiet.delete(address);
+    // Still full: the oldest go, so memory stays bounded whatever the number of addresses.
+    for (const address of this.quiet.keys()) {
+      if (this.quiet.size < MAX_QUIET_ADDRESSES) break;
+      this.quiet.delete(address);
+    }
+  }
+}
+
+/** Addresses in a quiet period at once; beyond it, the oldest are forgotten. */
+const MAX_QUIET_ADDRESSES = 10_000;

@@ -13,9 +13,8 @@ import type { Metrics } from '../ops/metrics.js';
 import { context, SpanStatusCode, type Tracing } from '../ops/tracing.js';
 import type { Principal } from '../policy/types.js';
 import type { Admitted } from './admission.js';
-import { jsonRpcError, sendJson, userAgentOf } from './admission.js';
+import { jsonRpcError, proxyTrust, sendJson, userAgentOf } from './admission.js';
 import type { InFlightCalls } from './cancellation.js';
-import { perConfig } from './perConfig.js';
 import { responseFlow, sendResponse } from './respond.js';
 
 /** A 2025-era initialize the edge saw answered: who the client said it was, for the audit log. */
@@ -50,9 +49,6 @@ async function readBody(req: IncomingMessage, max: number): Promise<Buffer | und
   }
   return Buffer.concat(chunks);
 }
-
-/** Which peers' X-Forwarded-For is believed, for client.address. */
-const proxyTrust = perConfig((config) => proxyAddr.compile([...config.server.trustedProxies]));
 
 function webHeaders(req: IncomingMessage): Headers {
   const headers = new Headers();

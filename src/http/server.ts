@@ -74,6 +74,12 @@ export class HttpEdge {
     });
     const handler = (req: IncomingMessage, res: ServerResponse) => {
       this.route(req, res).catch((error: unknown) => {
+        // A client that hung up mid-request is an ordinary event, not a server failure.
+        if (clientWentAway(error, req, res)) {
+          options.logger.debug({ code: (error as NodeJS.ErrnoException).code }, 'client disconnected mid-request');
+          res.destroy();
+          return;
+        }
         options.logger.error({ err: error }, 'unhandled error at the HTTP edge');
         if (!res.headersSent) sendJson(res, 500, jsonRpcError(ERROR_CATALOGUE.INTERNAL.jsonRpc, 'internal error'));
         else res.destroy();
@@ -151,20 +157,17 @@ export class HttpEdge {
       return;
     }
     if (config.metrics.enabled && config.metrics.port === undefined && path === config.metrics.path) {
-      // On the main port, metrics sit behind the same authentication as /mcp.
-      const auth = await authenticator.authenticate(req.headers.authorization);
-      if (!auth.ok) {
-        sendJson(res, auth.status, { error: auth.code ?? 'unauthorized', error_description: auth.description });
-        return;
-      }
-      await serveMetrics(res, this.options.metrics);
+      // On the main port, metrics sit behind the same guards and authentication as /mcp, refusals audited.
+      const requestId = assignRequestId(req, res, config);
+      const admitted = await this.admission.admit(req, res, url, requestId, config, authenticator, path);
+      if (admitted) await serveMetrics(res, this.options.metrics);
       return;
     }
     if (path !== MCP_PATH) {
       sendJson(res, 404, { error: 'not found' });
       return;
     }
-    const requestId = assignRequestId(req, res);
+    const requestId = assignRequestId(req, res, config);
     if (this.draining) {
       this.admission.refuseDraining(req, res, requestId);
       return;
@@ -214,6 +217,21 @@ export class HttpEdge {
     this.inFlight.add(res);
     res.once('close', () => this.inFlight.delete(res));
   }
+}
+
+const DISCONNECT_CODES = new Set([
+  'ECONNRESET',
+  'EPIPE',
+  'ERR_STREAM_PREMATURE_CLOSE',
+  'ERR_STREAM_DESTROYED',
+  'ECONNABORTED',
+]);
+
+/** Whether `error` is the client closing its connection (before or while it was answered). */
+function clientWentAway(error: unknown, req: IncomingMessage, res: ServerResponse): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (code !== undefined && DISCONNECT_CODES.has(code)) return true;
+  return req.destroyed || res.destroyed || (error as Error | undefined)?.message === 'aborted';
 }
 
 function listen(server: Server, host: string, port: number): Promise<AddressInfo> {

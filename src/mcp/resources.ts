@@ -18,13 +18,19 @@ const listCursor = z.object({ start: z.number().int().min(0), after: z.string() 
 export function installResources(server: McpServer, scope: RequestScope): void {
   const low = server.server;
 
+  // Only the roots the caller may read: the others' names and paths are none of its business.
   low.setRequestHandler('resources/templates/list', async () => ({
-    resourceTemplates: scope.services().gate.policy.roots.map((root) => ({
-      uriTemplate: `${root.uri}/{+path}`,
-      name: root.name,
-      title: root.name,
-      description: root.description || `Files in ${root.name}`,
-    })),
+    resourceTemplates: scope
+      .services()
+      .gate.policy.roots.filter((root) =>
+        scope.services().gate.policy.grants.permits(scope.principal, root.name, 'read'),
+      )
+      .map((root) => ({
+        uriTemplate: `${root.uri}/{+path}`,
+        name: root.name,
+        title: root.name,
+        description: root.description || `Files in ${root.name}`,
+      })),
   }));
 
   low.setRequestHandler('resources/list', async (request, ctx: ServerContext) => {
@@ -70,7 +76,7 @@ export function installResources(server: McpServer, scope: RequestScope): void {
         caller,
         { op: 'read', path: request.params.uri },
         async (target): Promise<Measured<ReadResourceResult>> => {
-          if (target.kind === 'missing' || target.kind === 'directory') throw notFoundOrDenied(target.uri);
+          if (target.kind === 'missing' || target.kind === 'directory') throw notFoundOrDenied(target.display);
           const result = await readTarget(target, {
             range: { kind: 'whole' },
             maxBytes: config.limits.maxReadBytes,

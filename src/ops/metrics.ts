@@ -20,7 +20,8 @@ export type RejectionReason =
   | 'body_too_large'
   | 'host'
   | 'origin'
-  | 'token_in_query';
+  | 'token_in_query'
+  | 'auth_flood';
 
 export class Metrics {
   readonly registry = new Registry();

@@ -1,7 +1,7 @@
 import { posix } from 'node:path';
 import { GlobList } from '../globs.js';
 import { GrantTable } from './grants.js';
-import { isWithin, parseRequestPath, relativeWithin, uriFor } from './paths.js';
+import { displayFor, isWithin, parseRequestPath, relativeWithin, uriFor } from './paths.js';
 import type {
   Decision,
   DenyDecision,
@@ -64,7 +64,9 @@ export class PolicyEngine {
   }
 
   async decide(principal: Principal, op: Operation, input: string, options: DecideOptions = {}): Promise<Decision> {
-    const parsed = parseRequestPath(input, this.roots, options.root);
+    // A relative path without a root name goes to the first root this principal may read.
+    const defaultRoot = this.roots.find((root) => this.grants.permits(principal, root.name, 'read')) ?? this.roots[0];
+    const parsed = parseRequestPath(input, this.roots, options.root, defaultRoot);
     if (!parsed.ok) {
       return deny(op, parsed.root, parsed.relPath, parsed.rule, parsed.reason);
     }
@@ -73,13 +75,17 @@ export class PolicyEngine {
     // The principal's grants first: they only narrow, and need nothing from the file system.
     if (!this.grants.permits(principal, root.name, op)) {
       const access = op === 'write' ? 'write' : 'read';
-      return deny(
+      const refusal = deny(
         op,
         root,
         lexicalRel,
         'grant:none',
         `principal "${principal.id}" has no ${access} grant on this root`,
       );
+      // A root this principal may not even read is answered as if it did not exist: named, as an
+      // unknown root; by path, as a path outside every root.
+      if (this.grants.permits(principal, root.name, 'read')) return refusal;
+      return { ...refusal, uri: null, display: null, hidden: parsed.addressed };
     }
 
     // Excludes are judged on the name the client asked for, before anything is resolved, so an
@@ -105,6 +111,7 @@ export class PolicyEngine {
       relPath,
       absPath: resolved.canonical,
       uri: uriFor(root, relPath),
+      display: displayFor(root, relPath),
       kind: resolved.kind,
     };
     return this.judge(op, target, lexicalRel);
@@ -156,6 +163,7 @@ export class PolicyEngine {
       relPath,
       absPath: relPath === '' ? root.canonicalPath : posix.join(root.canonicalPath, relPath),
       uri: uriFor(root, relPath),
+      display: displayFor(root, relPath),
       kind,
     };
   }
@@ -182,6 +190,7 @@ function deny(op: Operation, root: Root | null, relPath: string | null, rule: st
     root: root?.name ?? null,
     path: root ? relPath : null,
     uri: root && relPath !== null ? uriFor(root, relPath) : null,
+    display: root && relPath !== null ? displayFor(root, relPath) : null,
     rule,
     reason,
   };

@@ -8,7 +8,13 @@ export const MAX_PATH_LENGTH = 4096;
 export const MAX_SEGMENT_BYTES = 255;
 
 export type ParsedPath =
-  | { readonly ok: true; readonly root: Root; readonly relPath: string }
+  | {
+      readonly ok: true;
+      readonly root: Root;
+      readonly relPath: string;
+      /** How the root was chosen: by the path itself (absolute, URI), or by name (relative). */
+      readonly addressed: 'path' | 'name';
+    }
   | {
       readonly ok: false;
       readonly root: Root | null;
@@ -31,7 +37,12 @@ const fail = (rule: string, reason: string, root: Root | null = null, relPath: s
  * (a root name or URI; the first root when absent). Nothing here touches the file system: symlinks
  * are the resolver's business, after this.
  */
-export function parseRequestPath(input: string, roots: readonly Root[], rootHint?: string): ParsedPath {
+export function parseRequestPath(
+  input: string,
+  roots: readonly Root[],
+  rootHint?: string,
+  defaultRoot: Root | undefined = roots[0],
+): ParsedPath {
   if (input.length > MAX_PATH_LENGTH) return fail('syntax:too-long', `path longer than ${MAX_PATH_LENGTH} characters`);
   if (input.includes('\0')) return fail('syntax:nul', 'path contains a NUL byte');
   if (input.includes('\\')) return fail('syntax:backslash', 'use "/" as the path separator');
@@ -49,15 +60,15 @@ export function parseRequestPath(input: string, roots: readonly Root[], rootHint
     const absolute = `/${segments.join('/')}`;
     const match = findRootFor(absolute, roots);
     if (!match) return fail('containment:outside-roots', 'path is outside every root');
-    return { ok: true, root: match.root, relPath: match.relPath };
+    return { ok: true, root: match.root, relPath: match.relPath, addressed: 'path' };
   }
 
-  const root = rootHint === undefined ? roots[0] : findRootByHint(rootHint, roots);
+  const root = rootHint === undefined ? defaultRoot : findRootByHint(rootHint, roots);
   if (!root) return fail('unknown-root', 'no root has that name or URI');
   const segments = normalizeSegments(text, 'root');
   if (segments === 'escape') return fail('containment:dotdot', '".." leads outside the root', root);
   if (typeof segments === 'string') return fail(`syntax:${segments}`, describeSegmentProblem(segments), root);
-  return { ok: true, root, relPath: segments.join('/') };
+  return { ok: true, root, relPath: segments.join('/'), addressed: 'name' };
 }
 
 type SegmentProblem = 'empty-segment' | 'too-long' | 'escape';
@@ -149,6 +160,11 @@ function findRootFor(absolute: string, roots: readonly Root[]): { root: Root; re
 function findRootByHint(hint: string, roots: readonly Root[]): Root | undefined {
   const trimmed = hint.endsWith('/') ? hint.slice(0, -1) : hint;
   return roots.find((root) => root.name === hint || root.uri === trimmed);
+}
+
+/** How a message names a root-relative path: `Root name:path` (`Root name:.` for the root itself). */
+export function displayFor(root: { readonly name: string }, relPath: string): string {
+  return `${root.name}:${relPath === '' ? '.' : relPath}`;
 }
 
 /** The URI a client sees for a root-relative path. */

@@ -37,6 +37,8 @@ export interface Target {
   readonly absPath: string;
   /** What the client sees: the root's URI joined with relPath. */
   readonly uri: string;
+  /** How messages name it: the root's name and the root-relative path, never a host path. */
+  readonly display: string;
   readonly kind: EntryKind;
 }
 
@@ -58,8 +60,12 @@ export interface DenyDecision {
   readonly path: string | null;
   /** The URI a client may be shown, when attributable; null for paths outside every root. */
   readonly uri: string | null;
+  /** How messages name it (root name and root-relative path); null when `uri` is. */
+  readonly display: string | null;
   readonly rule: string;
   readonly reason: string;
+  /** Set when the root is one the principal may not see: how the request named it. */
+  readonly hidden?: 'path' | 'name';
 }
 
 /** A policy decision is a value, never an exception: denials feed the audit log as they are. */

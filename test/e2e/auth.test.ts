@@ -128,6 +128,7 @@ describe('OAuth resource server (auth.mode jwt), against the built binary', () =
   });
 
   it.each([
+    ['a token valid for two days (above jwt.maxLifetimeSec)', { expiresIn: 2 * 86_400 }, 'auth:lifetime'],
     ['an expired token', { expiresIn: -600 }, 'auth:expired'],
     ['a token not valid yet', { notBefore: 600 }, 'auth:not-yet-valid'],
     ['a token for another resource', { audience: 'https://other.test.invalid/mcp' }, 'auth:wrong-audience'],

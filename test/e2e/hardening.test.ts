@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
 import { link, mkdir, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAudit, waitForAudit } from '../helpers/audit.js';
 import { modernHttpClient } from '../helpers/clients.js';
 import { runCommand } from '../helpers/process.js';
-import { postModern } from '../helpers/raw.js';
+import { messagesOf, postModern, rawRequest } from '../helpers/raw.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { demoCopy } from '../helpers/workspace.js';
 
@@ -403,5 +404,134 @@ describe('M2: a move cannot make what was unreadable readable', () => {
     })) as Result;
     expect(codeOf(read)).toBe('NOT_FOUND_OR_DENIED');
     expect(JSON.stringify(read)).not.toContain('dropped secret');
+  });
+});
+
+describe('the low findings', () => {
+  let demo: Awaited<ReturnType<typeof demoCopy>>;
+  let open: TestServer;
+  let keyed: TestServer;
+  const logs: Record<string, unknown>[] = [];
+  const sha = (key: string) => createHash('sha256').update(key).digest('hex');
+
+  beforeAll(async () => {
+    demo = await demoCopy();
+    open = await startServer(
+      await demo.configWith('low-open.yaml', 'limits:\n  maxBatchFiles: 3\n'),
+      { logLevel: 'debug' },
+      logs,
+    );
+    keyed = await startServer(
+      await demo.configWith(
+        'low-keyed.yaml',
+        [
+          'auth:',
+          '  mode: apiKeys',
+          '  apiKeys:',
+          `    - { principal: alice, sha256: ${sha('alice-key')} }`,
+          'grants:',
+          '  - { principals: [alice], roots: [MCP Demo Project], access: [read] }',
+          'limits:',
+          '  authFailures: { perSecond: 0.5, burst: 5 }',
+          '',
+        ].join('\n'),
+      ),
+    );
+  });
+  afterAll(async () => {
+    await open?.close();
+    await keyed?.close();
+    await demo?.cleanup();
+  });
+
+  it('logs a client that hangs up mid-request at debug, not as an error', async () => {
+    const { port } = new URL(open.url);
+    const socket = connect(Number(port), '127.0.0.1');
+    await new Promise((resolve) => socket.once('connect', resolve));
+    const before = logs.length;
+    socket.write(
+      `POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\ncontent-type: application/json\r\ncontent-length: 5000\r\n\r\n{"jsonrpc"`,
+    );
+    // The headers are in when the request shows up as a connection the server holds.
+    await new Promise((resolve) => setImmediate(resolve));
+    socket.destroy();
+    const deadline = Date.now() + 5000;
+    while (!logs.slice(before).some((line) => line.msg === 'client disconnected mid-request')) {
+      if (Date.now() > deadline) throw new Error(`no disconnect log: ${JSON.stringify(logs.slice(before))}`);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(logs.slice(before).filter((line) => (line.level as number) >= 50)).toEqual([]);
+  });
+
+  it.each(['access_token', 'Access-Token', 'API_KEY', 'apiKey', 'Authorization', 'jwt'])(
+    'refuses a credential in the query string under the name %s',
+    async (name) => {
+      const answer = await postModern(`${open.url}?${name}=s3cret`, 'tools/list');
+      expect(answer.status).toBe(400);
+    },
+  );
+
+  it('guards /metrics like /mcp: a foreign Host is refused, failed credentials are audited and counted', async () => {
+    const foreign = await rawRequest(`${keyed.base}/metrics`, { method: 'GET', headers: { host: 'evil.example' } });
+    expect(foreign.status).toBe(403);
+    const wrong = await fetch(`${keyed.base}/metrics`, { headers: { authorization: 'Bearer wrong' } });
+    expect(wrong.status).toBe(401);
+    const [record] = await waitForAudit(keyed.auditFile, (r) => r.requested === '/metrics');
+    expect(record).toMatchObject({ op: 'authenticate', decision: 'deny', rule: 'auth:unknown-key' });
+    const ok = await fetch(`${keyed.base}/metrics`, { headers: { authorization: 'Bearer alice-key' } });
+    expect(await ok.text()).toMatch(/mcpd_auth_failures_total\{reason="auth:unknown-key"\} [1-9]/);
+  });
+
+  it('shows a principal only the roots it may read, and answers a hidden root as an unknown one', async () => {
+    const key = { authorization: 'Bearer alice-key' };
+    const [templates] = await messagesOf(await postModern(keyed.url, 'resources/templates/list', {}, { headers: key }));
+    const names = (templates?.result as { resourceTemplates: { name: string }[] } | undefined)?.resourceTemplates.map(
+      (t) => t.name,
+    );
+    expect(names).toEqual(['MCP Demo Project']);
+    const read = async (args: Record<string, unknown>) => {
+      const [answer] = await messagesOf(
+        await postModern(keyed.url, 'tools/call', { name: 'read_file', arguments: args }, { headers: key }),
+      );
+      return (answer?.result as { content: { text: string }[] } | undefined)?.content[0]?.text;
+    };
+    const hidden = await read({ path: 'README.md', root: 'Shared Templates' });
+    const unknown = await read({ path: 'README.md', root: 'No Such Root' });
+    expect(hidden).toBe(unknown);
+    const hiddenByPath = await read({ path: `${demo.templates}/README.md` });
+    const outside = await read({ path: '/etc/hostname' });
+    expect(hiddenByPath).toBe(outside);
+    expect(`${hidden}${hiddenByPath}`).not.toContain(demo.templates);
+  });
+
+  it('turns an address that keeps failing authentication away before checking keys, auditing that once', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      const answer = await postModern(keyed.url, 'tools/list', {}, { headers: { authorization: `Bearer guess-${i}` } });
+      statuses.push(answer.status);
+    }
+    // Refused as unknown keys until the address's failure budget (5) runs out, then turned away.
+    const first429 = statuses.indexOf(429);
+    expect(first429).toBeGreaterThan(0);
+    expect(statuses.slice(0, first429).every((status) => status === 401)).toBe(true);
+    expect(statuses.slice(first429).every((status) => status === 429)).toBe(true);
+    await waitForAudit(keyed.auditFile, (r) => r.rule === 'auth:flood');
+    const records = await readAudit(keyed.auditFile);
+    const flood = records.findIndex((r) => r.rule === 'auth:flood');
+    expect(records.filter((r) => r.rule === 'auth:flood')).toHaveLength(1);
+    // Nothing audited for the requests turned away after the flood line.
+    expect(records.slice(flood + 1).filter((r) => r.op === 'authenticate')).toEqual([]);
+  });
+
+  it('audits a read_multiple_files refused for its size before any path was read', async () => {
+    const client = await modernHttpClient(open.url, 'batcher');
+    const result = (await client.callTool({
+      name: 'read_multiple_files',
+      arguments: { paths: ['a.md', 'b.md', 'c.md', 'd.md'] },
+    })) as Result;
+    expect(codeOf(result)).toBe('TOO_LARGE');
+    const [record] = await waitForAudit(open.auditFile, (r) => r.client === 'batcher');
+    expect(record).toMatchObject({ rule: 'limit:batch-files', decision: 'deny', tool: 'read_multiple_files' });
+    await client.close();
   });
 });

@@ -1,30 +1,12 @@
 import { readFile, writeFile } from 'node:fs/promises';
-import { request as httpRequest } from 'node:http';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { modernHttpClient } from '../helpers/clients.js';
-import { messagesOf, postModern } from '../helpers/raw.js';
+import { messagesOf, postModern, rawRequest } from '../helpers/raw.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { demoCopy } from '../helpers/workspace.js';
 
 /** A raw HTTP request with exactly the headers given (fetch would set Host and Origin itself). */
-function rawRequest(
-  url: string,
-  options: { method?: string; headers?: Record<string, string>; body?: string },
-): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method: options.method ?? 'POST', headers: options.headers }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        body += chunk;
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-    });
-    req.on('error', reject);
-    req.end(options.body);
-  });
-}
-
 const LIST_TOOLS = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list', params: {} });
 
 describe('HTTP edge', () => {
@@ -145,16 +127,27 @@ describe('HTTP edge', () => {
     expect(ok.status).toBe(200);
   });
 
-  it('echoes a well-formed X-Request-Id and replaces a malformed one', async () => {
-    const kept = await postModern(server.url, 'tools/list', {}, { headers: { 'x-request-id': 'trace-abc_123' } });
-    expect(kept.headers.get('x-request-id')).toBe('trace-abc_123');
-    const replaced = await postModern(
-      server.url,
-      'tools/list',
-      {},
-      { headers: { 'x-request-id': 'bad id\twith spaces' } },
-    );
-    expect(replaced.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+  it('believes an X-Request-Id only from a trusted proxy, and only when well-formed', async () => {
+    // From an ordinary client the id is never taken: it would choose what its audit lines are filed under.
+    const untrusted = await postModern(server.url, 'tools/list', {}, { headers: { 'x-request-id': 'trace-abc_123' } });
+    expect(untrusted.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    const proxiedConfig = join(demo.dir, 'proxied.yaml');
+    const yaml = await readFile(demo.config, 'utf8');
+    await writeFile(proxiedConfig, yaml.replace('  port: 8000', '  port: 8000\n  trustedProxies: ["127.0.0.1"]'));
+    const proxied = await startServer(proxiedConfig);
+    try {
+      const kept = await postModern(proxied.url, 'tools/list', {}, { headers: { 'x-request-id': 'trace-abc_123' } });
+      expect(kept.headers.get('x-request-id')).toBe('trace-abc_123');
+      const replaced = await postModern(
+        proxied.url,
+        'tools/list',
+        {},
+        { headers: { 'x-request-id': 'bad id\twith spaces' } },
+      );
+      expect(replaced.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    } finally {
+      await proxied.close();
+    }
   });
 
   it.each(['2025-11-25', '2025-06-18', '2025-03-26'])(

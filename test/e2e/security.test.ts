@@ -103,9 +103,12 @@ describe('scoping: refused, audited, and nothing outside the roots is ever read'
   it('answers an excluded file exactly like a missing one', async () => {
     const env = await call('read_file', { path: '.env' });
     const missing = await call('read_file', { path: '.env-that-does-not-exist' });
-    const strip = (r: Result) => (r.content[0]?.text ?? '').replace(/file:\/\/\S+?: /, 'PATH: ');
+    const strip = (r: Result) => (r.content[0]?.text ?? '').replace(/MCP Demo Project:\S+?: /, 'PATH: ');
     expect(strip(env.result)).toBe(strip(missing.result));
     expect(strip(env.result)).toBe('NOT_FOUND_OR_DENIED: PATH: not found or not permitted');
+    // Messages name a path by root and relative path, never by a host path.
+    expect(env.result.content[0]?.text).toBe('NOT_FOUND_OR_DENIED: MCP Demo Project:.env: not found or not permitted');
+    expect(JSON.stringify(env.result)).not.toContain(demo.project);
     const info = await call('get_file_info', { path: 'credentials.json' });
     const infoMissing = await call('get_file_info', { path: 'credentials-missing.md' });
     expect(strip(info.result)).toBe(strip(infoMissing.result));

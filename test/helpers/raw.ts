@@ -1,3 +1,5 @@
+import { request as httpRequest } from 'node:http';
+
 /** Raw Streamable HTTP requests, for what a well-behaved SDK client would never send. */
 
 const MODERN_VERSION = '2026-07-28';
@@ -77,4 +79,23 @@ export async function messagesOf(response: Response): Promise<Record<string, unk
       .map((line) => JSON.parse(line.slice(6)) as Record<string, unknown>);
   }
   return text ? [JSON.parse(text) as Record<string, unknown>] : [];
+}
+
+/** A request through node:http, which sends any Host header it is given (fetch will not). */
+export function rawRequest(
+  url: string,
+  options: { method?: string; headers?: Record<string, string>; body?: string },
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method: options.method ?? 'POST', headers: options.headers }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        body += chunk;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+    req.end(options.body);
+  });
 }

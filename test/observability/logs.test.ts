@@ -38,7 +38,8 @@ describe('request logs', () => {
     expect(requests).toHaveLength(3);
     expect(requests[0]).toMatchObject({
       level: 'info',
-      requestId: 'req-abc.1',
+      // A client's own X-Request-Id is not believed (no trusted proxy here): the edge's own is logged.
+      requestId: read.headers.get('x-request-id'),
       method: 'tools/call',
       tool: 'read_file',
       status: 200,

@@ -13,8 +13,8 @@ import { cursorArg, decodeCursor, encodeCursor, entryType, pathArg, rootArg } fr
 const clamp = (value: number, min: number, max: number) => Math.min(Math.max(value, min), max);
 
 function requireDirectory(target: Target): void {
-  if (target.kind === 'missing') throw notFoundOrDenied(target.uri);
-  if (target.kind !== 'directory') throw new McpdError('NOT_A_DIRECTORY', `${target.uri} is not a directory`);
+  if (target.kind === 'missing') throw notFoundOrDenied(target.display);
+  if (target.kind !== 'directory') throw new McpdError('NOT_A_DIRECTORY', `${target.display} is not a directory`);
 }
 
 /** Where a search starts: one directory when `path` is given, else every root (or the one named). */
@@ -172,7 +172,7 @@ export const getFileInfo = defineTool({
   requires: 'read',
   async run({ path, root }, ctx) {
     const structured = await ctx.gate.access(ctx.caller, { op: 'read', path, root }, async (target) => {
-      if (target.kind === 'missing') throw notFoundOrDenied(target.uri);
+      if (target.kind === 'missing') throw notFoundOrDenied(target.display);
       return { value: await statTarget(target) };
     });
     return structured;

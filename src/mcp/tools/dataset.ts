@@ -87,7 +87,7 @@ export const processLargeDataset = defineTool({
   requires: 'read',
   async run({ path, root, chunkSize }, ctx) {
     const structured = await ctx.gate.access(ctx.caller, { op: 'read', path, root }, async (target) => {
-      if (target.kind === 'missing') throw notFoundOrDenied(target.uri);
+      if (target.kind === 'missing') throw notFoundOrDenied(target.display);
       const started = performance.now();
       const tally = new DatasetTally();
       let chunks = 0;

@@ -79,7 +79,7 @@ const metadataBlock = (value: object): ContentBlock => ({ type: 'text', text: JS
 
 async function readOne(ctx: ToolContext, path: string, root: string | undefined, range: ReadRange, maxBytes: number) {
   return ctx.gate.access(ctx.caller, { op: 'read', path, root }, async (target) => {
-    if (target.kind === 'missing') throw notFoundOrDenied(target.uri);
+    if (target.kind === 'missing') throw notFoundOrDenied(target.display);
     const result = await readTarget(target, { range, maxBytes, signal: ctx.signal });
     const bytes = result.kind === 'binary' ? result.data.length : Buffer.byteLength(result.text);
     return { value: { ...present(target, result), bytes }, bytes };
@@ -120,10 +120,10 @@ export const readMultipleFiles = defineContentTool({
   async run({ paths, root }, ctx) {
     const { maxBatchFiles, maxBatchBytes, maxReadBytes } = ctx.config.limits;
     if (paths.length > maxBatchFiles) {
-      throw new McpdError(
-        'TOO_LARGE',
-        `at most ${maxBatchFiles} files per call (got ${paths.length}); split the batch`,
-      );
+      const reason = `at most ${maxBatchFiles} files per call (got ${paths.length}); split the batch`;
+      // Refused before any path was looked at, and still an access attempt: audited as one.
+      ctx.gate.refuse(ctx.caller, { op: 'read', rule: 'limit:batch-files', reason, requested: 'read_multiple_files' });
+      throw new McpdError('TOO_LARGE', reason);
     }
     let budget = maxBatchBytes;
     const content: ContentBlock[] = [];

@@ -23,7 +23,7 @@ const etagArg = z
 
 function refuseSymlink(target: Target): void {
   if (target.kind === 'symlink') {
-    throw new McpdError('NOT_A_FILE', `${target.uri} is a symbolic link; write to the file it points to`);
+    throw new McpdError('NOT_A_FILE', `${target.display} is a symbolic link; write to the file it points to`);
   }
 }
 
@@ -135,18 +135,18 @@ export const editFile = defineTool({
       async ([readable, writable]): Promise<Measured<EditOutcome>> => {
         if (!readable || !writable) throw notFoundOrDenied(null);
         refuseSymlink(writable);
-        if (writable.kind === 'missing') throw notFoundOrDenied(writable.uri);
-        if (readable.absPath !== writable.absPath) throw notFoundOrDenied(writable.uri);
+        if (writable.kind === 'missing') throw notFoundOrDenied(writable.display);
+        if (readable.absPath !== writable.absPath) throw notFoundOrDenied(writable.display);
         const current = await readTarget(writable, {
           range: { kind: 'whole' },
           maxBytes: ctx.config.limits.maxWriteBytes,
         });
         if (current.kind !== 'text')
-          throw new McpdError('NOT_A_FILE', `${writable.uri} is binary; edit_file edits text`);
+          throw new McpdError('NOT_A_FILE', `${writable.display} is binary; edit_file edits text`);
         if (expectedEtag !== undefined && expectedEtag !== current.info.etag) {
           throw new McpdError(
             'CONFLICT',
-            `${writable.uri} changed since it was read (ETag is now ${current.info.etag})`,
+            `${writable.display} changed since it was read (ETag is now ${current.info.etag})`,
             {
               currentEtag: current.info.etag,
             },
@@ -224,7 +224,7 @@ export const deleteFile = defineTool({
   requires: 'write',
   async run({ path, root }, ctx) {
     const structured = await ctx.gate.access(ctx.caller, { op: 'write', path, root }, async (target) => {
-      if (target.kind === 'missing') throw notFoundOrDenied(target.uri);
+      if (target.kind === 'missing') throw notFoundOrDenied(target.display);
       const { type } = await deleteEntry(target);
       return { value: { uri: target.uri, type } };
     });
