@@ -10,6 +10,7 @@ import { containerMemoryLimit } from './fs/cgroup.js';
 import { RegexPool } from './fs/regex.js';
 import { unreachableRoot } from './fs/roots.js';
 import { RootWatcher } from './fs/watch.js';
+import { removeStaleTempFiles } from './fs/write.js';
 import { InFlightCalls } from './http/cancellation.js';
 import { HttpEdge, MCP_PATH, MetricsListener } from './http/server.js';
 import { listenerUrl } from './http/url.js';
@@ -60,11 +61,13 @@ export function createObservers(config: Config, build: { version: string; commit
 
 /** The audit log a config asks for: stderr by default, or an append-only file. */
 export function openAudit(config: Config, logger: Logger): AuditLog {
-  const onError = (error: Error) => logger.error({ err: error }, 'audit sink failure');
+  const onError = (error: Error) =>
+    logger.error({ err: error }, 'audit sink failure: file operations are refused until it recovers');
+  const onRecovered = () => logger.warn('audit sink recovered: file operations are served again');
   const sink =
     config.audit.sink === 'file' && config.audit.path
-      ? new StreamAuditSink({ file: config.audit.path }, onError)
-      : new StreamAuditSink({ fd: 2 }, onError);
+      ? new StreamAuditSink({ file: config.audit.path }, onError, onRecovered)
+      : new StreamAuditSink({ fd: 2 }, onError, onRecovered);
   return new AuditLog(sink);
 }
 
@@ -76,6 +79,27 @@ function rootWatcher(config: Config, policy: PolicyEngine, logger: Logger): Root
     ignore: (_root, relPath) => policy.isExcluded(relPath),
     onError: (error) => logger.warn({ err: error }, 'file watcher error; change notifications may be incomplete'),
   });
+}
+
+/**
+ * Removes what killed writes left behind in the writable roots, in the background: best effort,
+ * logged, stopped by `signal` (shutdown).
+ */
+async function sweepTempFiles(runtime: Runtime, logger: Logger, signal: AbortSignal): Promise<void> {
+  const { limits } = runtime.config;
+  for (const root of runtime.gate.policy.roots) {
+    if (root.write.length === 0 || signal.aborted) continue;
+    try {
+      const { removed } = await removeStaleTempFiles(root, {
+        olderThanMs: limits.staleTempFileMs,
+        maxEntries: limits.walkMaxEntries,
+        signal,
+      });
+      if (removed > 0) logger.info({ root: root.name, removed }, 'removed temp files of writes that never finished');
+    } catch (error) {
+      logger.warn({ err: error, root: root.name }, 'could not sweep leftover temp files');
+    }
+  }
 }
 
 /** Settings a reload cannot change, because they are bound at start-up; a change is logged as kept. */
@@ -166,6 +190,7 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
   const notReadyReason = async (): Promise<string | null> => {
     const state = lifecycle.notReadyReason();
     if (state !== null) return state;
+    if (!deps.audit.healthy) return 'the audit log cannot be written';
     const runtime = holder.current;
     const missing = await unreachableRoot(runtime.gate.policy.roots);
     if (missing !== null) return `root "${missing}" is not reachable`;
@@ -235,6 +260,7 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
       : undefined;
   const metricsAddress = await metricsListener?.listen();
   lifecycle.markReady();
+  const sweeping = sweepTempFiles(first, logger, stop.signal);
   const url = listenerUrl(edge.scheme, address.address, address.port, MCP_PATH);
 
   let stopping: Promise<void> | undefined;
@@ -251,6 +277,8 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
       }
       await endpoint.close();
       await holder.current.gate.whenIdle(CANCEL_SETTLE_MS);
+      stop.abort(cancelledByShutdown());
+      await sweeping;
       await shared.regexes.close();
       changes.close();
       await edge.close();
@@ -309,10 +337,13 @@ export async function startStdioApp(
     input: deps.input,
     output: deps.output,
   });
+  const sweeping = sweepTempFiles(first, deps.logger, stop.signal);
   let stopping: Promise<void> | undefined;
   const close = async () => {
     await connection.close();
     await holder.current.gate.whenIdle(CANCEL_SETTLE_MS);
+    stop.abort(cancelledByShutdown());
+    await sweeping;
     await shared.regexes.close();
     changes.close();
   };

@@ -27,6 +27,8 @@ export const ERROR_CATALOGUE = {
   /** edit_file: an oldText that does not occur, or occurs more often than allowed. */
   EDIT_MISMATCH: { jsonRpc: -32010, http: 422 },
   UNSUPPORTED: { jsonRpc: -32011, http: 400 },
+  /** The file system is full or over quota: nothing was written, the old file is intact. */
+  NO_SPACE: { jsonRpc: -32012, http: 507 },
   CANCELLED: { jsonRpc: -32800, http: 499 },
   /** A tool that ran past its time limit and was stopped. */
   TIMEOUT: { jsonRpc: -32001, http: 504 },

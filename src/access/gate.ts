@@ -299,6 +299,14 @@ export class AccessGate {
   }
 
   private async tracked<T>(work: () => Promise<T>): Promise<T> {
+    // Never serve what cannot be audited: while the audit log cannot be written, nothing is read or
+    // written (the refusal itself cannot be recorded; it is logged and counted by the caller).
+    if (!this.audit.healthy) {
+      throw new McpdError(
+        'UNAVAILABLE',
+        'the audit log cannot be written; file operations are refused until it recovers (another replica may serve this)',
+      );
+    }
     const token = Symbol('access');
     this.active.add(token);
     try {

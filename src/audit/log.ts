@@ -36,6 +36,11 @@ export class AuditLog {
     this.sink.write(record);
   }
 
+  /** Whether records are being written (see AuditSink.healthy). */
+  get healthy(): boolean {
+    return this.sink.healthy;
+  }
+
   flush(): Promise<void> {
     return this.sink.flush();
   }

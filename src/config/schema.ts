@@ -49,6 +49,8 @@ export const DEFAULTS = {
   grepMaxFileBytes: 8 * 1024 * 1024,
   /** Files a grep or search visits before it stops and says so; bounds the cost of one call. */
   walkMaxEntries: 100_000,
+  /** A write's temp file untouched this long is a leftover of a killed process (writes take seconds). */
+  staleTempFileMs: 15 * 60_000,
   /** A directory with more entries is refused by list_directory and skipped (and reported) by walks. */
   maxDirectoryEntries: 200_000,
   /** Directory entries all cached listings hold together (names and a byte each: about 50 bytes per entry). */
@@ -309,6 +311,14 @@ const limitsSchema = z.strictObject({
   grepHardMaxMatches: positiveInt.default(DEFAULTS.grepHardMaxMatches),
   grepMaxFileBytes: positiveInt.default(DEFAULTS.grepMaxFileBytes),
   walkMaxEntries: positiveInt.default(DEFAULTS.walkMaxEntries),
+  staleTempFileMs: z
+    .number()
+    .int()
+    .min(0)
+    .default(DEFAULTS.staleTempFileMs)
+    .describe(
+      'At start-up, .mcpd-tmp-* files of writable roots untouched for this long (leftovers of a killed write) are removed.',
+    ),
   maxDirectoryEntries: positiveInt
     .default(DEFAULTS.maxDirectoryEntries)
     .describe('A directory with more entries is refused by list_directory (TOO_LARGE) and skipped by walks.'),

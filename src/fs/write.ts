@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { link, lstat, mkdir, open, rename, rmdir, unlink } from 'node:fs/promises';
+import { link, lstat, mkdir, open, opendir, rename, rmdir, unlink } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { McpdError, notFoundOrDenied } from '../errors.js';
-import type { Target } from '../policy/types.js';
+import type { Root, Target } from '../policy/types.js';
 import { type AnchoredDirectory, openAnchored, openChild, withAnchored } from './anchor.js';
 import { describe, etagOf, type FileInfo } from './files.js';
 
@@ -59,11 +60,35 @@ async function entryStats(path: string) {
   }
 }
 
+/**
+ * What the file system refused a change with, as the client's error: full (nothing was written),
+ * or not permitted to mcpd itself (read-only mount, permissions). Anything else is unexpected.
+ */
+function refusedByFileSystem(error: unknown, target: Target): unknown {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new McpdError('NO_SPACE', `${target.display}: the file system is full; nothing was written`);
+  }
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+    return new McpdError(
+      'WRITE_DENIED',
+      `${target.display}: the file system refused the change (${code === 'EROFS' ? 'read-only' : 'permission denied'})`,
+    );
+  }
+  return error;
+}
+
 /** The target's parent, held by descriptor; a parent that is gone is the client's NOT_FOUND. */
 async function withParent<T>(target: Target, work: (parent: AnchoredDirectory, name: string) => Promise<T>) {
   if (target.relPath === '')
     throw new McpdError('WRITE_DENIED', `${target.display}: the root itself cannot be changed`);
-  return withAnchored(dirname(target.absPath), target.display, (parent) => work(parent, basename(target.absPath)));
+  try {
+    return await withAnchored(dirname(target.absPath), target.display, (parent) =>
+      work(parent, basename(target.absPath)),
+    );
+  } catch (error) {
+    throw refusedByFileSystem(error, target);
+  }
 }
 
 /**
@@ -159,44 +184,60 @@ export async function createDirectory(
     return withParent(target, async (parent, name) => ({ created: await makeChild(parent, name, target) }));
   }
   const names = target.relPath.split('/');
-  let current = await openAnchored(target.root.canonicalPath, `${target.root.name}:.`);
+  // The directory the walk is in; replaced (and the previous one closed) as it goes down.
+  const walker = { current: await openAnchored(target.root.canonicalPath, `${target.root.name}:.`) };
   try {
-    // Down through what exists; then judge every ancestor still missing before making any of them.
-    let depth = 0;
-    for (; depth < names.length; depth++) {
-      const name = names[depth] as string;
-      const stats = await entryStats(current.at(name));
-      if (stats === null) break;
-      const relPath = names.slice(0, depth + 1).join('/');
-      if (!stats.isDirectory()) {
-        throw depth === names.length - 1
-          ? new McpdError('ALREADY_EXISTS', `${target.display} exists and is not a directory`)
-          : new McpdError('NOT_A_DIRECTORY', `${target.root.name}:${relPath} is not a directory`);
-      }
-      if (depth === names.length - 1) return { created: false };
-      const next = await openChild(current, name, target.display);
-      await current.close();
-      current = next;
-    }
-    for (let missing = depth; missing < names.length - 1; missing++) {
-      const relPath = names.slice(0, missing + 1).join('/');
-      if (!mayCreate(relPath)) {
-        throw new McpdError('WRITE_DENIED', `${target.root.name}:${relPath}: creating this directory is not permitted`);
-      }
-    }
-    let created = false;
-    for (; depth < names.length; depth++) {
-      const name = names[depth] as string;
-      created = (await makeChild(current, name, target)) || created;
-      if (depth === names.length - 1) break;
-      const next = await openChild(current, name, target.display);
-      await current.close();
-      current = next;
-    }
-    return { created };
+    return await makeDirectories(names, walker, target, mayCreate);
+  } catch (error) {
+    throw refusedByFileSystem(error, target);
   } finally {
-    await current.close();
+    await walker.current.close();
   }
+}
+
+/** mkdir -p from the root, one descriptor at a time, as createDirectory describes. */
+async function makeDirectories(
+  names: readonly string[],
+  walker: { current: AnchoredDirectory },
+  target: Target,
+  mayCreate: (relPath: string) => boolean,
+): Promise<{ created: boolean }> {
+  const enter = async (name: string) => {
+    const next = await openChild(walker.current, name, target.display);
+    await walker.current.close();
+    walker.current = next;
+  };
+  const last = names.length - 1;
+  // Down through what exists; then judge every ancestor still missing before making any of them.
+  let depth = 0;
+  for (; depth <= last; depth++) {
+    const name = names[depth] as string;
+    const stats = await entryStats(walker.current.at(name));
+    if (stats === null) break;
+    if (!stats.isDirectory()) {
+      throw depth === last
+        ? new McpdError('ALREADY_EXISTS', `${target.display} exists and is not a directory`)
+        : new McpdError(
+            'NOT_A_DIRECTORY',
+            `${target.root.name}:${names.slice(0, depth + 1).join('/')} is not a directory`,
+          );
+    }
+    if (depth === last) return { created: false };
+    await enter(name);
+  }
+  for (let missing = depth; missing < last; missing++) {
+    const relPath = names.slice(0, missing + 1).join('/');
+    if (!mayCreate(relPath)) {
+      throw new McpdError('WRITE_DENIED', `${target.root.name}:${relPath}: creating this directory is not permitted`);
+    }
+  }
+  let created = false;
+  for (; depth <= last; depth++) {
+    const name = names[depth] as string;
+    created = (await makeChild(walker.current, name, target)) || created;
+    if (depth < last) await enter(name);
+  }
+  return { created };
 }
 
 /** mkdir of one name inside an anchored directory; false when a directory is already there. */
@@ -279,4 +320,61 @@ export async function deleteEntry(target: Target): Promise<{ type: 'file' | 'dir
       throw error;
     }
   });
+}
+
+/**
+ * Removes the temp files of writes that never finished (the process was killed between creating
+ * and publishing them) from a root: `.mcpd-tmp-*` files not modified for `olderThanMs`, so another
+ * replica's write in progress on a shared volume is left alone. Walks through descriptors, never
+ * into a symlink, visiting at most `maxEntries` entries, and yields to the event loop as it goes.
+ */
+export async function removeStaleTempFiles(
+  root: Root,
+  options: {
+    readonly olderThanMs: number;
+    readonly maxEntries: number;
+    readonly now?: () => number;
+    readonly signal?: AbortSignal;
+  },
+): Promise<{ removed: number; visited: number }> {
+  const now = options.now ?? (() => Date.now());
+  let visited = 0;
+  let removed = 0;
+  const sweep = async (directory: AnchoredDirectory): Promise<void> => {
+    const subdirectories: string[] = [];
+    for await (const dirent of await opendir(directory.at(), { bufferSize: 256 })) {
+      visited += 1;
+      if (visited > options.maxEntries || options.signal?.aborted) return;
+      if (visited % 256 === 0) await yieldToLoop();
+      if (dirent.isDirectory()) subdirectories.push(dirent.name);
+      else if (dirent.isFile() && dirent.name.startsWith(TEMP_PREFIX)) {
+        const stats = await entryStats(directory.at(dirent.name));
+        if (stats?.isFile() && now() - Number(stats.mtimeMs) >= options.olderThanMs) {
+          await unlink(directory.at(dirent.name)).then(
+            () => {
+              removed += 1;
+            },
+            () => {},
+          );
+        }
+      }
+    }
+    for (const name of subdirectories) {
+      if (visited > options.maxEntries) return;
+      const child = await openChild(directory, name, `${root.name}:${name}`).catch(() => null);
+      if (!child) continue;
+      try {
+        await sweep(child);
+      } finally {
+        await child.close();
+      }
+    }
+  };
+  const top = await openAnchored(root.canonicalPath, `${root.name}:.`);
+  try {
+    await sweep(top);
+  } finally {
+    await top.close();
+  }
+  return { removed, visited };
 }

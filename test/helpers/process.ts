@@ -83,9 +83,13 @@ export function serveMcpd(
   args: string[],
   env: Record<string, string> = {},
   timeoutMs = 20_000,
+  /** A command the server runs under (e.g. `runuser -u nobody --`). */
+  wrapper: readonly string[] = [],
 ): Promise<ServingProcess> {
   assertBuilt();
-  const child = spawn(process.execPath, [MCPD_BIN, 'serve', ...args], {
+  const [file, ...prefix] = wrapper.length > 0 ? wrapper : [process.execPath];
+  const command = wrapper.length > 0 ? [...prefix, process.execPath] : [];
+  const child = spawn(file as string, [...command, MCPD_BIN, 'serve', ...args], {
     env: { ...process.env, ...env },
     stdio: 'pipe',
   });
