@@ -60,8 +60,10 @@ export class DirectoryListings {
   private readonly cache = new Map<string, Cached>();
   private readonly building = new Map<string, Promise<Snapshot>>();
   private cachedEntries = 0;
-  /** Directories read from disk so far (a cache hit reads none): what tests and metrics look at. */
+  /** Directories read whole from disk so far (a cache hit reads none): what tests and metrics look at. */
   reads = 0;
+  /** Directories looked into only for a first visible entry. */
+  peeks = 0;
 
   constructor(
     private readonly policy: PolicyEngine,
@@ -96,6 +98,37 @@ export class DirectoryListings {
 
   get size(): number {
     return this.cachedEntries;
+  }
+
+  /**
+   * Whether a directory has any visible entry, reading no further than the first one (a cached
+   * snapshot answers at once): what a tree cut by depth needs, without paying for a whole
+   * directory it will not show.
+   */
+  async hasVisible(target: Target): Promise<boolean> {
+    const directory = await openAnchored(target.absPath, target.display);
+    try {
+      const stats = await directory.handle.stat({ bigint: true });
+      const cached = this.cache.get(`${stats.dev}:${stats.ino}:${stats.mtimeNs}:${stats.ctimeNs}`);
+      if (cached && cached.expiresAt > this.now()) return cached.snapshot.names.length > 0;
+      this.peeks += 1;
+      const handle = await opendir(directory.at(), { bufferSize: 32 });
+      try {
+        for await (const dirent of handle) {
+          const relPath = target.relPath === '' ? dirent.name : `${target.relPath}/${dirent.name}`;
+          if (dirent.isSymbolicLink()) {
+            if (await this.resolveLink(target.root, relPath)) return true;
+            continue;
+          }
+          if (this.policy.isVisible(target.root, relPath, dirent.isDirectory() ? 'directory' : 'file')) return true;
+        }
+        return false;
+      } finally {
+        await handle.close().catch(() => {});
+      }
+    } finally {
+      await directory.close();
+    }
   }
 
   private async snapshotOf(directory: AnchoredDirectory, target: Target): Promise<Snapshot> {

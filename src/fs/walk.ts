@@ -179,11 +179,7 @@ async function* walkDirectory(
 
 /** Whether a directory has any visible entry (a tree cut by depth says so); false when it cannot be read. */
 export async function hasVisibleEntries(viewer: Viewer, directory: Target): Promise<boolean> {
-  try {
-    return (await viewer.listings.snapshot(directory)).names.length > 0;
-  } catch {
-    return false;
-  }
+  return viewer.listings.hasVisible(directory).catch(() => false);
 }
 
 /** One entry found by everythingUnder: its path below the start, and what it is itself (links not followed). */

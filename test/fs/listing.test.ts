@@ -3,7 +3,10 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { McpdError } from '../../src/errors.js';
 import { DirectoryListings, DirectoryTooLarge, indexAfter } from '../../src/fs/listing.js';
+import { RegexPool } from '../../src/fs/regex.js';
+import { tree } from '../../src/fs/search.js';
 import type { PolicyEngine } from '../../src/policy/engine.js';
+import { ANONYMOUS } from '../../src/policy/types.js';
 import { allowedTarget, policyOver } from '../helpers/policy.js';
 import { tempDir } from '../helpers/workspace.js';
 
@@ -111,5 +114,21 @@ describe('DirectoryListings', () => {
       );
     expect(error).toBeInstanceOf(McpdError);
     expect((error as McpdError).code).toBe('NOT_FOUND_OR_DENIED');
+  });
+});
+
+describe('directory_tree within its budget', () => {
+  it('reads no directory past the entry budget, and only peeks into the ones cut by depth', async () => {
+    for (let i = 0; i < 40; i++) {
+      await mkdir(join(dir, 'many', `d${String(i).padStart(2, '0')}`, 'inner'), { recursive: true });
+    }
+    const listings = listingsOf();
+    const viewer = { policy, principal: ANONYMOUS, listings, regexes: new RegexPool(1) };
+    const result = await tree(viewer, await allowedTarget(policy, 'list', 'many'), { maxDepth: 1, maxEntries: 5 });
+    expect(result.entries).toBe(5);
+    expect(result.truncatedByEntries).toBe(true);
+    // One listing of "many"; a peek into each of the five directories shown, and none beyond.
+    expect(listings.reads).toBe(1);
+    expect(listings.peeks).toBeLessThanOrEqual(5);
   });
 });
