@@ -6,36 +6,69 @@
  */
 
 export const ERROR_CATALOGUE = {
-  /**
-   * Missing, excluded, unreadable or outside every root: one answer so existence never leaks.
-   * -32602 with `data.uri` is resource-not-found on every revision (2026-07-28 requires it).
-   */
-  NOT_FOUND_OR_DENIED: { jsonRpc: -32602, http: 404 },
-  /** A write the policy refuses (read-only root, no matching write glob, excluded name). */
-  WRITE_DENIED: { jsonRpc: -32003, http: 403 },
-  /** A path the server will not even consider (NUL byte, empty segment, backslash, too long). */
-  INVALID_PATH: { jsonRpc: -32602, http: 400 },
-  INVALID_ARGUMENT: { jsonRpc: -32602, http: 400 },
-  /** A result or input above a configured bound; the message says which bound and what to do. */
-  TOO_LARGE: { jsonRpc: -32004, http: 413 },
-  /** An expected ETag did not match: someone else changed the file. */
-  CONFLICT: { jsonRpc: -32005, http: 409 },
-  ALREADY_EXISTS: { jsonRpc: -32006, http: 409 },
-  NOT_A_FILE: { jsonRpc: -32007, http: 400 },
-  NOT_A_DIRECTORY: { jsonRpc: -32008, http: 400 },
-  DIRECTORY_NOT_EMPTY: { jsonRpc: -32009, http: 409 },
-  /** edit_file: an oldText that does not occur, or occurs more often than allowed. */
-  EDIT_MISMATCH: { jsonRpc: -32010, http: 422 },
-  UNSUPPORTED: { jsonRpc: -32011, http: 400 },
-  /** The file system is full or over quota: nothing was written, the old file is intact. */
-  NO_SPACE: { jsonRpc: -32012, http: 507 },
-  CANCELLED: { jsonRpc: -32800, http: 499 },
-  /** A tool that ran past its time limit and was stopped. */
-  TIMEOUT: { jsonRpc: -32001, http: 504 },
-  /** The server cannot take or finish this now (shutting down); another replica can. */
-  UNAVAILABLE: { jsonRpc: -32000, http: 503 },
-  INTERNAL: { jsonRpc: -32603, http: 500 },
-} as const;
+  NOT_FOUND_OR_DENIED: {
+    jsonRpc: -32602,
+    http: 404,
+    // -32602 with `data.uri` is resource-not-found on every revision (2026-07-28 requires it).
+    when: 'missing, excluded, unreadable, outside every root, or refused by the grants: one answer, so existence never leaks',
+  },
+  WRITE_DENIED: {
+    jsonRpc: -32003,
+    http: 403,
+    when: 'a write the policy refuses (read-only root, no write rule, excluded name, no write grant) or the file system refuses (permissions, read-only mount)',
+  },
+  INVALID_PATH: {
+    jsonRpc: -32602,
+    http: 400,
+    when: 'a path the server will not consider: a NUL byte, an empty segment, a backslash, too long, a bad URI',
+  },
+  INVALID_ARGUMENT: {
+    jsonRpc: -32602,
+    http: 400,
+    when: 'a bad argument, cursor, glob or regular expression, or a root name that is unknown (or hidden from the caller)',
+  },
+  TOO_LARGE: {
+    jsonRpc: -32004,
+    http: 413,
+    when: 'above a configured bound (read, write, batch, result, directory size); the message says which and what to do',
+  },
+  CONFLICT: {
+    jsonRpc: -32005,
+    http: 409,
+    when: 'expectedEtag does not match, or the file changed while it was being read',
+  },
+  ALREADY_EXISTS: { jsonRpc: -32006, http: 409, when: 'createOnly, or a move onto an existing destination' },
+  NOT_A_FILE: {
+    jsonRpc: -32007,
+    http: 400,
+    when: 'a directory, a binary file for edit_file, or a symlink for a write',
+  },
+  NOT_A_DIRECTORY: { jsonRpc: -32008, http: 400, when: 'a listing of something that is not a directory' },
+  DIRECTORY_NOT_EMPTY: { jsonRpc: -32009, http: 409, when: 'delete_file on a directory with contents' },
+  EDIT_MISMATCH: {
+    jsonRpc: -32010,
+    http: 422,
+    when: 'edit_file: an oldText that does not occur, or occurs more often than allowed',
+  },
+  UNSUPPORTED: {
+    jsonRpc: -32011,
+    http: 400,
+    when: 'a move across file systems, or a write on a platform that cannot anchor it to a directory descriptor',
+  },
+  NO_SPACE: { jsonRpc: -32012, http: 507, when: 'the file system is full or over quota: nothing was written' },
+  CANCELLED: { jsonRpc: -32800, http: 499, when: 'the client cancelled, closed its stream or stopped reading' },
+  TIMEOUT: { jsonRpc: -32001, http: 504, when: 'a tool ran past its deadline and was stopped' },
+  UNAVAILABLE: {
+    jsonRpc: -32000,
+    http: 503,
+    when: 'the server cannot take or finish this now (shutting down, the audit log cannot be written); another replica can',
+  },
+  INTERNAL: {
+    jsonRpc: -32603,
+    http: 500,
+    when: 'an unexpected failure: the message carries the request id, the log has the details',
+  },
+} as const satisfies Record<string, { jsonRpc: number; http: number; when: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;
 
