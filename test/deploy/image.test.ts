@@ -8,6 +8,7 @@ import { type PrivateDocker, startPrivateDocker } from '../helpers/docker.js';
 import { freePort } from '../helpers/ports.js';
 import { type ContentBlockLike, readFileParts } from '../helpers/reads.js';
 import { requireCommand } from '../helpers/tools.js';
+import { until, WaitTimeout } from '../helpers/wait.js';
 import { demoCopy, REPO } from '../helpers/workspace.js';
 
 /**
@@ -97,7 +98,16 @@ describe('the container images (mcpd, nginx)', () => {
 
     await expect(docker.docker(['exec', container, 'touch', '/app/written'])).rejects.toThrow(/Read-only file system/);
 
-    const listening = (await docker.logs(container)).split('\n').find((line) => line.includes('"msg":"listening"'));
+    // Docker collects the container's log on its own schedule: wait for the line rather than race it.
+    const listeningLine = async () =>
+      (await docker.logs(container)).split('\n').find((line) => line.includes('"msg":"listening"'));
+    const listening = await until(listeningLine, {
+      what: 'the "listening" line in the container log',
+      intervalMs: 250,
+    }).catch((error: unknown) => {
+      if (!(error instanceof WaitTimeout)) throw error;
+      return undefined;
+    });
     expect(listening, 'no "listening" line in the container log').toBeDefined();
     const { heapLimitBytes } = JSON.parse(listening as string) as { heapLimitBytes: number };
     // 75% of 512 MiB for the old space, plus V8's young generation: under the limit, well above Node's

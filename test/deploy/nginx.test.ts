@@ -9,12 +9,14 @@ import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
-import { readAudit, waitForAudit } from '../helpers/audit.js';
+import type { AuditRecord } from '../../src/audit/record.js';
+import { readAudit } from '../helpers/audit.js';
 import { attribute, type OtlpSpan, type SpanReceiver, startSpanReceiver } from '../helpers/otlp.js';
 import { freePort } from '../helpers/ports.js';
 import { runCommand, type ServingProcess, serveMcpd } from '../helpers/process.js';
 import { modernRequest } from '../helpers/raw.js';
 import { requireCommand } from '../helpers/tools.js';
+import { until, WaitTimeout } from '../helpers/wait.js';
 import { demoCopy, REPO, tempDir } from '../helpers/workspace.js';
 import type { NginxClientReport } from './fixtures/nginx-client.js';
 
@@ -242,6 +244,24 @@ describe('deploy/nginx/nginx.conf in front of three mcpd replicas', () => {
   let configTest: { ok: boolean; output: string };
 
   const accessLog = () => readFile(join(dir, 'access.log'), 'utf8');
+  /**
+   * nginx writes a request's access log line after the response has gone out, so a client can
+   * read the log before the line is there: waits for the (whole) line with this request_id.
+   */
+  const accessLogLine = async (requestId: string): Promise<Record<string, unknown>> => {
+    let log = '';
+    return until(
+      async () => {
+        log = await accessLog();
+        const line = log
+          .split('\n')
+          .slice(0, -1)
+          .find((candidate) => candidate.includes(`"request_id":"${requestId}"`));
+        return line === undefined ? undefined : (JSON.parse(line) as Record<string, unknown>);
+      },
+      { what: `the access log line of request ${requestId}`, timeoutMs: 5000, describe: () => log.slice(-2000) },
+    );
+  };
   const https = (path: string, options: CallOptions = {}) =>
     send(httpsRequest, `https://127.0.0.1:${httpsPort}${path}`, { ca }, options);
 
@@ -314,15 +334,20 @@ describe('deploy/nginx/nginx.conf in front of three mcpd replicas', () => {
     nginx.stderr?.on('data', (chunk: Buffer) => {
       nginxErr += chunk;
     });
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      if (nginx.exitCode !== null) throw new Error(`nginx exited with ${nginx.exitCode}:\n${nginxErr}`);
-      const reply = await https('/health').catch(() => undefined);
-      if (reply?.status === 200) break;
-      if (Date.now() > deadline)
-        throw new Error(`nginx did not answer https://127.0.0.1:${httpsPort}/health\n${nginxErr}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    const server = nginx;
+    await until(
+      async () => {
+        if (server.exitCode !== null) throw new Error(`nginx exited with ${server.exitCode}:\n${nginxErr}`);
+        const reply = await https('/health').catch(() => undefined);
+        return reply?.status === 200;
+      },
+      {
+        what: `nginx to answer https://127.0.0.1:${httpsPort}/health`,
+        timeoutMs: 10_000,
+        intervalMs: 50,
+        describe: () => nginxErr,
+      },
+    );
   }, 60_000);
 
   afterAll(async () => {
@@ -401,13 +426,22 @@ describe('deploy/nginx/nginx.conf in front of three mcpd replicas', () => {
   }, 45_000);
 
   it('spreads requests over all three replicas', async () => {
-    for (const file of auditFiles) {
-      const reads = await waitForAudit(file, (r) => r.client === 'nginx-client' && r.tool === 'read_file');
-      expect(reads.length, file).toBeGreaterThan(0);
-    }
-    const all = (await Promise.all(auditFiles.map((file) => readAudit(file)))).map(
-      (records) => records.filter((r) => r.client === 'nginx-client' && r.tool === 'read_file').length,
-    );
+    // The sinks are asynchronous: wait for all nine reads to be audited, wherever they went.
+    const perReplica = async () =>
+      (await Promise.all(auditFiles.map((file) => readAudit(file)))).map(
+        (records) => records.filter((r) => r.client === 'nginx-client' && r.tool === 'read_file').length,
+      );
+    let all: number[] = [];
+    await until(
+      async () => {
+        all = await perReplica();
+        return all.reduce((a, b) => a + b, 0) >= 9;
+      },
+      { what: 'nine read_file audit records', timeoutMs: 5000, describe: () => JSON.stringify(all) },
+    ).catch((error: unknown) => {
+      if (!(error instanceof WaitTimeout)) throw error;
+    });
+    for (const [i, file] of auditFiles.entries()) expect(all[i], file).toBeGreaterThan(0);
     expect(all.reduce((a, b) => a + b, 0)).toBe(9);
   });
 
@@ -423,18 +457,24 @@ describe('deploy/nginx/nginx.conf in front of three mcpd replicas', () => {
     expect(id).toMatch(/^[0-9a-f]{32}$/);
     // Each request reached one replica: poll all three audit files (the sinks are asynchronous).
     const audited = async (requestId: unknown) => {
-      const deadline = Date.now() + 5000;
-      for (;;) {
-        const found = (await Promise.all(auditFiles.map((file) => readAudit(file))))
-          .flat()
-          .filter((r) => r.requestId === requestId);
-        if (found.length > 0 || Date.now() > deadline) return found;
-        await new Promise((resolve) => setTimeout(resolve, 25));
-      }
+      let found: AuditRecord[] = [];
+      await until(
+        async () => {
+          found = (await Promise.all(auditFiles.map((file) => readAudit(file))))
+            .flat()
+            .filter((r) => r.requestId === requestId);
+          return found.length > 0;
+        },
+        { what: `the audit record of request ${String(requestId)}`, timeoutMs: 5000, intervalMs: 25 },
+      ).catch((error: unknown) => {
+        if (!(error instanceof WaitTimeout)) throw error;
+      });
+      return found;
     };
     expect(await audited('nginx-edge-id-1')).toHaveLength(1);
     expect(await audited(id)).toHaveLength(1);
-    // The access log line carries the same id.
+    // The access log line carries the same id (once nginx has written it).
+    await accessLogLine(String(id));
     expect(await accessLog()).toContain(`"request_id":"${id}"`);
   });
 
@@ -456,10 +496,15 @@ describe('deploy/nginx/nginx.conf in front of three mcpd replicas', () => {
 
     const spanOf = (requestId: string) =>
       receiver?.spans.find((s) => s.kind === 2 && attribute(s, 'mcpd.request.id') === requestId);
-    const deadline = Date.now() + 10_000;
-    while ((!spanOf('nginx-xff-plain') || !spanOf('nginx-xff-forged')) && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    // Spans are exported in batches (every 200 ms here).
+    await until(() => spanOf('nginx-xff-plain') && spanOf('nginx-xff-forged'), {
+      what: 'the spans of both requests',
+      timeoutMs: 10_000,
+      intervalMs: 50,
+      describe: () => JSON.stringify(receiver?.spans.map((s) => attribute(s, 'mcpd.request.id'))),
+    }).catch((error: unknown) => {
+      if (!(error instanceof WaitTimeout)) throw error;
+    });
     const plainSpan = spanOf('nginx-xff-plain');
     const forgedSpan = spanOf('nginx-xff-forged');
     expect(plainSpan, 'no span for the plain request').toBeDefined();
@@ -578,10 +623,11 @@ describe('deploy/nginx/nginx.conf in front of three mcpd replicas', () => {
 
   it('logs one JSON line per request to stdout, without credentials or query strings', async () => {
     const secret = await https('/health?token=nginx-query-secret', {
-      headers: { authorization: 'Bearer nginx-log-secret' },
+      headers: { authorization: 'Bearer nginx-log-secret', 'x-request-id': 'nginx-log-check' },
     });
     expect(secret.status).toBe(200);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // nginx writes the line after the answer went out: wait for it (the id marks it, nothing else does).
+    await accessLogLine('nginx-log-check');
     const nginxOut = await accessLog();
     const lines = nginxOut.split('\n').filter((line) => line.length > 0);
     const entries = lines.map((line) => JSON.parse(line) as Record<string, unknown>);

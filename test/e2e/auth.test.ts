@@ -223,7 +223,9 @@ describe('OAuth resource server (auth.mode jwt), against the built binary', () =
   it('never writes a token to the audit log or the server log', async () => {
     const secret = await token({ subject: 'carol' });
     await callTool(serving.url, secret, 'list_roots');
-    await callTool(serving.url, `${secret}x`, 'list_roots');
+    const refused = await callTool(serving.url, `${secret}x`, 'list_roots');
+    // The refusal is audited (the sink is asynchronous): read the log once its record is in it.
+    expect(await waitForAudit(auditFile, (r) => r.requestId === refused.requestId)).toHaveLength(1);
     const { readFile } = await import('node:fs/promises');
     const audit = await readFile(auditFile, 'utf8');
     const signature = secret.split('.')[2] as string;

@@ -9,6 +9,7 @@ import { modernHttpClient } from '../helpers/clients.js';
 import { runCommand } from '../helpers/process.js';
 import { messagesOf, postModern, rawRequest } from '../helpers/raw.js';
 import { startServer, type TestServer } from '../helpers/server.js';
+import { until } from '../helpers/wait.js';
 import { demoCopy } from '../helpers/workspace.js';
 
 /** Regression tests for what an attacker found (issue 9), each against the running server. */
@@ -243,11 +244,11 @@ function sseReader(response: Response) {
   return {
     messages,
     async until(predicate: (m: (typeof messages)[number]) => boolean, timeoutMs = 10_000) {
-      const deadline = Date.now() + timeoutMs;
-      while (!messages.some(predicate)) {
-        if (Date.now() > deadline) throw new Error(`no such message; got ${JSON.stringify(messages)}`);
-        await new Promise((resolve) => setImmediate(resolve));
-      }
+      await until(() => messages.some(predicate), {
+        what: 'such a message',
+        timeoutMs,
+        describe: () => JSON.stringify(messages),
+      });
     },
     async close() {
       await reader.cancel().catch(() => {});
@@ -449,17 +450,24 @@ describe('the low findings', () => {
     const socket = connect(Number(port), '127.0.0.1');
     await new Promise((resolve) => socket.once('connect', resolve));
     const before = logs.length;
+    let received = '';
+    socket.on('data', (chunk: Buffer) => {
+      received += chunk;
+    });
     socket.write(
-      `POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\ncontent-type: application/json\r\ncontent-length: 5000\r\n\r\n{"jsonrpc"`,
+      `POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\ncontent-type: application/json\r\ncontent-length: 5000\r\nexpect: 100-continue\r\n\r\n{"jsonrpc"`,
     );
-    // The headers are in when the request shows up as a connection the server holds.
-    await new Promise((resolve) => setImmediate(resolve));
+    // The headers are in, and the request is being served, when the server asks for the body.
+    await until(() => received.startsWith('HTTP/1.1 100 Continue'), {
+      what: 'the server to take the request (100 Continue)',
+      describe: () => JSON.stringify(received),
+    });
     socket.destroy();
-    const deadline = Date.now() + 5000;
-    while (!logs.slice(before).some((line) => line.msg === 'client disconnected mid-request')) {
-      if (Date.now() > deadline) throw new Error(`no disconnect log: ${JSON.stringify(logs.slice(before))}`);
-      await new Promise((resolve) => setImmediate(resolve));
-    }
+    await until(() => logs.slice(before).some((line) => line.msg === 'client disconnected mid-request'), {
+      what: 'the disconnect log line',
+      timeoutMs: 5000,
+      describe: () => JSON.stringify(logs.slice(before)),
+    });
     expect(logs.slice(before).filter((line) => (line.level as number) >= 50)).toEqual([]);
   });
 

@@ -7,6 +7,7 @@ import { readAudit, waitForAudit } from '../helpers/audit.js';
 import { modernHttpClient } from '../helpers/clients.js';
 import { messagesOf, modernRequest, postModern } from '../helpers/raw.js';
 import { startServer, type TestServer } from '../helpers/server.js';
+import { until, WaitTimeout } from '../helpers/wait.js';
 import { demoCopy } from '../helpers/workspace.js';
 
 /** A raw streaming tools/call on its own socket, so the test decides when (and whether) to read. */
@@ -87,9 +88,20 @@ describe('limits and backpressure', () => {
         { name: 'process_large_dataset', arguments: { path: 'workspace/big.csv', chunkSize: 1024 } },
         { signal: stop.signal },
       );
-    // Three long calls hold the principal's three slots; the next ones are turned away at once.
+    // Three long calls hold the principal's three slots (the server counts them in flight); the
+    // next ones are turned away at once.
     const running = Array.from({ length: 3 }, long);
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    let metrics = '';
+    await until(
+      async () => {
+        metrics = await (await fetch(`${impatient.base}/metrics`)).text();
+        return Number(/^mcpd_requests_in_flight (\d+)$/m.exec(metrics)?.[1]) >= 3;
+      },
+      {
+        what: 'three calls in flight',
+        describe: () => metrics.split('\n').find((line) => line.startsWith('mcpd_requests_in_flight')) ?? metrics,
+      },
+    );
     const refused = await Promise.all(Array.from({ length: 2 }, long));
     expect(refused.map((a) => a.status)).toEqual([429, 429]);
     expect(Number(refused[0]?.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
@@ -152,32 +164,62 @@ describe('limits and backpressure', () => {
   it('answers 429 with Retry-After once the rate limit bucket is empty, and recovers', async () => {
     const statuses: number[] = [];
     let retryAfter: string | null = null;
-    for (let i = 0; i < 60; i++) {
-      const answer = await postModern(strict.url, 'tools/list');
-      statuses.push(answer.status);
-      if (answer.status === 429) retryAfter ??= answer.headers.get('retry-after');
-      await answer.body?.cancel();
-    }
+    // Back to back until the bucket (40 tokens, refilled at 5 a second) runs dry, however long the
+    // machine takes per request, rather than a fixed number that a slow machine may not get through
+    // faster than the bucket refills.
+    await until(
+      async () => {
+        const answer = await postModern(strict.url, 'tools/list');
+        statuses.push(answer.status);
+        if (answer.status === 429) retryAfter ??= answer.headers.get('retry-after');
+        await answer.body?.cancel();
+        return answer.status === 429;
+      },
+      { what: 'the rate limit to refuse a request', timeoutMs: 20_000, intervalMs: 0 },
+    ).catch((error: unknown) => {
+      if (!(error instanceof WaitTimeout)) throw error;
+    });
     expect(statuses).toContain(429);
     expect(statuses.indexOf(429)).toBeGreaterThan(10);
     expect(Number(retryAfter)).toBeGreaterThanOrEqual(1);
-    await new Promise((resolve) => setTimeout(resolve, 1200));
-    expect((await postModern(strict.url, 'tools/list')).status).toBe(200);
+    // The bucket refills at 5 tokens a second: a request passes again within the Retry-After
+    // the server gave, and again the moment one token is back.
+    let status = 0;
+    await until(
+      async () => {
+        const answer = await postModern(strict.url, 'tools/list');
+        await answer.body?.cancel();
+        status = answer.status;
+        return status === 200;
+      },
+      {
+        what: 'a request to pass the rate limit again',
+        timeoutMs: Number(retryAfter) * 1000 + 1000,
+        intervalMs: 50,
+        describe: () => `status ${status}`,
+      },
+    );
+    expect(status).toBe(200);
   });
 
   it('makes a streaming tool wait for a reader that stopped reading, without buffering for it', async () => {
     const socket = await streamingCall(patient.url, 'paused-reader');
     // The kernel's socket buffers take a few MB first; then only backpressure can hold the producer.
     // Memory must level off while the call is still far from done.
-    let previous = process.memoryUsage().rss;
+    let previous: number | undefined;
     let steadyFor = 0;
-    const deadline = Date.now() + 15_000;
-    while (steadyFor < 3 && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      const now = process.memoryUsage().rss;
-      steadyFor = now - previous < 2 * 1024 * 1024 ? steadyFor + 1 : 0;
-      previous = now;
-    }
+    await until(
+      () => {
+        const now = process.memoryUsage().rss;
+        if (previous !== undefined) steadyFor = now - previous < 2 * 1024 * 1024 ? steadyFor + 1 : 0;
+        previous = now;
+        return steadyFor >= 3;
+      },
+      // Time is the subject here: "level" means under 2 MB of growth in each of three 500 ms samples.
+      { what: 'memory to level off while the reader is paused', timeoutMs: 15_000, intervalMs: 500 },
+    ).catch((error: unknown) => {
+      if (!(error instanceof WaitTimeout)) throw error;
+    });
     expect(steadyFor, 'memory kept growing while the reader was paused').toBe(3);
     expect((await readAudit(patient.auditFile)).filter((r) => r.client === 'paused-reader')).toEqual([]);
     // Giving up on the reader cancels the paused work.

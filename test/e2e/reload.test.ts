@@ -8,6 +8,7 @@ import { waitForAudit } from '../helpers/audit.js';
 import { modernHttpClient } from '../helpers/clients.js';
 import { type ServingProcess, serveMcpd } from '../helpers/process.js';
 import { modernRequest } from '../helpers/raw.js';
+import { until } from '../helpers/wait.js';
 import { demoCopy } from '../helpers/workspace.js';
 
 type Result = { isError?: boolean; content: { text?: string }[]; structuredContent?: Record<string, unknown> };
@@ -26,12 +27,11 @@ function configText(options: { write: string; read: string; extra?: string }): s
 }
 
 async function waitForLog(serving: ServingProcess, text: string, after: number, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (serving.stderr().slice(after).includes(text)) return;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error(`log line "${text}" did not appear:\n${serving.stderr().slice(after)}`);
+  await until(() => serving.stderr().slice(after).includes(text), {
+    what: `the log line "${text}"`,
+    timeoutMs,
+    describe: () => serving.stderr().slice(after),
+  });
 }
 
 describe('hot reload of the built binary', () => {

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAudit } from '../helpers/audit.js';
 import { modernHttpClient, modernStdioClient } from '../helpers/clients.js';
 import { MCPD_BIN, serveMcpd } from '../helpers/process.js';
+import { until } from '../helpers/wait.js';
 import { demoCopy } from '../helpers/workspace.js';
 
 const LONG_CALLS = 50;
@@ -16,11 +17,12 @@ interface Probe {
 }
 
 /** Polls a probe path on fresh connections until the server is gone; returns what it saw, timed. */
-function poll(url: string, path: string, stop: () => boolean): Promise<Probe[]> {
+async function poll(url: string, path: string, stop: () => boolean): Promise<Probe[]> {
   const seen: Probe[] = [];
   const base = url.replace(/\/mcp$/, '');
-  return (async () => {
-    while (!stop()) {
+  await until(
+    async () => {
+      if (stop()) return true;
       try {
         const response = await fetch(`${base}${path}`, { headers: { connection: 'close' } });
         await response.arrayBuffer();
@@ -28,10 +30,12 @@ function poll(url: string, path: string, stop: () => boolean): Promise<Probe[]> 
       } catch {
         seen.push({ at: Date.now(), status: 'refused' });
       }
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    return seen;
-  })();
+      return false;
+    },
+    // The pace of the probes, as a load balancer's would be; they go on until the process exits.
+    { what: `the server to exit (probing ${path})`, timeoutMs: 120_000, intervalMs: 20 },
+  );
+  return seen;
 }
 
 describe('graceful shutdown of the built binary', () => {
@@ -84,8 +88,9 @@ describe('graceful shutdown of the built binary', () => {
 
     // A stream of short calls until the server stops taking them.
     const shortOutcomes: ('ok' | 'refused')[] = [];
-    const shortStream = (async () => {
-      while (!exited) {
+    const shortStream = until(
+      async () => {
+        if (exited) return true;
         try {
           const result = (await short.callTool({ name: 'get_file_info', arguments: { path: 'README.md' } })) as {
             isError?: boolean;
@@ -93,11 +98,12 @@ describe('graceful shutdown of the built binary', () => {
           shortOutcomes.push(result.isError ? 'refused' : 'ok');
         } catch {
           shortOutcomes.push('refused');
-          if (signalledAt > 0) break;
+          if (signalledAt > 0) return true;
         }
-        await new Promise((resolve) => setTimeout(resolve, 25));
-      }
-    })();
+        return false;
+      },
+      { what: 'the server to stop taking short calls', timeoutMs: 120_000, intervalMs: 25 },
+    );
 
     const results = (await Promise.all(calls)) as { isError?: boolean; structuredContent?: { lines: number } }[];
     expect(await serving.exited).toBe(0);
@@ -171,6 +177,7 @@ describe('graceful shutdown of the built binary', () => {
     const client: Client = await modernHttpClient(serving.url, 'forced');
     await client.callTool({ name: 'get_file_info', arguments: { path: 'README.md' } });
     let signalled = false;
+    let secondSignal: Promise<void> | undefined;
     // The call itself is abandoned with the process; the client would wait on the dead stream.
     void client
       .callTool(
@@ -180,7 +187,13 @@ describe('graceful shutdown of the built binary', () => {
             if (signalled) return;
             signalled = true;
             serving.child.kill('SIGTERM');
-            setTimeout(() => serving.child.kill('SIGTERM'), 100);
+            // The second once the first has landed (two signals sent at once may arrive as one).
+            secondSignal = until(() => serving.stderr().includes('"msg":"shutting down"'), {
+              what: 'the first SIGTERM to start the shutdown',
+              describe: () => serving.stderr(),
+            }).then(() => {
+              serving.child.kill('SIGTERM');
+            });
           },
         },
       )
@@ -188,6 +201,7 @@ describe('graceful shutdown of the built binary', () => {
     const started = Date.now();
     expect(await serving.exited).toBe(1);
     expect(Date.now() - started).toBeLessThan(5000);
+    await secondSignal;
     const records = (await readAudit(auditFile)).filter((r) => r.client === 'forced');
     expect(records[0]).toMatchObject({ tool: 'get_file_info', outcome: 'ok' });
     expect(serving.stderr()).toContain('second signal: exiting now');
@@ -222,8 +236,11 @@ describe('graceful shutdown of the built binary', () => {
           if (!signalled) {
             signalled = true;
             process.kill(pid as number, 'SIGTERM');
-            // Give the signal a moment to land, then try to start new work.
-            refusedDuringDrain = new Promise((resolve) => setTimeout(resolve, 150)).then(() =>
+            // Once the signal has landed (the server says it is shutting down), try to start new work.
+            refusedDuringDrain = until(() => stderr.includes('"msg":"shutting down"'), {
+              what: 'the SIGTERM to start the shutdown',
+              describe: () => stderr,
+            }).then(() =>
               client.callTool({ name: 'get_file_info', arguments: { path: 'README.md' } }).then(
                 () => 'served',
                 (error: unknown) => String(error),
@@ -237,7 +254,6 @@ describe('graceful shutdown of the built binary', () => {
     expect(await refusedDuringDrain).toMatch(/shutting down/);
     expect(result.structuredContent?.lines).toBe(LINES);
     // The process goes away by itself once the call is answered, having said it stopped.
-    const deadline = Date.now() + 10_000;
     const alive = () => {
       try {
         process.kill(pid as number, 0);
@@ -246,7 +262,7 @@ describe('graceful shutdown of the built binary', () => {
         return false;
       }
     };
-    while (alive() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 25));
+    await until(() => !alive(), { what: `process ${pid} to exit` });
     expect(alive()).toBe(false);
     expect(stderr).toContain('"msg":"stopped"');
     const [record] = (await readAudit(auditFile)).filter((r) => r.tool === 'process_large_dataset');

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitForAudit } from '../helpers/audit.js';
 import { modernStdioClient, v1StdioClient } from '../helpers/clients.js';
 import { MCPD_BIN } from '../helpers/process.js';
+import { until } from '../helpers/wait.js';
 import { demoCopy } from '../helpers/workspace.js';
 
 /** Touches a file until `received` resolves: the watcher needs a moment to start, and we cannot see when. */
@@ -13,11 +14,15 @@ async function touchUntil(file: string, received: Promise<unknown>, timeoutMs = 
   void received.then(() => {
     done = true;
   });
-  const deadline = Date.now() + timeoutMs;
-  while (!done && Date.now() < deadline) {
-    await appendFile(file, `change ${Date.now()}\n`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
+  await until(
+    async () => {
+      if (done) return true;
+      await appendFile(file, `change ${Date.now()}\n`);
+      return false;
+    },
+    // One touch per 250 ms: enough for the watcher's debounce to settle between two.
+    { what: `an update for ${file}`, timeoutMs, intervalMs: 250 },
+  );
   await received;
 }
 
@@ -59,8 +64,7 @@ describe('stdio', () => {
     send({ jsonrpc: '2.0', not: 'a request' });
     send({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'read_file', arguments: { path: '.env' } } });
     send({ jsonrpc: '2.0', id: 4, method: 'tools/call', params: { name: 'list_roots', arguments: {} } });
-    const deadline = Date.now() + 10_000;
-    while (!stdout.includes('"id":4') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    await until(() => stdout.includes('"id":4'), { what: 'the answer to request 4', describe: () => stdout });
     child.stdin.end();
     expect(await withTimeout(exited, 10_000, 'exit')).toBe(0);
 
@@ -93,6 +97,9 @@ describe('stdio', () => {
   it('2025-era resources/subscribe delivers updates for subscribed, readable files only', async () => {
     const client = await v1StdioClient(process.execPath, [MCPD_BIN, 'stdio', '--config', demo.config]);
     const notes = `file://${demo.project}/workspace/notes.md`;
+    // Changed last, as a marker: see below.
+    const marker = `file://${demo.project}/docs/getting-started.md`;
+    let markerUpdated = false;
     const updates: string[] = [];
     let resolveUpdate!: () => void;
     const firstUpdate = new Promise<void>((resolve) => {
@@ -100,10 +107,15 @@ describe('stdio', () => {
     });
     const { ResourceUpdatedNotificationSchema } = await import('@modelcontextprotocol/sdk/types.js');
     client.setNotificationHandler(ResourceUpdatedNotificationSchema, (notification) => {
+      if (notification.params.uri === marker) {
+        markerUpdated = true;
+        return;
+      }
       updates.push(notification.params.uri);
       resolveUpdate();
     });
     await client.subscribeResource({ uri: notes });
+    await client.subscribeResource({ uri: marker });
     await expect(client.subscribeResource({ uri: `file://${demo.project}/.env` })).rejects.toThrow(
       /not found or not permitted/,
     );
@@ -112,7 +124,13 @@ describe('stdio', () => {
     // An unsubscribed file changing sends nothing for it.
     await appendFile(join(demo.project, 'README.md'), 'x\n');
     await appendFile(join(demo.project, '.env'), 'x\n');
-    await new Promise((resolve) => setTimeout(resolve, 600));
+    // Then a subscribed file: an update for either of the others would come before its update, as
+    // they changed first and the messages on stdout arrive in order.
+    await appendFile(join(demo.project, 'docs/getting-started.md'), 'x\n');
+    await until(() => markerUpdated, {
+      what: 'the update of the marker file',
+      describe: () => JSON.stringify(updates),
+    });
     expect(updates.every((uri) => uri === notes)).toBe(true);
     await client.close();
   });

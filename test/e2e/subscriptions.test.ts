@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { modernHttpClient } from '../helpers/clients.js';
 import { messagesOf, postModern } from '../helpers/raw.js';
 import { startServer, type TestServer } from '../helpers/server.js';
+import { until } from '../helpers/wait.js';
 import { demoCopy } from '../helpers/workspace.js';
 
 describe('change notifications over HTTP (subscriptions/listen)', () => {
@@ -25,6 +26,8 @@ describe('change notifications over HTTP (subscriptions/listen)', () => {
     const client = await modernHttpClient(server.url, 'listener');
     const readme = `file://${demo.project}/README.md`;
     const env = `file://${demo.project}/.env`;
+    // A file changed last, as a marker: see below.
+    const marker = `file://${demo.project}/docs/architecture.md`;
     const updates: string[] = [];
     let listChanged = 0;
     client.setNotificationHandler('notifications/resources/updated', (n) => {
@@ -33,7 +36,10 @@ describe('change notifications over HTTP (subscriptions/listen)', () => {
     client.setNotificationHandler('notifications/resources/list_changed', () => {
       listChanged += 1;
     });
-    const subscription = await client.listen({ resourceSubscriptions: [readme, env], resourcesListChanged: true });
+    const subscription = await client.listen({
+      resourceSubscriptions: [readme, env, marker],
+      resourcesListChanged: true,
+    });
     expect(changes.watching).toBe(true);
     await changes.whenWatching();
 
@@ -43,11 +49,17 @@ describe('change notifications over HTTP (subscriptions/listen)', () => {
     await appendFile(join(demo.project, 'README.md'), '\nchanged on disk\n');
     await appendFile(join(demo.project, '.env'), 'LEAK=1\n');
     await writeFile(join(demo.project, 'secrets/another.key'), 'k');
-    const deadline = Date.now() + 10_000;
-    while ((updates.length === 0 || listChanged === 0) && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await until(() => updates.includes(readme) && listChanged > 0, {
+      what: 'the update of README.md and a list change',
+      describe: () => JSON.stringify({ updates, listChanged }),
+    });
+    // An update for .env, had one been sent, would come before the marker's: the file changed
+    // before the marker did, and the events of one stream arrive in order.
+    await appendFile(join(demo.project, 'docs/architecture.md'), '\nthe marker\n');
+    await until(() => updates.includes(marker), {
+      what: 'the update of the marker file',
+      describe: () => JSON.stringify(updates),
+    });
     expect(updates).toContain(readme);
     expect(updates).not.toContain(env);
     expect(listChanged).toBeGreaterThanOrEqual(1);
@@ -56,8 +68,7 @@ describe('change notifications over HTTP (subscriptions/listen)', () => {
     await subscription.close();
     await writer.close();
     await client.close();
-    const stopDeadline = Date.now() + 5000;
-    while (changes.watching && Date.now() < stopDeadline) await new Promise((resolve) => setTimeout(resolve, 25));
+    await until(() => !changes.watching, { what: 'the watcher to stop', timeoutMs: 5000 });
     expect(changes.watching).toBe(false);
   });
 

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { AuditRecord } from '../../src/audit/record.js';
+import { until, WaitTimeout } from './wait.js';
 
 /** Parses every line of an audit file; a line that is not a JSON record fails the test. */
 export async function readAudit(file: string): Promise<AuditRecord[]> {
@@ -13,17 +14,28 @@ export async function readAudit(file: string): Promise<AuditRecord[]> {
     .map((line) => JSON.parse(line) as AuditRecord);
 }
 
-/** Waits until the audit file holds at least `count` records matching `predicate` (sinks are asynchronous). */
+/**
+ * Waits until the audit file holds at least `count` records matching `predicate` (sinks are
+ * asynchronous). Resolves with the matching records; after `timeoutMs`, with those there are, for
+ * the caller's assertion to report.
+ */
 export async function waitForAudit(
   file: string,
   predicate: (record: AuditRecord) => boolean,
   count = 1,
   timeoutMs = 5000,
 ): Promise<AuditRecord[]> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const matching = (await readAudit(file)).filter(predicate);
-    if (matching.length >= count || Date.now() > deadline) return matching;
-    await new Promise((resolve) => setTimeout(resolve, 25));
+  let matching: AuditRecord[] = [];
+  try {
+    await until(
+      async () => {
+        matching = (await readAudit(file)).filter(predicate);
+        return matching.length >= count;
+      },
+      { what: `${count} matching audit record(s) in ${file}`, timeoutMs, intervalMs: 25 },
+    );
+  } catch (error) {
+    if (!(error instanceof WaitTimeout)) throw error;
   }
+  return matching;
 }

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { until } from './wait.js';
 import { REPO } from './workspace.js';
 
 const run = promisify(execFile);
@@ -71,15 +72,25 @@ export async function startPrivateDocker(): Promise<PrivateDocker> {
     logs,
     state,
     waitHealthy: async (container, timeoutMs) => {
-      const deadline = Date.now() + timeoutMs;
-      let current = await state(container);
-      while (current.Health?.Status !== 'healthy') {
-        if (current.Status !== 'running' || Date.now() > deadline) {
-          throw new Error(`${container} never became healthy: ${JSON.stringify(current)}\n${await logs(container)}`);
-        }
-        await new Promise((resolve) => setTimeout(resolve, 500));
-        current = await state(container);
-      }
+      let current: ContainerState | undefined;
+      await until(
+        async () => {
+          current = await state(container);
+          if (current.Health?.Status === 'healthy') return true;
+          if (current.Status !== 'running') {
+            throw new Error(
+              `${container} never became healthy (it stopped running): ${JSON.stringify(current)}\n${await logs(container)}`,
+            );
+          }
+          return false;
+        },
+        {
+          what: `${container} to become healthy`,
+          timeoutMs,
+          intervalMs: 500,
+          describe: async () => `${JSON.stringify(current)}\n${await logs(container)}`,
+        },
+      );
     },
     stop: async () => {
       await run('bash', [DOCKERD_SH, 'stop', dir], { timeout: 60_000 });

@@ -102,7 +102,8 @@ export function serveMcpd(
     }, timeoutMs);
     child.stderr.on('data', (chunk: Buffer) => {
       stderr += chunk;
-      for (const line of stderr.split('\n')) {
+      // Whole lines only: a chunk may end inside one, which parses once the rest has arrived.
+      for (const line of stderr.split('\n').slice(0, -1)) {
         if (!line.startsWith('{')) continue;
         const entry = JSON.parse(line) as { msg?: string; url?: string };
         if (entry.msg === 'listening' && entry.url) {

@@ -3,6 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { freePort } from './ports.js';
 import { requireCommand } from './tools.js';
+import { until } from './wait.js';
 
 export interface PrometheusServer {
   readonly url: string;
@@ -57,18 +58,24 @@ export async function startPrometheus(
     return body.data?.result ?? [];
   };
   // Ready, and every target scraped at least once (discovered targets are applied after a few seconds).
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`prometheus exited: ${stderr}`);
-    const ready = await fetch(`${url}/-/ready`).then(
-      (r) => r.ok,
-      () => false,
-    );
-    const up = ready ? (await query('up == 1')).length : 0;
-    if (up === targets.length) break;
-    if (Date.now() > deadline) throw new Error(`prometheus did not scrape its targets in time: ${stderr}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
+  let up = 0;
+  await until(
+    async () => {
+      if (child.exitCode !== null) throw new Error(`prometheus exited: ${stderr}`);
+      const ready = await fetch(`${url}/-/ready`).then(
+        (r) => r.ok,
+        () => false,
+      );
+      up = ready ? (await query('up == 1')).length : 0;
+      return up === targets.length;
+    },
+    {
+      what: `prometheus to scrape its ${targets.length} target(s)`,
+      timeoutMs: 30_000,
+      intervalMs: 200,
+      describe: () => `${up} target(s) up; stderr: ${stderr}`,
+    },
+  );
   return {
     url,
     query,

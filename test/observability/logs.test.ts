@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { messagesOf, postModern } from '../helpers/raw.js';
 import { startServer, type TestServer } from '../helpers/server.js';
+import { until } from '../helpers/wait.js';
 import { demoCopy } from '../helpers/workspace.js';
 
 describe('request logs', () => {
@@ -31,7 +32,11 @@ describe('request logs', () => {
     const list = await postModern(server.url, 'tools/list');
     await messagesOf(list);
     // The line is written when the response closes, which may follow the client's last read.
-    await until(() => logs.slice(before).filter((line) => line.msg === 'request').length >= 3);
+    await until(() => logs.slice(before).filter((line) => line.msg === 'request').length >= 3, {
+      what: 'three request log lines',
+      timeoutMs: 5000,
+      describe: () => JSON.stringify(logs.slice(before)),
+    });
 
     const lines = logs.slice(before);
     const requests = lines.filter((line) => line.msg === 'request');
@@ -61,7 +66,11 @@ describe('request logs', () => {
     const answer = await fetch(server.url, { headers: { accept: 'text/event-stream', 'user-agent': 'probe/1.0' } });
     expect(answer.status).toBe(405);
     await answer.body?.cancel();
-    await until(() => logs.slice(before).some((line) => line.msg === 'request'));
+    await until(() => logs.slice(before).some((line) => line.msg === 'request'), {
+      what: 'a request log line',
+      timeoutMs: 5000,
+      describe: () => JSON.stringify(logs.slice(before)),
+    });
     expect(logs.slice(before).find((line) => line.msg === 'request')).toMatchObject({
       method: 'GET',
       status: 405,
@@ -69,12 +78,3 @@ describe('request logs', () => {
     });
   });
 });
-
-/** Polls `condition` until it holds (or fails the test after 5 s). */
-async function until(condition: () => boolean): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met within 5 s');
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-}

@@ -6,6 +6,7 @@ import { modernHttpClient } from '../helpers/clients.js';
 import { type PrometheusServer, startPrometheus } from '../helpers/prometheus.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { requireCommand } from '../helpers/tools.js';
+import { until, WaitTimeout } from '../helpers/wait.js';
 import { demoCopy, REPO } from '../helpers/workspace.js';
 
 const DEPLOY = join(REPO, 'deploy/prometheus');
@@ -97,22 +98,46 @@ describe('metrics, checked by a real Prometheus', () => {
 
   it('shows request rate, a tools/call latency quantile and a denied read through the Prometheus API', async () => {
     const client = await modernHttpClient(server.url, 'metrics-driver');
-    for (let i = 0; i < 30; i++) {
-      await client.callTool({ name: 'get_file_info', arguments: { path: 'README.md' } });
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    // rate() needs two scrapes that saw the counter at different values: keep calling (30 times at
+    // least) until Prometheus has scraped it between the first call and the last; the next scrape
+    // then sees it higher.
+    const calls =
+      'mcp_server_operation_duration_seconds_count{mcp_method_name="tools/call",gen_ai_tool_name="get_file_info"}';
+    let made = 0;
+    let scraped = 0;
+    await until(
+      async () => {
+        await client.callTool({ name: 'get_file_info', arguments: { path: 'README.md' } });
+        made += 1;
+        const [sample] = await prometheus.query(calls);
+        scraped = sample ? Number(sample.value[1]) : 0;
+        return made >= 30 && scraped > 0 && scraped < made;
+      },
+      {
+        what: 'a scrape between the first get_file_info call and the last',
+        timeoutMs: 30_000,
+        intervalMs: 50,
+        describe: () => `${made} calls made, ${scraped} scraped`,
+      },
+    );
     const denied = (await client.callTool({ name: 'read_file', arguments: { path: '.env' } })) as { isError?: boolean };
     expect(denied.isError).toBe(true);
     await client.close();
 
+    // The value once it is positive (or, after 30 s, whatever it is, for the assertion to show).
     const value = async (expr: string): Promise<number> => {
-      const deadline = Date.now() + 30_000;
-      for (;;) {
-        const [sample] = await prometheus.query(expr);
-        const number = sample ? Number(sample.value[1]) : Number.NaN;
-        if (number > 0 || Date.now() > deadline) return number;
-        await new Promise((resolve) => setTimeout(resolve, 250));
-      }
+      let number = Number.NaN;
+      await until(
+        async () => {
+          const [sample] = await prometheus.query(expr);
+          number = sample ? Number(sample.value[1]) : Number.NaN;
+          return number > 0;
+        },
+        { what: expr, timeoutMs: 30_000, intervalMs: 250 },
+      ).catch((error: unknown) => {
+        if (!(error instanceof WaitTimeout)) throw error;
+      });
+      return number;
     };
     expect(
       await value('sum(rate(mcp_server_operation_duration_seconds_count{mcp_method_name="tools/call"}[1m]))'),
