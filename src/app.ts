@@ -1,5 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
+import { ChangeFeed } from './access/changes.js';
 import type { GateObservers } from './access/gate.js';
 import { AuditLog } from './audit/log.js';
 import { StreamAuditSink } from './audit/sink.js';
@@ -14,7 +15,6 @@ import { removeStaleTempFiles } from './fs/write.js';
 import { InFlightCalls } from './http/cancellation.js';
 import { HttpEdge, MCP_PATH, MetricsListener } from './http/server.js';
 import { listenerUrl } from './http/url.js';
-import { ChangeFeed } from './mcp/changes.js';
 import { createHttpEndpoint } from './mcp/endpoint.js';
 import { ExchangeRegistry } from './mcp/exchange.js';
 import { serveStdioConnection } from './mcp/stdio.js';
@@ -124,20 +124,54 @@ function fixedSettings(config: Config): Record<string, unknown> {
   };
 }
 
+/** What a transport gives the shared shutdown sequence. */
+interface Transport {
+  /** Stops taking work; resolves when what is in flight is done, or after `graceMs`, saying what is left. */
+  drain(graceMs: number): Promise<{ unfinished: number }>;
+  /** Waits (up to `ms`) for cancelled work to answer. */
+  settle(ms: number): Promise<void>;
+  /** Ends what the transport still holds open (subscription streams, the connection). */
+  close(): Promise<void>;
+}
+
 /**
- * The runtime every new request starts from, swapped whole on reload. Requests already running
- * keep the runtime they started with (they captured it), so they finish under the old config.
+ * What both transports run on: the runtime every new request starts from (swapped whole on
+ * reload; requests already running keep the one they captured), the change feed, what outlives
+ * reloads (observers, regex workers), the background sweep of leftover temp files, and the one
+ * ordered shutdown.
  */
-class RuntimeHolder {
-  constructor(
-    private runtime: Runtime,
+class Core {
+  /** Aborted when in-flight work is given up (shutdown past its grace period), and to stop background work. */
+  readonly stop = new AbortController();
+  readonly changes: ChangeFeed;
+  private runtime: Runtime;
+  private sweeping: Promise<void> = Promise.resolve();
+
+  private constructor(
+    first: Runtime,
     private readonly deps: AppDeps,
-    private readonly changes: ChangeFeed,
-    private readonly shared: RuntimeShared,
-  ) {}
+    private readonly shared: RuntimeShared & { readonly regexes: RegexPool },
+  ) {
+    this.runtime = first;
+    this.changes = new ChangeFeed(
+      rootWatcher(first.config, first.gate.policy, deps.logger),
+      () => this.runtime.gate.policy,
+      first.config.resources.watchDebounceMs,
+    );
+  }
+
+  static async start(config: Config, deps: AppDeps, observers?: GateObservers): Promise<Core> {
+    const shared = { ...(observers ? { observers } : {}), regexes: new RegexPool(GREP_WORKERS) };
+    return new Core(await buildRuntime(config, deps.audit, shared), deps, shared);
+  }
 
   get current(): Runtime {
     return this.runtime;
+  }
+
+  /** Starts what runs in the background once the transport serves. */
+  serving(): void {
+    this.sweeping = sweepTempFiles(this.runtime, this.deps.logger, this.stop.signal);
   }
 
   /** Builds and swaps in a runtime for `config`; throws (and changes nothing) when it is unusable. */
@@ -153,6 +187,33 @@ class RuntimeHolder {
     this.deps.logger.level = config.log.level;
     if (rootsChanged) await this.changes.useWatcher(rootWatcher(config, next.gate.policy, this.deps.logger));
     return { ignored };
+  }
+
+  /**
+   * The ordered shutdown both transports share: stop taking work and let what is in flight finish
+   * within the grace period; cancel what remains with a clear error and let it answer; close the
+   * transport; wait for the last audit records; then stop background work.
+   */
+  async shutdown(transport: Transport): Promise<void> {
+    const graceMs = this.runtime.config.shutdown.gracePeriodMs;
+    const { unfinished } = await transport.drain(graceMs);
+    if (unfinished > 0) {
+      this.deps.logger.warn({ unfinished, graceMs }, 'grace period over; cancelling what is still running');
+      this.stop.abort(cancelledByShutdown());
+      // Cancelled tools still answer (with that error) and write their audit records.
+      await transport.settle(CANCEL_SETTLE_MS);
+    }
+    await this.close(transport);
+  }
+
+  /** Closes the transport and settles: what the end of input (stdin closed) needs, with no draining. */
+  async close(transport: Pick<Transport, 'close'>): Promise<void> {
+    await transport.close();
+    await this.runtime.gate.whenIdle(CANCEL_SETTLE_MS);
+    this.stop.abort(cancelledByShutdown());
+    await this.sweeping;
+    await this.shared.regexes.close();
+    this.changes.close();
   }
 }
 
@@ -177,29 +238,22 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
   const { logger } = deps;
   const observers = deps.observers ?? createObservers(config, { version: deps.version, commit: 'unknown' });
   const { metrics, tracing } = observers;
-  const shared = { observers, regexes: new RegexPool(GREP_WORKERS) };
-  const first = await buildRuntime(config, deps.audit, shared);
-  const changes = new ChangeFeed(
-    rootWatcher(config, first.gate.policy, logger),
-    () => holder.current.gate.policy,
-    config.resources.watchDebounceMs,
-  );
-  const holder = new RuntimeHolder(first, deps, changes, shared);
+  const core = await Core.start(config, deps, observers);
+  const { changes, stop } = core;
   const lifecycle = new Lifecycle();
   const exchanges = new ExchangeRegistry();
   const notReadyReason = async (): Promise<string | null> => {
     const state = lifecycle.notReadyReason();
     if (state !== null) return state;
     if (!deps.audit.healthy) return 'the audit log cannot be written';
-    const runtime = holder.current;
+    const runtime = core.current;
     const missing = await unreachableRoot(runtime.gate.policy.roots);
     if (missing !== null) return `root "${missing}" is not reachable`;
     return runtime.authenticator.notReadyReason();
   };
   metrics.observeReadiness(async () => (await notReadyReason()) === null);
-  const stop = new AbortController();
   const endpoint = createHttpEndpoint({
-    services: () => holder.current,
+    services: () => core.current,
     changes,
     exchanges,
     cancelAll: stop.signal,
@@ -212,7 +266,7 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
   const edge = new HttpEdge({
     host: config.server.host,
     port: config.server.port,
-    runtime: () => holder.current,
+    runtime: () => core.current,
     endpoint,
     exchanges,
     calls: new InFlightCalls(),
@@ -222,7 +276,7 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
     readiness: { notReadyReason },
     logger,
     onInitialize: (event) =>
-      holder.current.gate.recordInitialize(
+      core.current.gate.recordInitialize(
         {
           principal: event.principal,
           requestId: event.requestId,
@@ -235,7 +289,7 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
         event,
       ),
     onRefusal: (refusal) =>
-      holder.current.gate.refuse(
+      core.current.gate.refuse(
         {
           principal: { id: refusal.principal, scopes: [] },
           requestId: refusal.requestId,
@@ -260,27 +314,18 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
       : undefined;
   const metricsAddress = await metricsListener?.listen();
   lifecycle.markReady();
-  const sweeping = sweepTempFiles(first, logger, stop.signal);
+  core.serving();
   const url = listenerUrl(edge.scheme, address.address, address.port, MCP_PATH);
 
   let stopping: Promise<void> | undefined;
   const shutdown = () => {
     stopping ??= (async () => {
-      const graceMs = holder.current.config.shutdown.gracePeriodMs;
       lifecycle.markDraining();
-      const { unfinished } = await edge.drain(graceMs);
-      if (unfinished > 0) {
-        logger.warn({ unfinished, graceMs }, 'grace period over; cancelling what is still running');
-        stop.abort(cancelledByShutdown());
-        // Cancelled tools still answer (with that error) and write their audit records.
-        await edge.settle(CANCEL_SETTLE_MS);
-      }
-      await endpoint.close();
-      await holder.current.gate.whenIdle(CANCEL_SETTLE_MS);
-      stop.abort(cancelledByShutdown());
-      await sweeping;
-      await shared.regexes.close();
-      changes.close();
+      await core.shutdown({
+        drain: (graceMs) => edge.drain(graceMs),
+        settle: (ms) => edge.settle(ms),
+        close: () => endpoint.close(),
+      });
       await edge.close();
       await metricsListener?.close();
       // Spans of the last requests go out before the process does; an unreachable collector
@@ -295,13 +340,13 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
     return stopping;
   };
   const reload = async (next: Config) => {
-    const outcome = await holder.reload(next);
+    const outcome = await core.reload(next);
     if (next.server.tls && config.server.tls) edge.updateTls(next.server.tls);
     return outcome;
   };
   const metricsUrl =
     metricsAddress && listenerUrl('http', metricsAddress.address, metricsAddress.port, config.metrics.path);
-  return { url, address, metricsUrl, runtime: () => holder.current, changes, lifecycle, reload, shutdown };
+  return { url, address, metricsUrl, runtime: () => core.current, changes, lifecycle, reload, shutdown };
 }
 
 export interface StdioApp {
@@ -319,53 +364,36 @@ export async function startStdioApp(
   config: Config,
   deps: AppDeps & { readonly input: Readable; readonly output: Writable },
 ): Promise<StdioApp> {
-  const shared = { regexes: new RegexPool(GREP_WORKERS) };
-  const first = await buildRuntime(config, deps.audit, shared);
-  const changes = new ChangeFeed(
-    rootWatcher(config, first.gate.policy, deps.logger),
-    () => holder.current.gate.policy,
-    config.resources.watchDebounceMs,
-  );
-  const holder = new RuntimeHolder(first, deps, changes, shared);
-  const stop = new AbortController();
+  const core = await Core.start(config, deps);
   const connection = serveStdioConnection({
-    services: () => holder.current,
-    cancelAll: stop.signal,
-    changes,
+    services: () => core.current,
+    cancelAll: core.stop.signal,
+    changes: core.changes,
     version: deps.version,
     logger: deps.logger,
     input: deps.input,
     output: deps.output,
   });
-  const sweeping = sweepTempFiles(first, deps.logger, stop.signal);
-  let stopping: Promise<void> | undefined;
-  const close = async () => {
-    await connection.close();
-    await holder.current.gate.whenIdle(CANCEL_SETTLE_MS);
-    stop.abort(cancelledByShutdown());
-    await sweeping;
-    await shared.regexes.close();
-    changes.close();
+  core.serving();
+  // The connection drains by refusing new requests; cancelled work answers within the same drain.
+  const transport = {
+    drain: (graceMs: number) => connection.drain(graceMs),
+    settle: async (ms: number) => {
+      await connection.drain(ms);
+    },
+    close: () => connection.close(),
   };
+  let stopping: Promise<void> | undefined;
   return {
     closed: connection.closed,
     close: () => {
-      stopping ??= close();
+      stopping ??= core.close(transport);
       return stopping;
     },
-    runtime: () => holder.current,
-    reload: (next) => holder.reload(next),
+    runtime: () => core.current,
+    reload: (next) => core.reload(next),
     shutdown: () => {
-      stopping ??= (async () => {
-        const graceMs = holder.current.config.shutdown.gracePeriodMs;
-        const { unfinished } = await connection.drain(graceMs);
-        if (unfinished > 0) {
-          deps.logger.warn({ unfinished, graceMs }, 'grace period over; cancelling what is still running');
-          stop.abort(cancelledByShutdown());
-          await connection.drain(CANCEL_SETTLE_MS);
-        }
-        await close();
-      })();
+      stopping ??= core.shutdown(transport);
       return stopping;
     },
   };

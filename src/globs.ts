@@ -255,31 +255,49 @@ function tokenMatches(token: Token, char: string): boolean {
   }
 }
 
-/** The classic linear wildcard match: on a mismatch, only the last star is moved. O(name x tokens). */
-function matchTokens(tokens: readonly Token[], name: string): boolean {
-  let t = 0;
-  let n = 0;
-  let starT = -1;
-  let starN = 0;
-  while (n < name.length) {
-    const token = tokens[t];
-    if (token !== undefined && token.kind !== 'star' && tokenMatches(token, name[n] as string)) {
-      t += 1;
-      n += 1;
-    } else if (token?.kind === 'star') {
-      starT = t;
-      starN = n;
-      t += 1;
-    } else if (starT !== -1) {
-      t = starT + 1;
-      starN += 1;
-      n = starN;
+/**
+ * The classic linear wildcard match, for any alphabet: the pattern's stars match any run of
+ * values, everything else matches one value; on a mismatch, only the last star is moved, so the
+ * cost is at most O(pattern x values) single matches whatever the input. Used twice: characters
+ * of a name against a name's tokens (`*`), and names of a path against its segments (`**`).
+ */
+function wildcardMatch<P, V>(
+  pattern: readonly P[],
+  values: (index: number) => V,
+  count: number,
+  isStar: (item: P) => boolean,
+  matchOne: (item: P, value: V) => boolean,
+): boolean {
+  let p = 0;
+  let v = 0;
+  let starP = -1;
+  let starV = 0;
+  while (v < count) {
+    const item = pattern[p];
+    if (item !== undefined && !isStar(item) && matchOne(item, values(v))) {
+      p += 1;
+      v += 1;
+    } else if (item !== undefined && isStar(item)) {
+      starP = p;
+      starV = v;
+      p += 1;
+    } else if (starP !== -1) {
+      p = starP + 1;
+      starV += 1;
+      v = starV;
     } else {
       return false;
     }
   }
-  while (tokens[t]?.kind === 'star') t += 1;
-  return t === tokens.length;
+  while (p < pattern.length && isStar(pattern[p] as P)) p += 1;
+  return p === pattern.length;
+}
+
+const isStarToken = (token: Token) => token.kind === 'star';
+const isGlobstar = (segment: Segment) => segment.kind === 'globstar';
+
+function matchTokens(tokens: readonly Token[], name: string): boolean {
+  return wildcardMatch(tokens, (i) => name[i] as string, name.length, isStarToken, tokenMatches);
 }
 
 function matchSegment(segment: Segment, name: string): boolean {
@@ -299,34 +317,9 @@ function matchSegment(segment: Segment, name: string): boolean {
   }
 }
 
-/**
- * Matches segments against the first `count` path segments. `**` is a star over whole segments,
- * with the same only-the-last-star backtracking: O(pattern segments x path segments) name matches.
- */
+/** Matches segments against the first `count` path names: `**` is a star over whole names. */
 function matchSegments(pattern: Alternative, names: readonly string[], count: number): boolean {
-  let p = 0;
-  let s = 0;
-  let starP = -1;
-  let starS = 0;
-  while (s < count) {
-    const segment = pattern[p];
-    if (segment !== undefined && segment.kind !== 'globstar' && matchSegment(segment, names[s] as string)) {
-      p += 1;
-      s += 1;
-    } else if (segment?.kind === 'globstar') {
-      starP = p;
-      starS = s;
-      p += 1;
-    } else if (starP !== -1) {
-      p = starP + 1;
-      starS += 1;
-      s = starS;
-    } else {
-      return false;
-    }
-  }
-  while (pattern[p]?.kind === 'globstar') p += 1;
-  return p === pattern.length;
+  return wildcardMatch(pattern, (i) => names[i] as string, count, isGlobstar, matchSegment);
 }
 
 /** A compiled pattern: tests a root-relative path already split into names (lower-cased when folding). */

@@ -1,3 +1,4 @@
+import { AuditedFiles } from './access/files.js';
 import { AccessGate, type GateObservers } from './access/gate.js';
 import type { AuditLog } from './audit/log.js';
 import { type Authenticator, createAuthenticator } from './auth/index.js';
@@ -56,14 +57,11 @@ export async function buildRuntime(config: Config, audit: AuditLog, shared: Runt
     maxCachedEntries: config.limits.listingCacheEntries,
     linkTtlMs: LINK_SNAPSHOT_TTL_MS,
   });
+  const gate = new AccessGate(policy, audit, shared.observers);
   return {
     config,
-    gate: new AccessGate(
-      policy,
-      audit,
-      { listings, regexes: shared.regexes ?? new RegexPool(GREP_WORKERS) },
-      shared.observers,
-    ),
+    gate,
+    files: new AuditedFiles(gate, { listings, regexes: shared.regexes ?? new RegexPool(GREP_WORKERS) }),
     authenticator: createAuthenticator(config.auth),
   };
 }

@@ -2,10 +2,6 @@ import { performance } from 'node:perf_hooks';
 import type { AuditFields, AuditLog } from '../audit/log.js';
 import type { Outcome, Transport } from '../audit/record.js';
 import { isAbortError, isMcpdError, McpdError, notFoundOrDenied } from '../errors.js';
-import type { DirectoryListings } from '../fs/listing.js';
-import type { RegexPool } from '../fs/regex.js';
-import { everythingUnder, type Viewer } from '../fs/walk.js';
-import { moveEntry } from '../fs/write.js';
 import { InFlight } from '../ops/inflight.js';
 import { type Metrics, rootLabel } from '../ops/metrics.js';
 import type { Tracing } from '../ops/tracing.js';
@@ -54,8 +50,8 @@ export interface GateObservers {
 }
 
 /**
- * The only way tools reach files: decide, then run, then write exactly one audit record per
- * path, whatever happened. A denial never reaches the file layer; it becomes the same
+ * Decide, then run, then write exactly one audit record per path, whatever happened: the core
+ * of every file operation (AuditedFiles is built on it). A denial never reaches the file layer; it becomes the same
  * client-facing error a missing file gets (reads) or a plain refusal (writes).
  */
 export class AccessGate {
@@ -64,7 +60,6 @@ export class AccessGate {
   constructor(
     readonly policy: PolicyEngine,
     private readonly audit: AuditLog,
-    private readonly files: { readonly listings: DirectoryListings; readonly regexes: RegexPool },
     private readonly observers: GateObservers = {},
   ) {}
 
@@ -81,27 +76,9 @@ export class AccessGate {
     await this.active.whenEmpty(timeoutMs);
   }
 
-  viewer(caller: Caller): Viewer {
-    return { policy: this.policy, principal: caller.principal, ...this.files };
-  }
-
   /** Decides `request` and, if allowed, runs `run` on the target. */
-  async access<T>(caller: Caller, request: PathRequest, run: (target: Target) => Promise<Measured<T>>): Promise<T> {
-    return this.tracked(() => this.accessOne(caller, request, run));
-  }
-
-  private async accessOne<T>(
-    caller: Caller,
-    request: PathRequest,
-    run: (target: Target) => Promise<Measured<T>>,
-  ): Promise<T> {
-    const started = performance.now();
-    const decision = await this.decide(caller, request);
-    if (!decision.allow) {
-      this.record(caller, request, decision, started, 'denied', null);
-      throw denialError(decision);
-    }
-    return this.runAllowed(caller, [[request, decision]], started, () => run(decision.target));
+  access<T>(caller: Caller, request: PathRequest, run: (target: Target) => Promise<Measured<T>>): Promise<T> {
+    return this.accessAll(caller, [request], ([target]) => run(target as Target));
   }
 
   /**
@@ -109,132 +86,51 @@ export class AccessGate {
    * destination; an edit: read and write one file). Every decision is audited; one run follows
    * only if all allow.
    */
-  accessAll<T>(
-    caller: Caller,
-    requests: readonly PathRequest[],
-    run: (targets: Target[]) => Promise<Measured<T>>,
-  ): Promise<T> {
-    return this.tracked(() => this.accessAllOf(caller, requests, run));
-  }
-
-  private async accessAllOf<T>(
-    caller: Caller,
-    requests: readonly PathRequest[],
-    run: (targets: Target[]) => Promise<Measured<T>>,
-  ): Promise<T> {
-    const started = performance.now();
-    const decisions = await Promise.all(requests.map((request) => this.decide(caller, request)));
-    const denial = decisions.find((decision): decision is DenyDecision => !decision.allow);
-    const pairs = requests.map((request, index) => [request, decisions[index] as Decision] as const);
-    if (denial) {
-      // The allowed parts did not happen either: they are recorded as failing with the denial.
-      const error = denialError(denial);
-      for (const [request, decision] of pairs) {
-        if (decision.allow) this.record(caller, request, decision, started, 'error', null, error.code);
-        else this.record(caller, request, decision, started, 'denied', null);
-      }
-      throw error;
-    }
-    const allowed = pairs as unknown as (readonly [PathRequest, AllowDecision])[];
-    return this.runAllowed(caller, allowed, started, () => run(allowed.map(([, decision]) => decision.target)));
-  }
-
-  /**
-   * A move, judged whole: the source must be readable and writable, the destination writable, and a
-   * directory carries every entry beneath it along, so each must be readable and writable where it
-   * is and writable where it lands (else moving a directory would make an unreadable file readable,
-   * or empty a write-only drop box into a readable place). A refused entry is audited and refuses
-   * the move.
-   */
-  move(
-    caller: Caller,
-    move: { readonly source: string; readonly destination: string; readonly root?: string },
-    options: { readonly maxEntries: number },
-  ): Promise<{ source: string; destination: string }> {
-    const { source, destination, root } = move;
-    return this.accessAll(
-      caller,
-      [
-        { op: 'read', path: source, root },
-        { op: 'write', path: source, root },
-        { op: 'write', path: destination, root },
-      ],
-      async ([, from, to]) => {
-        if (!from || !to || from.kind === 'missing') throw notFoundOrDenied(from?.display ?? null);
-        await moveEntry(from, to, async (kind) => {
-          if (kind === 'directory') await this.judgeCarried(caller, from, to, options.maxEntries);
-        });
-        return { value: { source: from.uri, destination: to.uri } };
-      },
-    );
-  }
-
-  /** Judges every entry a directory move would carry; throws (after auditing it) at the first refused. */
-  private async judgeCarried(caller: Caller, from: Target, to: Target, maxEntries: number): Promise<void> {
-    let seen = 0;
-    for await (const entry of everythingUnder(from, caller.signal)) {
-      seen += 1;
-      if (seen > maxEntries) {
-        throw new McpdError(
-          'TOO_LARGE',
-          `${from.display} holds more than ${maxEntries} entries; move its contents in parts`,
-        );
-      }
-      const kind = entry.kind === 'directory' ? 'directory' : 'file';
-      const here = this.policy.targetFor(from.root, `${from.relPath}/${entry.relPath}`, kind);
-      const there = this.policy.targetFor(to.root, `${to.relPath}/${entry.relPath}`, kind);
-      const checks = [
-        this.policy.judge('read', here),
-        this.policy.judge('write', here),
-        this.policy.judge('write', there),
-      ];
-      const refused = checks.find((decision): decision is DenyDecision => !decision.allow);
-      if (refused) {
-        const requested = `${entry.relPath} (carried by the move of ${from.relPath})`;
-        this.record(caller, { op: refused.op, path: requested }, refused, performance.now(), 'denied', null);
-        throw new McpdError(
-          'WRITE_DENIED',
-          `${from.display}: refused, the directory holds entries this move may not carry (${refused.reason})`,
-        );
-      }
-    }
+  accessAll<T>(caller: Caller, requests: readonly PathRequest[], run: (targets: Target[]) => Promise<Measured<T>>) {
+    return this.decideThenRun(caller, requests, 'all', run);
   }
 
   /**
    * Several starting points for one operation (a search across roots). Denied ones are audited and
    * left out; the run sees the allowed targets in request order. Fails only if all are denied.
    */
-  accessEach<T>(
-    caller: Caller,
-    requests: readonly PathRequest[],
-    run: (targets: Target[]) => Promise<Measured<T>>,
-  ): Promise<T> {
-    return this.tracked(() => this.accessSeveral(caller, requests, run));
+  accessEach<T>(caller: Caller, requests: readonly PathRequest[], run: (targets: Target[]) => Promise<Measured<T>>) {
+    return this.decideThenRun(caller, requests, 'each', run);
   }
 
-  private async accessSeveral<T>(
+  private decideThenRun<T>(
     caller: Caller,
     requests: readonly PathRequest[],
+    need: 'all' | 'each',
     run: (targets: Target[]) => Promise<Measured<T>>,
   ): Promise<T> {
-    const started = performance.now();
-    const decisions = await Promise.all(requests.map((request) => this.decide(caller, request)));
-    const allowed: [PathRequest, AllowDecision][] = [];
-    let firstDenial: DenyDecision | undefined;
-    for (const [index, decision] of decisions.entries()) {
-      const request = requests[index] as PathRequest;
-      if (decision.allow) {
-        allowed.push([request, decision]);
-      } else {
-        this.record(caller, request, decision, started, 'denied', null);
-        firstDenial ??= decision;
+    return this.tracked(async () => {
+      const started = performance.now();
+      const decisions = await Promise.all(requests.map((request) => this.decide(caller, request)));
+      const pairs = requests.map((request, index) => [request, decisions[index] as Decision] as const);
+      const allowed = pairs.filter((pair): pair is readonly [PathRequest, AllowDecision] => pair[1].allow);
+      const denial = decisions.find((decision): decision is DenyDecision => !decision.allow);
+      if (denial && (need === 'all' || allowed.length === 0)) {
+        // What was allowed did not happen either: it is recorded as failing with the denial.
+        const error = denialError(denial);
+        for (const [request, decision] of pairs) {
+          if (decision.allow) this.record(caller, request, decision, started, 'error', null, error.code);
+          else this.record(caller, request, decision, started, 'denied', null);
+        }
+        throw error;
       }
-    }
-    if (allowed.length === 0) {
-      if (firstDenial) throw denialError(firstDenial);
-      throw new McpdError('INVALID_ARGUMENT', 'nothing to search');
-    }
-    return this.runAllowed(caller, allowed, started, () => run(allowed.map(([, decision]) => decision.target)));
+      if (allowed.length === 0) throw new McpdError('INVALID_ARGUMENT', 'nothing to do');
+      // Each: the denied starts are audited and left out.
+      for (const [request, decision] of pairs) {
+        if (!decision.allow) this.record(caller, request, decision, started, 'denied', null);
+      }
+      return this.runAllowed(caller, allowed, started, () => run(allowed.map(([, decision]) => decision.target)));
+    });
+  }
+
+  /** Records a denial found after the fact (an entry a move would carry), as any denial is recorded. */
+  recordDenial(caller: Caller, request: PathRequest, decision: DenyDecision, started: number): void {
+    this.record(caller, request, decision, started, 'denied', null);
   }
 
   /**

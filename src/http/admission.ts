@@ -1,13 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { hostHeaderValidation, originValidation } from '@modelcontextprotocol/node';
-import { localhostAllowedHostnames } from '@modelcontextprotocol/server';
+import { localhostAllowedHostnames, validateHostHeader, validateOriginHeader } from '@modelcontextprotocol/server';
 import proxyAddr from 'proxy-addr';
 import { challengeHeader } from '../auth/index.js';
 import type { Authenticator, AuthOutcome } from '../auth/types.js';
 import { InMemoryRateLimiter, type RateLimiter } from '../cluster/rateLimiter.js';
 import type { Config } from '../config/schema.js';
-import { ERROR_CATALOGUE } from '../errors.js';
+import { jsonRpcError, McpdError } from '../errors.js';
 import { REQUEST_ID_HEADER } from '../mcp/endpoint.js';
 import { clientLabel } from '../mcp/envelope.js';
 import type { Logger } from '../ops/logger.js';
@@ -15,6 +14,7 @@ import type { Metrics, RejectionReason } from '../ops/metrics.js';
 import type { Principal } from '../policy/types.js';
 import type { ConcurrencyLimiter } from './concurrency.js';
 import { perConfig } from './perConfig.js';
+import { sendError, sendJson } from './respond.js';
 
 /** A request id we accept from a client or proxy; anything else is replaced, never echoed. */
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -67,26 +67,6 @@ export interface EdgeRefusal {
   /** What was refused: the endpoint, or the method (and tool) of the call. */
   readonly requested: string;
   readonly status: number;
-}
-
-export function sendJson(
-  res: ServerResponse,
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {},
-): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': String(Buffer.byteLength(text)),
-    'cache-control': 'no-store',
-    ...headers,
-  });
-  res.end(text);
-}
-
-export function jsonRpcError(code: number, message: string) {
-  return { jsonrpc: '2.0', error: { code, message }, id: null };
 }
 
 /** The User-Agent as audit records and log lines keep it. */
@@ -146,9 +126,11 @@ export class Admission {
     const loopback = localhostAllowedHostnames();
     // The name in the public URL is, by definition, one clients use.
     const publicHost = new URL(config.server.publicUrl).hostname;
+    const hosts = [...loopback, this.deps.bindHost, publicHost, ...config.server.allowedHosts];
+    const origins = [...loopback, ...config.server.allowedOrigins];
     return {
-      host: hostHeaderValidation([...loopback, this.deps.bindHost, publicHost, ...config.server.allowedHosts]),
-      origin: originValidation([...loopback, ...config.server.allowedOrigins]),
+      host: (req: IncomingMessage) => validateHostHeader(req.headers.host, hosts),
+      origin: (req: IncomingMessage) => validateOriginHeader(req.headers.origin, origins),
     };
   });
 
@@ -183,13 +165,16 @@ export class Admission {
       status,
     });
     // DNS rebinding: a browser page must not reach a local server through a name it controls.
-    if (!guards.host(req, res)) {
-      this.reject('host');
-      return undefined;
-    }
-    if (!guards.origin(req, res)) {
-      this.reject('origin');
-      return undefined;
+    for (const [reason, check] of [
+      ['host', guards.host],
+      ['origin', guards.origin],
+    ] as const) {
+      const verdict = check(req);
+      if (!verdict.ok) {
+        this.reject(reason);
+        sendError(res, new McpdError('FORBIDDEN_ORIGIN', verdict.message));
+        return undefined;
+      }
     }
 
     // A credential in a URL ends up in every log on its way: refuse it outright (RFC 6750 5.3).
@@ -213,11 +198,10 @@ export class Admission {
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > config.server.maxBodyBytes) {
       this.reject('body_too_large');
-      sendJson(
+      sendError(
         res,
-        413,
-        jsonRpcError(
-          ERROR_CATALOGUE.TOO_LARGE.jsonRpc,
+        new McpdError(
+          'TOO_LARGE',
           `request body of ${declared} bytes exceeds the ${config.server.maxBodyBytes}-byte limit`,
         ),
         { connection: 'close' },
@@ -256,7 +240,7 @@ export class Admission {
             `authentication failed too often from this address; refused without auditing for ${quietFor} s`,
             429,
           ),
-          { error: 'too_many_requests', error_description: 'too many failed authentications' },
+          jsonRpcError(new McpdError('RATE_LIMITED', 'too many failed authentications from this address; retry later')),
           { 'retry-after': String(quietFor) },
         );
         return undefined;
@@ -359,7 +343,7 @@ export class Admission {
         reason,
         status: 503,
       },
-      jsonRpcError(ERROR_CATALOGUE.UNAVAILABLE.jsonRpc, reason),
+      jsonRpcError(new McpdError('UNAVAILABLE', reason)),
       { connection: 'close', 'retry-after': '1' },
     );
   }
@@ -383,7 +367,7 @@ export class Admission {
   ): void {
     this.reject(reason);
     this.deps.logger.info({ requestId, principal: principal.id, reason }, message);
-    sendJson(res, 429, jsonRpcError(-32000, `${message}; retry later`), {
+    sendError(res, new McpdError(reason === 'rate_limited' ? 'RATE_LIMITED' : 'BUSY', `${message}; retry later`), {
       'retry-after': String(Math.max(1, retryAfterSec)),
     });
   }

@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import proxyAddr from 'proxy-addr';
 import { metadataUrlFor } from '../auth/index.js';
 import type { Config } from '../config/schema.js';
-import { ERROR_CATALOGUE } from '../errors.js';
+import { McpdError } from '../errors.js';
 import { type McpEndpoint, REQUEST_ID_HEADER } from '../mcp/endpoint.js';
 import { callsOf, type MessageSummary, summarizeMessage } from '../mcp/envelope.js';
 import { EXCHANGE_HEADER, type Exchange, type ExchangeRegistry } from '../mcp/exchange.js';
@@ -13,9 +13,9 @@ import type { Metrics } from '../ops/metrics.js';
 import { context, SpanStatusCode, type Tracing } from '../ops/tracing.js';
 import type { Principal } from '../policy/types.js';
 import type { Admitted } from './admission.js';
-import { jsonRpcError, proxyTrust, sendJson, userAgentOf } from './admission.js';
+import { proxyTrust, userAgentOf } from './admission.js';
 import type { InFlightCalls } from './cancellation.js';
-import { responseFlow, sendResponse } from './respond.js';
+import { responseFlow, sendError, sendResponse } from './respond.js';
 
 /** A 2025-era initialize the edge saw answered: who the client said it was, for the audit log. */
 export interface InitializeEvent {
@@ -92,15 +92,9 @@ export async function readMessage(
   const body = req.method === 'POST' ? await readBody(req, config.server.maxBodyBytes) : Buffer.alloc(0);
   if (body === undefined) {
     metrics.rejected.inc({ reason: 'body_too_large' });
-    sendJson(
-      res,
-      413,
-      jsonRpcError(
-        ERROR_CATALOGUE.TOO_LARGE.jsonRpc,
-        `request body exceeds the ${config.server.maxBodyBytes}-byte limit`,
-      ),
-      { connection: 'close' },
-    );
+    sendError(res, new McpdError('TOO_LARGE', `request body exceeds the ${config.server.maxBodyBytes}-byte limit`), {
+      connection: 'close',
+    });
     return undefined;
   }
   const parsed = parse(body);

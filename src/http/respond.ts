@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import { type JsonRpcId, jsonRpcError, type McpdError } from '../errors.js';
 import type { StreamFlow } from '../mcp/exchange.js';
 
 /** The flow of one response: writable unless Node's buffer for it is full. */
@@ -81,4 +82,32 @@ export async function sendResponse(res: ServerResponse, response: Response, opti
     if (res.destroyed) void reader.cancel().catch(() => {});
     else res.end();
   }
+}
+
+/** A JSON body, with its length and no caching. */
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': String(Buffer.byteLength(text)),
+    'cache-control': 'no-store',
+    ...headers,
+  });
+  res.end(text);
+}
+
+/** A refusal at the edge: the catalogue's HTTP status, and the JSON-RPC error the one builder makes. */
+export function sendError(
+  res: ServerResponse,
+  error: McpdError,
+  headers: Record<string, string> = {},
+  id: JsonRpcId = null,
+): void {
+  // A code without an edge status reaching here is a bug of ours: a 500, never a misleading 200.
+  sendJson(res, error.httpStatus ?? 500, jsonRpcError(error, id), headers);
 }

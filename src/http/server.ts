@@ -5,7 +5,7 @@ import { metadataPaths, protectedResourceMetadata } from '../auth/index.js';
 import type { Authenticator } from '../auth/types.js';
 import type { RateLimiter } from '../cluster/rateLimiter.js';
 import type { Config } from '../config/schema.js';
-import { ERROR_CATALOGUE } from '../errors.js';
+import { McpdError } from '../errors.js';
 import type { McpEndpoint } from '../mcp/endpoint.js';
 import type { ExchangeRegistry } from '../mcp/exchange.js';
 import { InFlight } from '../ops/inflight.js';
@@ -13,11 +13,12 @@ import type { Readiness } from '../ops/lifecycle.js';
 import type { Logger } from '../ops/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { Tracing } from '../ops/tracing.js';
-import { Admission, assignRequestId, type EdgeRefusal, jsonRpcError, sendJson, userAgentOf } from './admission.js';
+import { Admission, assignRequestId, type EdgeRefusal, userAgentOf } from './admission.js';
 import type { InFlightCalls } from './cancellation.js';
 import { ConcurrencyLimiter } from './concurrency.js';
 import { type InitializeEvent, readMessage, serveExchange } from './mcpExchange.js';
 import { perConfig } from './perConfig.js';
+import { sendError, sendJson } from './respond.js';
 
 export type { EdgeRefusal } from './admission.js';
 
@@ -81,7 +82,7 @@ export class HttpEdge {
           return;
         }
         options.logger.error({ err: error }, 'unhandled error at the HTTP edge');
-        if (!res.headersSent) sendJson(res, 500, jsonRpcError(ERROR_CATALOGUE.INTERNAL.jsonRpc, 'internal error'));
+        if (!res.headersSent) sendError(res, new McpdError('INTERNAL', 'internal error'));
         else res.destroy();
       });
     };

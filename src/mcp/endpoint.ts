@@ -1,11 +1,12 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import { type AuthInfo, createMcpHandler } from '@modelcontextprotocol/server';
+import type { ChangeFeed } from '../access/changes.js';
 import type { Logger } from '../ops/logger.js';
 import { ANONYMOUS, type Principal } from '../policy/types.js';
-import type { ChangeFeed, ListenerScope } from './changes.js';
 import { clientLabel, summarizeMessage } from './envelope.js';
 import { logInternalErrors } from './errors.js';
+import { changeBus, type ListenerScope } from './events.js';
 import { EXCHANGE_HEADER, type ExchangeRegistry } from './exchange.js';
 import { createScope, type McpServices } from './scope.js';
 import { buildServer } from './server.js';
@@ -79,12 +80,11 @@ function listenerScope(
   parsedBody: unknown,
 ): ListenerScope {
   const principal = exchange.principal ?? ANONYMOUS;
-  const { grants, roots } = services.gate.policy;
+  const readable = new Set(services.files.visibleRoots(principal).map((root) => root.name));
   const userAgent = clientLabel(request.headers.get('user-agent'));
   const summary = summarizeMessage(parsedBody);
-  const readable = roots.map((root) => root.name).filter((root) => grants.permits(principal, root, 'read'));
   return {
-    permits: (root) => grants.permits(principal, root, 'read'),
+    permits: (root) => readable.has(root),
     subscribed: () =>
       services.gate.recordSubscription(
         {
@@ -96,7 +96,7 @@ function listenerScope(
           method: 'subscriptions/listen',
           tool: null,
         },
-        readable,
+        [...readable],
       ),
   };
 }
@@ -131,7 +131,7 @@ export function createHttpEndpoint(options: EndpointOptions): McpEndpoint {
     },
     {
       legacy: 'stateless',
-      bus: options.changes.asBus(() => listening.getStore()),
+      bus: changeBus(options.changes, () => listening.getStore()),
       keepAliveMs: options.keepAliveMs,
       maxRequestBodySize: options.maxBodyBytes,
       maxSubscriptions: options.maxSubscriptions,

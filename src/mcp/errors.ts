@@ -1,4 +1,4 @@
-import { type CallToolResult, ProtocolError, ResourceNotFoundError } from '@modelcontextprotocol/server';
+import { type CallToolResult, ProtocolError } from '@modelcontextprotocol/server';
 import { isAbortError, isMcpdError, McpdError } from '../errors.js';
 import type { Logger } from '../ops/logger.js';
 
@@ -41,8 +41,11 @@ export function toProtocolError(
   resourceUri?: string,
 ): ProtocolError {
   const failure = domainError(error, requestId, report);
-  if (failure.code === 'NOT_FOUND_OR_DENIED' && resourceUri !== undefined) {
-    return new ResourceNotFoundError(resourceUri, failure.message);
-  }
-  return new ProtocolError(failure.jsonRpcCode, failure.message, { code: failure.code });
+  // Resource-not-found on every revision: -32602 with the URI as requested in data.uri.
+  const data = {
+    code: failure.code,
+    ...(failure.code === 'NOT_FOUND_OR_DENIED' && resourceUri !== undefined ? { uri: resourceUri } : {}),
+    ...(failure.details ?? {}),
+  };
+  return new ProtocolError(failure.jsonRpcCode, failure.message, data);
 }

@@ -5,6 +5,7 @@ import {
   type RequestId,
   type ServerContext,
 } from '@modelcontextprotocol/server';
+import type { AuditedFiles } from '../access/files.js';
 import type { AccessGate, Caller } from '../access/gate.js';
 import type { Transport } from '../audit/record.js';
 import type { Config } from '../config/schema.js';
@@ -16,7 +17,10 @@ import type { Exchange } from './exchange.js';
 /** What serving needs from the running process: swapped as a whole on reload. */
 export interface McpServices {
   readonly config: Config;
+  /** Decisions and audit records: what the protocol layer records outside a file operation. */
   readonly gate: AccessGate;
+  /** The audited file API: the only way a tool or a resource handler reaches a file. */
+  readonly files: AuditedFiles;
 }
 
 /**

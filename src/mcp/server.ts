@@ -62,11 +62,10 @@ function installLegacySubscriptions(server: McpServer, scope: RequestScope, subs
     async (request: { params: { uri: string } }, ctx: ServerContext) => {
       const caller = scope.caller(ctx, method, null);
       try {
-        return await scope.services().gate.access(caller, { op: 'read', path: request.params.uri }, async (target) => {
-          if (method === 'resources/subscribe') subscribed.add(target.uri);
-          else subscribed.delete(target.uri);
-          return { value: {} };
-        });
+        const uri = await scope.services().files.subscribe(caller, request.params.uri);
+        if (method === 'resources/subscribe') subscribed.add(uri);
+        else subscribed.delete(uri);
+        return {};
       } catch (error) {
         throw scope.protocolError(error, caller, request.params.uri);
       }
@@ -89,22 +88,14 @@ function scopeChallenge(scope: RequestScope, tool: ToolDefinition): ScopeChallen
   if (needed === null) return undefined;
   return ({ request, authInfo }) => {
     if (!authInfo) return undefined;
-    const { gate } = scope.services();
-    const { grants, roots } = gate.policy;
-    if (
-      grants.permitsAnywhere(
-        scope.principal,
-        needed,
-        roots.map((root) => root.name),
-      )
-    )
-      return undefined;
-    const missing = grants.scopesGranting(needed);
+    const { files } = scope.services();
+    if (files.permitsAnywhere(scope.principal, needed)) return undefined;
+    const missing = files.scopesGranting(needed);
     const [first, ...rest] = [...new Set([...scope.principal.scopes, ...missing])];
     // With no scope that would help, there is nothing to challenge for: the grants refuse each path
     // of the call (and those refusals are the audit records).
     if (first === undefined || missing.length === 0) return undefined;
-    gate.refuse(scope.callerOf(request, tool.name), {
+    files.refuse(scope.callerOf(request, tool.name), {
       op: needed,
       rule: 'grant:insufficient-scope',
       reason: `principal "${scope.principal.id}" has no ${needed} grant on any root`,
@@ -127,7 +118,7 @@ function registerTool(server: McpServer, scope: RequestScope, tool: ToolDefiniti
       ...(challenge ? { scopeChallenge: challenge } : {}),
     },
     async (args: unknown, ctx: ServerContext) => {
-      const { gate, config } = scope.services();
+      const { files, config } = scope.services();
       const limitMs = config.limits.toolTimeouts[tool.name] ?? config.limits.toolTimeoutMs;
       const deadline = new AbortController();
       const timer = setTimeout(
@@ -143,7 +134,7 @@ function registerTool(server: McpServer, scope: RequestScope, tool: ToolDefiniti
       const token = ctx.mcpReq._meta?.progressToken;
       const toolContext: ToolContext = {
         caller,
-        gate,
+        files,
         config,
         signal,
         progress:

@@ -1,33 +1,31 @@
 import { randomBytes } from 'node:crypto';
 import { type Readable, Transform, type Writable } from 'node:stream';
 import {
-  INVALID_REQUEST,
   isJSONRPCErrorResponse,
   isJSONRPCRequest,
   isJSONRPCResultResponse,
   type JSONRPCMessage,
   type McpServer,
   type MessageExtraInfo,
-  PARSE_ERROR,
   type RequestId,
   type ServerEvent,
   type Transport,
   type TransportSendOptions,
 } from '@modelcontextprotocol/server';
 import { StdioServerTransport, serveStdio } from '@modelcontextprotocol/server/stdio';
-import { ERROR_CATALOGUE } from '../errors.js';
+import type { ChangeFeed } from '../access/changes.js';
+import { jsonRpcError, McpdError } from '../errors.js';
 import { InFlight } from '../ops/inflight.js';
 import type { Logger } from '../ops/logger.js';
 import { LOCAL } from '../policy/types.js';
-import type { ChangeFeed } from './changes.js';
 import { clientLabel, type MessageSummary, summarizeMessage } from './envelope.js';
 import { logInternalErrors } from './errors.js';
 import { detachedExchange } from './exchange.js';
 import { createScope, type McpServices } from './scope.js';
 import { buildServer } from './server.js';
 
-function errorResponse(code: number, message: string, id: RequestId | null = null): JSONRPCMessage {
-  return { jsonrpc: '2.0', id, error: { code, message } } as unknown as JSONRPCMessage;
+function errorResponse(error: McpdError, id: RequestId | null = null): JSONRPCMessage {
+  return jsonRpcError(error, id) as unknown as JSONRPCMessage;
 }
 
 /**
@@ -47,7 +45,7 @@ export function parseErrorGuard(reply: (message: JSONRPCMessage) => void): Trans
           try {
             JSON.parse(line);
           } catch {
-            reply(errorResponse(PARSE_ERROR, 'Parse error'));
+            reply(errorResponse(new McpdError('PARSE_ERROR', 'Parse error')));
           }
         }
         newline = pending.indexOf('\n');
@@ -82,9 +80,7 @@ class ObservedTransport implements Transport {
     inner.onmessage = (message, extra) => {
       if (isJSONRPCRequest(message)) {
         if (this.draining) {
-          void inner.send(
-            errorResponse(ERROR_CATALOGUE.UNAVAILABLE.jsonRpc, 'the server is shutting down', message.id),
-          );
+          void inner.send(errorResponse(new McpdError('UNAVAILABLE', 'the server is shutting down'), message.id));
           return;
         }
         // A listen stream lives as long as the connection: it is closed, not waited for.
@@ -95,7 +91,8 @@ class ObservedTransport implements Transport {
     };
     inner.onerror = (error) => {
       // JSON that is not JSON-RPC gets the error it deserves (non-JSON is answered by parseErrorGuard).
-      if (error.name === 'ZodError') void inner.send(errorResponse(INVALID_REQUEST, 'Invalid Request'));
+      if (error.name === 'ZodError')
+        void inner.send(errorResponse(new McpdError('INVALID_REQUEST', 'Invalid Request')));
       this.onerror?.(error);
     };
     inner.onclose = () => {

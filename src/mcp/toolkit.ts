@@ -1,15 +1,18 @@
 import type { ContentBlock } from '@modelcontextprotocol/server';
 import type * as z from 'zod';
-import type { AccessGate, Caller } from '../access/gate.js';
+import type { AuditedFiles } from '../access/files.js';
+import type { Caller } from '../access/gate.js';
 import type { Config } from '../config/schema.js';
 
 /**
- * What a tool may use while it runs. Tools see this and nothing of the SDK, so the way requests
- * reach them (the SDK's per-request handler today) can change without touching a tool.
+ * What a tool may use while it runs. Tools see this and nothing of the SDK, of the policy engine
+ * or of the file layer, so the way requests reach them can change without touching a tool, and no
+ * tool can reach a file around the audit.
  */
 export interface ToolContext {
   readonly caller: Caller;
-  readonly gate: AccessGate;
+  /** Every file a tool touches, it touches through here: decided, done and audited. */
+  readonly files: AuditedFiles;
   readonly config: Config;
   /** Aborted when the client cancels or disconnects. */
   readonly signal: AbortSignal;

@@ -1,4 +1,7 @@
+import { createRequire } from 'node:module';
+import { isatty } from 'node:tty';
 import { type DestinationStream, type Logger, pino } from 'pino';
+import type PinoPretty from 'pino-pretty';
 
 export type { Logger };
 
@@ -14,11 +17,20 @@ const REDACT = [
   'secret',
 ];
 
+export interface LoggerOptions {
+  /** Where lines go; stderr (fd 2) when absent. Injected so tests can capture lines. */
+  destination?: DestinationStream;
+  /** Readable lines for a person (pino-pretty) instead of one JSON object a line. */
+  pretty?: boolean;
+}
+
 /**
- * JSON logs to stderr. stdout is never a destination: in stdio mode it carries protocol frames.
- * The destination is injected so tests can capture lines.
+ * Logs to stderr: JSON lines, or readable ones when `pretty`. stdout is never a destination: in
+ * stdio mode it carries protocol frames. Redaction applies to both formats (pino redacts before
+ * the line is formatted). A bare destination stream as the second argument is the JSON logger on it.
  */
-export function createLogger(level: string, destination?: DestinationStream): Logger {
+export function createLogger(level: string, options: LoggerOptions | DestinationStream = {}): Logger {
+  const { destination, pretty = false }: LoggerOptions = 'write' in options ? { destination: options } : options;
   return pino(
     {
       name: 'mcpd',
@@ -27,6 +39,34 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    destination ?? pino.destination({ fd: 2, sync: false }),
+    pretty ? prettyStream(destination) : (destination ?? pino.destination({ fd: 2, sync: false })),
   );
+}
+
+/**
+ * pino-pretty as a stream in this thread (not a worker transport), loaded only when asked for, so
+ * JSON runs never load it. It is required rather than imported with import(), which would make
+ * createLogger asynchronous and leave lines logged before it resolved nowhere to go.
+ */
+function prettyStream(destination: DestinationStream | undefined): DestinationStream {
+  const build = createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
+  const colorize = destination ? (destination as { isTTY?: boolean }).isTTY === true : isatty(2);
+  return build({
+    destination: destination ?? 2,
+    sync: true,
+    colorize,
+    translateTime: 'SYS:HH:MM:ss.l',
+    // One line a record: the message, then any other fields as compact JSON.
+    singleLine: true,
+    ignore: 'pid,hostname,url,connect',
+    messageFormat: readableMessage,
+  });
+}
+
+/** Where a line says the server listens and how to connect, that is the message (so `url` and `connect` are ignored as fields). */
+function readableMessage(log: Record<string, unknown>, messageKey: string): string {
+  let message = String(log[messageKey] ?? '');
+  if (typeof log.url === 'string') message += ` on ${log.url}`;
+  if (typeof log.connect === 'string') message += `; connect with: ${log.connect}`;
+  return message;
 }

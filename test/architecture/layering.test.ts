@@ -37,63 +37,90 @@ function layerOf(path: string): string {
   return path.includes('/') ? (path.split('/')[0] as string) : path.replace(/\.ts$/, '');
 }
 
-/** Internal layer a relative import lands in, seen from `from`. */
-function targetLayer(from: string, specifier: string): string | undefined {
+/** Where a relative import lands, as a path under src/ without the extension. */
+function targetPath(from: string, specifier: string): string | undefined {
   if (!specifier.startsWith('.')) return undefined;
   const parts = from.split('/').slice(0, -1);
   for (const segment of specifier.split('/')) {
     if (segment === '..') parts.pop();
     else if (segment !== '.') parts.push(segment);
   }
-  return layerOf(parts.join('/').replace(/\.js$/, '.ts'));
+  return parts.join('/').replace(/\.js$/, '');
 }
 
-/** Which layers each layer may import (besides itself and the shared leaves: the error catalogue, the glob language). */
-const ALLOWED: Record<string, readonly string[]> = {
-  config: [],
-  policy: ['config'],
-  fs: ['policy', 'config'],
-  audit: [],
-  access: ['policy', 'fs', 'audit', 'config', 'ops'],
-  mcp: ['access', 'audit', 'config', 'fs', 'policy', 'ops'],
-  auth: ['config', 'policy'],
-  cluster: [],
-  // The edge authenticates and limits; config and policy only for their types (Config, Principal).
-  http: ['mcp', 'ops', 'auth', 'cluster', 'config', 'policy'],
-  ops: [],
-  errors: [],
-  globs: [],
-};
+interface LayerRule {
+  /** The layers (or single modules, such as `policy/types`) this layer may import. */
+  readonly imports: ReadonlySet<string> | 'everything';
+  readonly touchesFiles: boolean;
+}
+
+/**
+ * The layering table of docs/architecture.md, the one place it is written: module, job, what it
+ * may import, and whether it touches the file system.
+ */
+async function layeringTable(): Promise<Map<string, LayerRule>> {
+  const doc = await readFile(join(REPO, 'docs/architecture.md'), 'utf8');
+  const table = doc.split('<!-- layers:start -->')[1]?.split('<!-- layers:end -->')[0];
+  if (!table) throw new Error('docs/architecture.md has no layers table');
+  const layers = new Map<string, LayerRule>();
+  const named = (cell: string) =>
+    [...cell.matchAll(/`([^`]+)`/g)].map((m) => (m[1] as string).replace(/\/$|\.ts$/g, ''));
+  const all = new Set<string>();
+  const rows = table
+    .split('\n')
+    .filter((line) => line.startsWith('|') && !line.startsWith('| module') && !line.startsWith('| ---'))
+    .map((line) => line.split('|').map((cell) => cell.trim()));
+  for (const [, module] of rows) for (const name of named(module ?? '')) all.add(name);
+  for (const [, module, , imports = '', files = ''] of rows) {
+    const allowed =
+      imports === 'everything'
+        ? 'everything'
+        : imports.startsWith('everything but')
+          ? new Set([...all].filter((name) => !named(imports).includes(name)))
+          : new Set(named(imports));
+    for (const name of named(module ?? '')) layers.set(name, { imports: allowed, touchesFiles: files !== 'no' });
+  }
+  return layers;
+}
 
 const FS_MODULES = new Set(['node:fs', 'node:fs/promises', 'fs', 'fs/promises']);
-/** Files outside fs/ allowed to touch the file system, by name: the config loader reads its own file. */
-const FS_EXCEPTIONS = new Set(['config/load.ts']);
 
 describe('layering', () => {
   let files: Source[];
+  let table: Map<string, LayerRule>;
   beforeAll(async () => {
     files = await sources();
+    table = await layeringTable();
     expect(files.length).toBeGreaterThan(20);
+    expect(table.size).toBeGreaterThan(10);
   });
 
-  it('each layer imports only the layers below it', () => {
+  it('every file belongs to a row of the table', () => {
+    expect(files.map((file) => file.path).filter((path) => !table.has(layerOf(path)))).toEqual([]);
+  });
+
+  it('each module imports only what its row allows', () => {
     const violations: string[] = [];
     for (const file of files) {
       const layer = layerOf(file.path);
-      const allowed = ALLOWED[layer];
-      if (!allowed) continue; // main.ts, app.ts, services.ts compose everything
+      const rule = table.get(layer);
+      if (!rule || rule.imports === 'everything') continue;
       for (const specifier of file.imports) {
-        const target = targetLayer(file.path, specifier);
-        if (target === undefined || target === layer || target === 'errors' || target === 'globs') continue;
-        if (!allowed.includes(target)) violations.push(`${file.path} imports ${specifier} (${layer} -> ${target})`);
+        const target = targetPath(file.path, specifier);
+        if (target === undefined) continue;
+        const targetLayer = layerOf(`${target}.ts`);
+        if (targetLayer === layer) continue;
+        // A row may allow one module of a layer (policy/types) without the rest of it.
+        if (rule.imports.has(targetLayer) || rule.imports.has(target)) continue;
+        violations.push(`${file.path} imports ${specifier} (${layer} -> ${target})`);
       }
     }
     expect(violations).toEqual([]);
   });
 
-  it('only fs/ touches the file system (the config loader aside, by name)', () => {
+  it('only the layers whose row says so touch the file system', () => {
     const offenders = files
-      .filter((file) => !file.path.startsWith('fs/') && !FS_EXCEPTIONS.has(file.path))
+      .filter((file) => !table.get(layerOf(file.path))?.touchesFiles)
       .filter((file) => file.imports.some((specifier) => FS_MODULES.has(specifier) || specifier === 'chokidar'))
       .map((file) => file.path);
     expect(offenders).toEqual([]);
@@ -104,13 +131,16 @@ describe('layering', () => {
     expect(users).toEqual(['audit/sink.ts']);
   });
 
-  it('nothing writes to stdout but the stdio transport: no console, process only in main.ts', () => {
+  it('nothing writes to stdout but the stdio transport: no console, process only in cli/process.ts', () => {
     const consoleUsers = files.filter((file) => /\bconsole\.\w+\(/.test(file.text)).map((file) => file.path);
     expect(consoleUsers).toEqual([]);
-    const processUsers = files.filter((file) => /\bprocess\.\w+/.test(file.text)).map((file) => file.path);
-    expect(processUsers).toEqual(['main.ts']);
+    // `process.` as code, not a module name such as cli/process.js.
+    const processUsers = files
+      .filter((file) => /(^|[^/\w.])process\.(?!ts\b|js\b)\w+/m.test(file.text))
+      .map((file) => file.path);
+    expect(processUsers).toEqual(['cli/process.ts']);
     const stdoutUsers = files.filter((file) => file.text.includes('process.stdout')).map((file) => file.path);
-    expect(stdoutUsers).toEqual(['main.ts']);
+    expect(stdoutUsers).toEqual(['cli/process.ts']);
   });
 
   it('the SDK serving entries sit behind one seam', () => {
@@ -131,15 +161,11 @@ describe('layering', () => {
     expect(toolsUsingSdk).toEqual([]);
   });
 
-  it('tools reach files only through the access gate', () => {
+  it('tools and resource handlers reach files only through the audited file API', () => {
+    // Enforced by the table (mcp/ may not import fs/ or the policy engine); checked here by name too.
     const direct = files
-      .filter((file) => file.path.startsWith('mcp/tools/'))
-      .filter((file) =>
-        /\b(readTarget|readChunks|statTarget|writeFileAtomic|deleteEntry|moveEntry|createDirectory|visibleChildren|grep|searchNames|tree)\(/.test(
-          file.text,
-        ),
-      )
-      .filter((file) => !file.text.includes('gate.access'))
+      .filter((file) => file.path.startsWith('mcp/'))
+      .filter((file) => file.imports.some((specifier) => /\/(fs|policy)\/(?!types\.js$)/.test(specifier)))
       .map((file) => file.path);
     expect(direct).toEqual([]);
   });

@@ -2,6 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAudit } from '../helpers/audit.js';
+import { runCli } from '../helpers/cli.js';
 import { modernHttpClient } from '../helpers/clients.js';
 import { runMcpd, serveMcpd } from '../helpers/process.js';
 import { startServer } from '../helpers/server.js';
@@ -22,14 +23,14 @@ describe('the mcpd command', () => {
     ['README.md', 'write', 1, 'DENY', 'default-deny:write'],
     ['../../etc/passwd', 'read', 1, 'DENY', 'containment:dotdot'],
   ])('explain %s --op %s prints the decision and the rule', async (path, op, code, verdict, rule) => {
-    const result = await runMcpd(['explain', path, '--op', op, '--config', demo.config]);
+    const result = await runCli(['explain', path, '--op', op, '--config', demo.config]);
     expect(result.code).toBe(code);
     expect(result.stdout.split('\n')[0]).toMatch(new RegExp(`^${verdict} ${op} `));
     expect(result.stdout).toContain(`rule:   ${rule}`);
   });
 
   it('explain --json prints the decision value; relative paths follow --root', async () => {
-    const result = await runMcpd([
+    const result = await runCli([
       'explain',
       'README.md',
       '--op',
@@ -50,18 +51,25 @@ describe('the mcpd command', () => {
   });
 
   it('refuses usage errors with exit code 2', async () => {
-    expect((await runMcpd(['explain', 'x'])).code).toBe(2);
-    expect((await runMcpd(['explain', 'x', '--op', 'delete'])).code).toBe(2);
-    expect((await runMcpd(['frobnicate'])).code).toBe(2);
-    expect((await runMcpd(['serve', '--port', 'eighty'])).code).toBe(2);
-    expect((await runMcpd(['--no-such-flag'])).code).toBe(2);
-    expect((await runMcpd(['explain', 'x', '--op', 'read', '--scope', 'mcpd:read'])).stderr).toContain(
+    expect((await runCli(['explain', 'x'])).code).toBe(2);
+    expect((await runCli(['explain', 'x', '--op', 'delete'])).code).toBe(2);
+    expect((await runCli(['frobnicate'])).code).toBe(2);
+    expect((await runCli(['serve', '--port', 'eighty'])).code).toBe(2);
+    expect((await runCli(['--no-such-flag'])).code).toBe(2);
+    expect((await runCli(['explain', 'x', '--op', 'read', '--scope', 'mcpd:read'])).stderr).toContain(
       '--scope needs --principal',
     );
   });
 
+  it('the built binary is the same CLI: --version, and usage errors exit 2 there too', async () => {
+    const version = await runMcpd(['--version']);
+    expect(version.code).toBe(0);
+    expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+    expect((await runMcpd(['frobnicate'])).code).toBe(2);
+  });
+
   it('refuses to bind a non-loopback address without authentication', async () => {
-    const result = await runMcpd(['serve', '--config', demo.config, '--host', '0.0.0.0', '--port', '0']);
+    const result = await runCli(['serve', '--config', demo.config, '--host', '0.0.0.0', '--port', '0']);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('server.host: refusing to bind a non-loopback address without authentication');
   });

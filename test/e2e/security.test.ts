@@ -180,7 +180,7 @@ describe('scoping: refused, audited, and nothing outside the roots is ever read'
       );
       // 2026-07-28: resource-not-found is -32602 with data { uri } (the URI as requested).
       expect(error?.code, uri).toBe(-32602);
-      expect(error?.data).toEqual({ uri });
+      expect(error?.data).toEqual({ uri, code: 'NOT_FOUND_OR_DENIED' });
       expect(error?.message).not.toContain(outside.dir);
     }
     await client.close();

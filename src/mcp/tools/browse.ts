@@ -1,30 +1,9 @@
 import * as z from 'zod';
-import type { PathRequest } from '../../access/gate.js';
-import { McpdError, notFoundOrDenied } from '../../errors.js';
-import { statTarget } from '../../fs/files.js';
-import { indexAfter } from '../../fs/listing.js';
-import { compilePattern } from '../../fs/regex.js';
-import { callerGlob, grep, nameMatcher, searchNames, tree } from '../../fs/search.js';
-import { detail, WalkBudget } from '../../fs/walk.js';
-import type { Target } from '../../policy/types.js';
-import { defineTool, READ_ONLY, type ToolContext } from '../toolkit.js';
+import { callerGlob, compilePattern, nameMatcher } from '../../access/patterns.js';
+import { defineTool, READ_ONLY } from '../toolkit.js';
 import { cursorArg, decodeCursor, encodeCursor, entryType, pathArg, rootArg } from './common.js';
 
 const clamp = (value: number, min: number, max: number) => Math.min(Math.max(value, min), max);
-
-function requireDirectory(target: Target): void {
-  if (target.kind === 'missing') throw notFoundOrDenied(target.display);
-  if (target.kind !== 'directory') throw new McpdError('NOT_A_DIRECTORY', `${target.display} is not a directory`);
-}
-
-/** Where a search starts: one directory when `path` is given, else every root (or the one named). */
-function searchStarts(ctx: ToolContext, path: string | undefined, root: string | undefined): PathRequest[] {
-  if (path !== undefined) return [{ op: 'list', path, root }];
-  const roots =
-    root === undefined ? ctx.gate.policy.roots : ctx.gate.policy.roots.filter((r) => r.name === root || r.uri === root);
-  if (roots.length === 0) throw new McpdError('INVALID_ARGUMENT', 'no root has that name or URI');
-  return roots.map((r) => ({ op: 'list', path: r.uri }));
-}
 
 const listedEntry = z.object({
   name: z.string(),
@@ -59,30 +38,13 @@ export const listDirectory = defineTool({
   async run({ path, root, limit, cursor }, ctx) {
     const pageSize = clamp(limit ?? ctx.config.limits.listPageSize, 1, ctx.config.limits.maxListPageSize);
     const after = cursor ? decodeCursor('ls', cursor, z.object({ after: z.string() })).after : undefined;
-    const structured = await ctx.gate.access(ctx.caller, { op: 'list', path, root }, async (target) => {
-      requireDirectory(target);
-      // One shared snapshot of the directory; this call holds only its page (found by binary search).
-      const listing = await ctx.gate.viewer(ctx.caller).listings.open(target);
-      try {
-        const { names } = listing.snapshot;
-        const start = after === undefined ? 0 : indexAfter(listing.snapshot, after);
-        const end = Math.min(names.length, start + pageSize);
-        const indexes = Array.from({ length: Math.max(0, end - start) }, (_, i) => start + i);
-        const entries = await Promise.all(indexes.map((index) => detail(listing, index)));
-        const last = names[end - 1];
-        return {
-          value: {
-            uri: target.uri,
-            entries,
-            total: names.length,
-            ...(end < names.length && last !== undefined ? { nextCursor: encodeCursor('ls', { after: last }) } : {}),
-          },
-        };
-      } finally {
-        await listing.close();
-      }
-    });
-    return structured;
+    const page = await ctx.files.list(ctx.caller, { path, root }, { after, limit: pageSize });
+    return {
+      uri: page.uri,
+      entries: page.entries,
+      total: page.total,
+      ...(page.last === undefined ? {} : { nextCursor: encodeCursor('ls', { after: page.last }) }),
+    };
   },
 });
 
@@ -124,28 +86,25 @@ export const directoryTree = defineTool({
   requires: 'read',
   async run({ path, root, maxDepth, maxEntries }, ctx) {
     const { limits } = ctx.config;
-    const structured = await ctx.gate.access(ctx.caller, { op: 'list', path, root }, async (target) => {
-      requireDirectory(target);
-      const result = await tree(ctx.gate.viewer(ctx.caller), target, {
+    const result = await ctx.files.tree(
+      ctx.caller,
+      { path, root },
+      {
         maxDepth: clamp(maxDepth ?? limits.treeMaxDepth, 1, 64),
         maxEntries: clamp(maxEntries ?? limits.treeMaxEntries, 1, limits.treeHardMaxEntries),
-        signal: ctx.signal,
-      });
-      const truncatedBy = [
-        ...(result.truncatedByDepth ? (['depth'] as const) : []),
-        ...(result.truncatedByEntries ? (['entries'] as const) : []),
-      ];
-      return {
-        value: {
-          uri: target.uri,
-          tree: result.tree,
-          entries: result.entries,
-          truncated: truncatedBy.length > 0,
-          truncatedBy,
-        },
-      };
-    });
-    return structured;
+      },
+    );
+    const truncatedBy = [
+      ...(result.truncatedByDepth ? (['depth'] as const) : []),
+      ...(result.truncatedByEntries ? (['entries'] as const) : []),
+    ];
+    return {
+      uri: result.uri,
+      tree: result.tree,
+      entries: result.entries,
+      truncated: truncatedBy.length > 0,
+      truncatedBy,
+    };
   },
 });
 
@@ -171,11 +130,7 @@ export const getFileInfo = defineTool({
   annotations: READ_ONLY,
   requires: 'read',
   async run({ path, root }, ctx) {
-    const structured = await ctx.gate.access(ctx.caller, { op: 'read', path, root }, async (target) => {
-      if (target.kind === 'missing') throw notFoundOrDenied(target.display);
-      return { value: await statTarget(target) };
-    });
-    return structured;
+    return ctx.files.stat(ctx.caller, { path, root });
   },
 });
 
@@ -208,30 +163,22 @@ export const searchFiles = defineTool({
     const { limits } = ctx.config;
     const resume = cursor ? decodeCursor('search', cursor, searchCursor) : undefined;
     const matches = nameMatcher(pattern);
-    const budget = new WalkBudget(limits.walkMaxEntries);
-    const structured = await ctx.gate.accessEach(ctx.caller, searchStarts(ctx, path, root), async (starts) => {
-      for (const start of starts) requireDirectory(start);
-      const result = await searchNames(ctx.gate.viewer(ctx.caller), starts, matches, {
-        limit: clamp(limit ?? limits.searchMaxResults, 1, limits.searchHardMaxResults),
-        resume,
-        budget,
-        signal: ctx.signal,
-      });
-      return {
-        value: {
-          matches: result.matches.map((e) => ({
-            uri: e.uri,
-            root: e.root.name,
-            path: e.relPath,
-            name: e.name,
-            type: e.type,
-          })),
-          ...(result.next ? { nextCursor: encodeCursor('search', { ...result.next }) } : {}),
-          truncated: budget.truncated,
-        },
-      };
+    const result = await ctx.files.search(ctx.caller, { path, root }, matches, {
+      limit: clamp(limit ?? limits.searchMaxResults, 1, limits.searchHardMaxResults),
+      resume,
+      maxEntries: limits.walkMaxEntries,
     });
-    return structured;
+    return {
+      matches: result.matches.map((e) => ({
+        uri: e.uri,
+        root: e.root.name,
+        path: e.relPath,
+        name: e.name,
+        type: e.type,
+      })),
+      ...(result.next ? { nextCursor: encodeCursor('search', { ...result.next }) } : {}),
+      truncated: result.truncated,
+    };
   },
 });
 
@@ -268,28 +215,24 @@ export const grepTool = defineTool({
     const { limits } = ctx.config;
     const compiled = compilePattern(pattern, caseInsensitive);
     const includes = include === undefined ? undefined : callerGlob(include, false);
-    const budget = new WalkBudget(limits.walkMaxEntries);
-    const structured = await ctx.gate.accessEach(ctx.caller, searchStarts(ctx, path, root), async (starts) => {
-      for (const start of starts) requireDirectory(start);
-      const result = await grep(ctx.gate.viewer(ctx.caller), starts, {
+    const result = await ctx.files.grep(
+      ctx.caller,
+      { path, root },
+      {
         pattern: compiled,
-        ...(includes ? { include: includes } : {}),
+        include: includes,
         maxMatches: clamp(maxMatches ?? limits.grepMaxMatches, 1, limits.grepHardMaxMatches),
         maxFileBytes: limits.grepMaxFileBytes,
         timeoutMsPerFile: GREP_TIMEOUT_PER_FILE_MS,
-        budget,
-        signal: ctx.signal,
-      });
-      return {
-        value: {
-          matches: result.matches,
-          filesScanned: result.filesScanned,
-          skippedBinary: result.skippedBinary,
-          skippedTooLarge: result.skippedLarge,
-          truncated: result.limited || budget.truncated,
-        },
-      };
-    });
-    return structured;
+        maxEntries: limits.walkMaxEntries,
+      },
+    );
+    return {
+      matches: result.matches,
+      filesScanned: result.filesScanned,
+      skippedBinary: result.skippedBinary,
+      skippedTooLarge: result.skippedLarge,
+      truncated: result.truncated,
+    };
   },
 });

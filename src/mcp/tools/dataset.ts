@@ -1,8 +1,6 @@
 import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import * as z from 'zod';
-import { notFoundOrDenied } from '../../errors.js';
-import { readChunks } from '../../fs/files.js';
 import { defineTool, READ_ONLY } from '../toolkit.js';
 import { pathArg, rootArg } from './common.js';
 
@@ -86,19 +84,16 @@ export const processLargeDataset = defineTool({
   annotations: READ_ONLY,
   requires: 'read',
   async run({ path, root, chunkSize }, ctx) {
-    const structured = await ctx.gate.access(ctx.caller, { op: 'read', path, root }, async (target) => {
-      if (target.kind === 'missing') throw notFoundOrDenied(target.display);
-      const started = performance.now();
-      const tally = new DatasetTally();
-      let chunks = 0;
-      for await (const { chunk, offset, size } of readChunks(
-        target,
-        chunkSize ?? ctx.config.limits.datasetChunkBytes,
-        ctx.signal,
-      )) {
+    const started = performance.now();
+    const tally = new DatasetTally();
+    let chunks = 0;
+    return ctx.files.stream(
+      ctx.caller,
+      { path, root },
+      chunkSize ?? ctx.config.limits.datasetChunkBytes,
+      async (chunk, done, size) => {
         tally.add(chunk);
         chunks += 1;
-        const done = offset + chunk.length;
         const percent = size > 0 ? Math.min(100, Math.floor((done / size) * 100)) : 100;
         await ctx.progress(
           done,
@@ -107,20 +102,14 @@ export const processLargeDataset = defineTool({
         );
         // Yield to the event loop between chunks so other requests keep moving.
         await new Promise<void>((resolve) => setImmediate(resolve));
-      }
-      ctx.signal.throwIfAborted();
-      const summary = tally.finish(HEADER_EXTENSIONS.test(target.relPath));
-      return {
-        value: {
-          uri: target.uri,
-          bytes: tally.bytes,
-          ...summary,
-          chunks,
-          durationMs: Math.round(performance.now() - started),
-        },
-        bytes: tally.bytes,
-      };
-    });
-    return structured;
+      },
+      (target, bytes) => ({
+        uri: target.uri,
+        bytes,
+        ...tally.finish(HEADER_EXTENSIONS.test(target.relPath)),
+        chunks,
+        durationMs: Math.round(performance.now() - started),
+      }),
+    );
   },
 });

@@ -1,8 +1,7 @@
 import type { ContentBlock } from '@modelcontextprotocol/server';
 import * as z from 'zod';
-import { isMcpdError, McpdError, notFoundOrDenied } from '../../errors.js';
-import { type ReadRange, type ReadResult, readTarget } from '../../fs/files.js';
-import type { Target } from '../../policy/types.js';
+import type { ReadRange, ReadResult } from '../../access/files.js';
+import { isMcpdError, McpdError } from '../../errors.js';
 import { defineContentTool, READ_ONLY, type ToolContext } from '../toolkit.js';
 import { pathArg, rootArg } from './common.js';
 
@@ -43,12 +42,12 @@ interface ReadMetadata {
 }
 
 /** The contents block (text, or an embedded blob for binary) and the metadata that describes it. */
-function present(target: Target, result: ReadResult): { metadata: ReadMetadata; block: ContentBlock } {
+function present(result: ReadResult): { metadata: ReadMetadata; block: ContentBlock } {
   const { info } = result;
   if (result.kind === 'binary') {
     return {
       metadata: {
-        uri: target.uri,
+        uri: info.uri,
         size: info.size,
         etag: info.etag,
         mimeType: result.mimeType,
@@ -57,13 +56,13 @@ function present(target: Target, result: ReadResult): { metadata: ReadMetadata; 
       },
       block: {
         type: 'resource',
-        resource: { uri: target.uri, mimeType: result.mimeType, blob: result.data.toString('base64') },
+        resource: { uri: info.uri, mimeType: result.mimeType, blob: result.data.toString('base64') },
       },
     };
   }
   return {
     metadata: {
-      uri: target.uri,
+      uri: info.uri,
       size: info.size,
       etag: info.etag,
       mimeType: info.mimeType,
@@ -78,12 +77,9 @@ function present(target: Target, result: ReadResult): { metadata: ReadMetadata; 
 const metadataBlock = (value: object): ContentBlock => ({ type: 'text', text: JSON.stringify(value) });
 
 async function readOne(ctx: ToolContext, path: string, root: string | undefined, range: ReadRange, maxBytes: number) {
-  return ctx.gate.access(ctx.caller, { op: 'read', path, root }, async (target) => {
-    if (target.kind === 'missing') throw notFoundOrDenied(target.display);
-    const result = await readTarget(target, { range, maxBytes, signal: ctx.signal });
-    const bytes = result.kind === 'binary' ? result.data.length : Buffer.byteLength(result.text);
-    return { value: { ...present(target, result), bytes }, bytes };
-  });
+  const result = await ctx.files.read(ctx.caller, { path, root }, { range, maxBytes });
+  const bytes = result.kind === 'binary' ? result.data.length : Buffer.byteLength(result.text);
+  return { ...present(result), bytes };
 }
 
 export const readFile = defineContentTool({
@@ -122,7 +118,7 @@ export const readMultipleFiles = defineContentTool({
     if (paths.length > maxBatchFiles) {
       const reason = `at most ${maxBatchFiles} files per call (got ${paths.length}); split the batch`;
       // Refused before any path was looked at, and still an access attempt: audited as one.
-      ctx.gate.refuse(ctx.caller, { op: 'read', rule: 'limit:batch-files', reason, requested: 'read_multiple_files' });
+      ctx.files.refuse(ctx.caller, { op: 'read', rule: 'limit:batch-files', reason, requested: 'read_multiple_files' });
       throw new McpdError('TOO_LARGE', reason);
     }
     let budget = maxBatchBytes;

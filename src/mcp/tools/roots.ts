@@ -56,8 +56,7 @@ export const listRoots = defineTool({
   annotations: READ_ONLY,
   requires: null,
   async run(_args, ctx) {
-    const { grants } = ctx.gate.policy;
-    const structured = describeRoots(ctx.config, (root) => grants.permits(ctx.caller.principal, root, 'read'));
-    return structured;
+    const visible = new Set(ctx.files.visibleRoots(ctx.caller.principal).map((root) => root.name));
+    return describeRoots(ctx.config, (root) => visible.has(root));
   },
 });

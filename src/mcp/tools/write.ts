@@ -1,10 +1,6 @@
 import { createTwoFilesPatch } from 'diff';
 import * as z from 'zod';
-import type { Measured } from '../../access/gate.js';
-import { McpdError, notFoundOrDenied } from '../../errors.js';
-import { readTarget } from '../../fs/files.js';
-import { deleteEntry, createDirectory as makeDirectory, writeFileAtomic } from '../../fs/write.js';
-import type { Target } from '../../policy/types.js';
+import { McpdError } from '../../errors.js';
 import { defineTool, type ToolAnnotations } from '../toolkit.js';
 import { pathArg, rootArg } from './common.js';
 
@@ -20,12 +16,6 @@ const etagArg = z
   .max(200)
   .optional()
   .describe('The ETag from read_file or get_file_info; the write fails with CONFLICT if the file changed since.');
-
-function refuseSymlink(target: Target): void {
-  if (target.kind === 'symlink') {
-    throw new McpdError('NOT_A_FILE', `${target.display} is a symbolic link; write to the file it points to`);
-  }
-}
 
 export const writeFile = defineTool({
   name: 'write_file',
@@ -53,15 +43,8 @@ export const writeFile = defineTool({
         `content is ${data.length} bytes, above the ${ctx.config.limits.maxWriteBytes}-byte write limit`,
       );
     }
-    const structured = await ctx.gate.access(ctx.caller, { op: 'write', path, root }, async (target) => {
-      refuseSymlink(target);
-      const outcome = await writeFileAtomic(target, data, { createOnly, expectedEtag });
-      return {
-        value: { uri: target.uri, size: outcome.info.size, etag: outcome.info.etag, created: outcome.created },
-        bytes: data.length,
-      };
-    });
-    return structured;
+    const outcome = await ctx.files.write(ctx.caller, { path, root }, data, { createOnly, expectedEtag });
+    return { uri: outcome.uri, size: outcome.info.size, etag: outcome.info.etag, created: outcome.created };
   },
 });
 
@@ -100,7 +83,6 @@ const editOutput = z.object({
   dryRun: z.boolean(),
   etag: z.string().describe('The ETag after the edit (before it, on a dry run).'),
 });
-type EditOutcome = z.output<typeof editOutput>;
 
 export const editFile = defineTool({
   name: 'edit_file',
@@ -126,45 +108,27 @@ export const editFile = defineTool({
   requires: 'write',
   async run({ path, root, edits, dryRun, expectedEtag }, ctx) {
     // Editing reveals contents (the diff), so it needs read as well as write permission.
-    const structured = await ctx.gate.accessAll(
+    const { uri, etag, result } = await ctx.files.edit(
       ctx.caller,
-      [
-        { op: 'read', path, root },
-        { op: 'write', path, root },
-      ],
-      async ([readable, writable]): Promise<Measured<EditOutcome>> => {
-        if (!readable || !writable) throw notFoundOrDenied(null);
-        refuseSymlink(writable);
-        if (writable.kind === 'missing') throw notFoundOrDenied(writable.display);
-        if (readable.absPath !== writable.absPath) throw notFoundOrDenied(writable.display);
-        const current = await readTarget(writable, {
-          range: { kind: 'whole' },
-          maxBytes: ctx.config.limits.maxWriteBytes,
-        });
-        if (current.kind !== 'text')
-          throw new McpdError('NOT_A_FILE', `${writable.display} is binary; edit_file edits text`);
-        if (expectedEtag !== undefined && expectedEtag !== current.info.etag) {
-          throw new McpdError(
-            'CONFLICT',
-            `${writable.display} changed since it was read (ETag is now ${current.info.etag})`,
-            {
-              currentEtag: current.info.etag,
-            },
-          );
-        }
+      { path, root },
+      { maxBytes: ctx.config.limits.maxWriteBytes, expectedEtag, dryRun },
+      (current) => {
         const updated = applyEdits(current.text, edits);
-        const label = writable.relPath;
-        const diff = createTwoFilesPatch(`a/${label}`, `b/${label}`, current.text, updated, undefined, undefined, {
-          context: 3,
-        });
-        if (dryRun) return { value: { uri: writable.uri, diff, dryRun, etag: current.info.etag }, bytes: 0 };
-        const outcome = await writeFileAtomic(writable, Buffer.from(updated, 'utf8'), {
-          expectedEtag: current.info.etag,
-        });
-        return { value: { uri: writable.uri, diff, dryRun, etag: outcome.info.etag }, bytes: outcome.info.size };
+        const diff = createTwoFilesPatch(
+          `a/${current.display}`,
+          `b/${current.display}`,
+          current.text,
+          updated,
+          undefined,
+          undefined,
+          {
+            context: 3,
+          },
+        );
+        return { text: updated, result: diff };
       },
     );
-    return structured;
+    return { uri, diff: result, dryRun, etag };
   },
 });
 
@@ -179,16 +143,7 @@ export const createDirectory = defineTool({
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
   requires: 'write',
   async run({ path, root, recursive }, ctx) {
-    const structured = await ctx.gate.access(ctx.caller, { op: 'write', path, root }, async (target) => {
-      refuseSymlink(target);
-      const { created } = await makeDirectory(
-        target,
-        recursive,
-        (relPath) => ctx.gate.policy.judge('write', ctx.gate.policy.targetFor(target.root, relPath, 'missing')).allow,
-      );
-      return { value: { uri: target.uri, created } };
-    });
-    return structured;
+    return ctx.files.mkdir(ctx.caller, { path, root }, recursive);
   },
 });
 
@@ -204,7 +159,7 @@ export const moveFile = defineTool({
   annotations: MUTATING,
   requires: 'write',
   async run({ source, destination, root }, ctx) {
-    return ctx.gate.move(
+    return ctx.files.move(
       ctx.caller,
       { source, destination, ...(root === undefined ? {} : { root }) },
       { maxEntries: ctx.config.limits.walkMaxEntries },
@@ -223,11 +178,6 @@ export const deleteFile = defineTool({
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
   requires: 'write',
   async run({ path, root }, ctx) {
-    const structured = await ctx.gate.access(ctx.caller, { op: 'write', path, root }, async (target) => {
-      if (target.kind === 'missing') throw notFoundOrDenied(target.display);
-      const { type } = await deleteEntry(target);
-      return { value: { uri: target.uri, type } };
-    });
-    return structured;
+    return ctx.files.delete(ctx.caller, { path, root });
   },
 });

@@ -1,23 +1,13 @@
-import { InMemoryServerEventBus, type ServerEvent, type ServerEventBus } from '@modelcontextprotocol/server';
 import type { FileChange, RootWatcher } from '../fs/watch.js';
 import type { PolicyEngine } from '../policy/engine.js';
 import { uriFor } from '../policy/paths.js';
 
-/** A change as the feed emits it: the MCP event, and the root it happened in (for grants). */
-export type FeedEvent = ServerEvent & { readonly root: string };
+/** A change as the feed emits it, in the shape of an MCP change event, with the root it happened in (for grants). */
+export type FeedEvent =
+  | { readonly kind: 'resource_updated'; readonly uri: string; readonly root: string }
+  | { readonly kind: 'resources_list_changed'; readonly root: string };
 
 type Listener = (event: FeedEvent) => void;
-
-/**
- * Who is listening on a stream opened through the bus: consulted when a stream subscribes, so that
- * a listener hears only of roots its grants let it read, and each subscription is audited.
- */
-export interface ListenerScope {
-  /** Whether the listener may hear of changes in `root`. */
-  permits(root: string): boolean;
-  /** Called once per subscription (the audit record). */
-  subscribed(): void;
-}
 
 /**
  * Turns file-system changes into MCP change events, for visible files only: an excluded or
@@ -56,30 +46,6 @@ export class ChangeFeed {
       active = false;
       this.listeners.delete(listener);
       if (this.listeners.size === 0) this.stop();
-    };
-  }
-
-  /**
-   * The bus a createMcpHandler endpoint listens on: each open listen stream is a subscriber.
-   * `scope()` names the listener of the stream subscribing now (the request being served); without
-   * one, a stream hears nothing, rather than everything.
-   */
-  asBus(scope: () => ListenerScope | undefined): ServerEventBus {
-    const local = new InMemoryServerEventBus();
-    return {
-      publish: (event) => local.publish(event),
-      subscribe: (listener) => {
-        const listening = scope();
-        listening?.subscribed();
-        const unsubscribeLocal = local.subscribe(listener);
-        const unsubscribeFeed = this.subscribe((event) => {
-          if (listening?.permits(event.root)) listener(event);
-        });
-        return () => {
-          unsubscribeLocal();
-          unsubscribeFeed();
-        };
-      },
     };
   }
 

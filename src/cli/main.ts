@@ -1,0 +1,383 @@
+import { createRequire } from 'node:module';
+import { resolve } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { parseArgs } from 'node:util';
+import { getHeapStatistics } from 'node:v8';
+import { createObservers, openAudit, startHttpApp, startStdioApp } from '../app.js';
+import { AuditLog } from '../audit/log.js';
+import { DISCARD_SINK } from '../audit/sink.js';
+import {
+  buildCommitFromEnv,
+  ConfigError,
+  configPathFromEnv,
+  loadConfig,
+  overridesFromEnv,
+  type ServerOverrides,
+} from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import { watchFile } from '../fs/watch.js';
+import { probeHealth } from '../http/probe.js';
+import { listenerUrl } from '../http/url.js';
+import { describeRoots } from '../mcp/tools/roots.js';
+import { createLogger, type Logger } from '../ops/logger.js';
+import { ANONYMOUS, LOCAL, OPERATIONS, type Operation, type Principal } from '../policy/types.js';
+import { buildRuntime } from '../services.js';
+
+/** Exit codes: 0 done, 1 failed at run time (or explain said deny), 2 bad usage or configuration. */
+const EXIT_OK = 0;
+const EXIT_FAILURE = 1;
+const EXIT_USAGE = 2;
+
+const VERSION: string = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
+
+const USAGE = `mcpd ${VERSION}: scoped, audited access to workspace roots over MCP
+
+Usage:
+  mcpd [serve] [options]          serve Streamable HTTP on /mcp (default)
+  mcpd stdio [options]            serve one client over stdin/stdout
+  mcpd check-config FILE          validate FILE and print the resolved configuration
+  mcpd explain PATH --op OP       print the policy decision for PATH (OP: read, write, list)
+  mcpd healthcheck [options]      exit 0 when the server this config describes answers /health
+
+Options:
+  --config FILE     configuration file (default: $MCPD_CONFIG, else the embedded demo)
+  --host HOST       bind address (MCPD_HOST)             --port PORT   port, 0 for any (MCPD_PORT)
+  --log-level LVL   fatal..trace, silent (MCPD_LOG_LEVEL) --audit-file F append audit lines to F
+  --root NAME       explain: root that a relative PATH is resolved against
+  --principal NAME  explain: judge as this principal (with its --scope S, repeatable)
+  --json            explain: print only the decision as JSON
+  -h, --help        this text                            -v, --version
+`;
+
+/**
+ * Everything of the process the CLI uses, passed in: arguments, environment, the three streams and
+ * signals. cli/process.ts builds it from the real process (the only code that touches it); tests
+ * build their own and run commands in-process.
+ */
+export interface CliHost {
+  readonly argv: readonly string[];
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly stdin: NodeJS.ReadableStream & Readable;
+  readonly stdout: NodeJS.WritableStream & Writable;
+  readonly stderr: NodeJS.WritableStream & Writable;
+  /** Calls `handler` on each delivery of `signal`. */
+  onSignal(signal: NodeJS.Signals, handler: () => void): void;
+  /** Ends the process at once (a second stop signal); in-process hosts record it instead. */
+  exitNow(code: number): void;
+}
+
+class UsageError extends Error {}
+
+function write(stream: NodeJS.WritableStream, text: string): void {
+  stream.write(text.endsWith('\n') ? text : `${text}\n`);
+}
+
+function parseCommandLine(argv: string[]) {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      config: { type: 'string' },
+      host: { type: 'string' },
+      port: { type: 'string' },
+      'log-level': { type: 'string' },
+      'audit-file': { type: 'string' },
+      op: { type: 'string' },
+      root: { type: 'string' },
+      principal: { type: 'string' },
+      scope: { type: 'string', multiple: true },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean', short: 'v' },
+    },
+  });
+  const [command = 'serve', ...rest] = positionals;
+  return { command, rest, values };
+}
+
+type Flags = ReturnType<typeof parseCommandLine>['values'];
+
+function flagOverrides(values: Flags): ServerOverrides {
+  const overrides: ServerOverrides = {};
+  if (values.host !== undefined) overrides.host = values.host;
+  if (values.port !== undefined) {
+    const port = Number(values.port);
+    if (!Number.isInteger(port)) throw new UsageError(`--port must be an integer (got ${JSON.stringify(values.port)})`);
+    overrides.port = port;
+  }
+  if (values['log-level'] !== undefined) overrides.logLevel = values['log-level'];
+  if (values['audit-file'] !== undefined) {
+    overrides.auditSink = 'file';
+    // A path given on the command line is relative to where the command runs, not to the config.
+    overrides.auditPath = resolve(values['audit-file']);
+  }
+  return overrides;
+}
+
+function configure(host: CliHost, values: Flags, file?: string): Config {
+  const env = overridesFromEnv(host.env);
+  if (env.problems.length > 0) throw new ConfigError(env.problems, null);
+  if (env.overrides.auditPath !== undefined) env.overrides.auditPath = resolve(env.overrides.auditPath);
+  return loadConfig({
+    file: file ?? values.config ?? configPathFromEnv(host.env),
+    overrides: [env.overrides, flagOverrides(values)],
+    env: host.env,
+  });
+}
+
+const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT'];
+
+/**
+ * Signals, in the one place that handles them. The first SIGTERM/SIGINT starts the ordered
+ * shutdown; a second one gives up on it: the audit log is flushed and the process exits 1 at once.
+ * SIGHUP (and, if configured, a change of the config file) reloads.
+ */
+function handleSignals(
+  host: CliHost,
+  options: {
+    onStop: (signal: NodeJS.Signals) => void;
+    onReload: () => void;
+    onForce: (signal: NodeJS.Signals) => void;
+  },
+): void {
+  let stopping = false;
+  for (const signal of STOP_SIGNALS) {
+    host.onSignal(signal, () => {
+      if (stopping) {
+        options.onForce(signal);
+        return;
+      }
+      stopping = true;
+      options.onStop(signal);
+    });
+  }
+  host.onSignal('SIGHUP', () => options.onReload());
+}
+
+/** Reloads the config the process was started with (same file, same environment, same flags). */
+function reloader(
+  host: CliHost,
+  values: Flags,
+  logger: Logger,
+  app: { reload(config: Config): Promise<{ ignored: string[] }> },
+): () => Promise<void> {
+  let running: Promise<void> = Promise.resolve();
+  return () => {
+    running = running.then(async () => {
+      try {
+        const { ignored } = await app.reload(configure(host, values));
+        if (ignored.length > 0) logger.warn({ ignored }, 'reloaded; these settings need a restart and were kept');
+        else logger.info('configuration reloaded');
+      } catch (error) {
+        const reason = error instanceof ConfigError ? error.message : String(error);
+        logger.error({ reason }, 'reload refused; the previous configuration stays in force');
+      }
+    });
+    return running;
+  };
+}
+
+async function runServer(
+  host: CliHost,
+  values: Flags,
+  start: (
+    config: Config,
+    logger: Logger,
+    audit: AuditLog,
+  ) => Promise<{
+    reload(config: Config): Promise<{ ignored: string[] }>;
+    shutdown(): Promise<void>;
+    ended?: Promise<string>;
+    close?(): Promise<void>;
+  }>,
+): Promise<number> {
+  const config = configure(host, values);
+  // log.format auto: readable lines for a person at a terminal, JSON lines for anything else.
+  const pretty =
+    config.log.format === 'pretty' ||
+    (config.log.format === 'auto' && (host.stderr as { isTTY?: boolean }).isTTY === true);
+  const logger = createLogger(config.log.level, { destination: host.stderr, pretty });
+  const audit = openAudit(config, logger);
+  const app = await start(config, logger, audit);
+  const reload = reloader(host, values, logger, app);
+  const stopWatching = config.reload.watchConfig
+    ? watchFile(config.source, config.reload.debounceMs, () => void reload())
+    : () => {};
+  const stopped = new Promise<NodeJS.Signals | 'stdin closed'>((resolve) => {
+    handleSignals(host, {
+      onStop: resolve,
+      onReload: () => void reload(),
+      onForce: (signal) => {
+        logger.warn({ signal }, 'second signal: exiting now');
+        void audit.close().finally(() => {
+          logger.flush();
+          host.exitNow(EXIT_FAILURE);
+        });
+      },
+    });
+    void app.ended?.then(() => resolve('stdin closed'));
+  });
+  const reason = await stopped;
+  stopWatching();
+  logger.info({ reason }, 'shutting down');
+  if (reason === 'stdin closed' && app.close) await app.close();
+  else await app.shutdown();
+  await audit.close();
+  logger.info('stopped');
+  logger.flush();
+  return EXIT_OK;
+}
+
+function runHttp(host: CliHost, values: Flags): Promise<number> {
+  return runServer(host, values, async (config, logger, audit) => {
+    const observers = createObservers(config, { version: VERSION, commit: buildCommitFromEnv(host.env) });
+    const app = await startHttpApp(config, { logger, audit, version: VERSION, observers });
+    logger.info(
+      {
+        url: app.url,
+        // How to connect, with Claude Code; the pretty format shows it as part of the message.
+        connect: `claude mcp add --transport http mcpd-http ${app.url}`,
+        ...(app.metricsUrl ? { metricsUrl: app.metricsUrl } : {}),
+        config: config.source,
+        roots: config.roots.map((root) => root.name),
+        // Container deployments size the heap from the cgroup limit (deploy/docker/entrypoint.sh).
+        heapLimitBytes: getHeapStatistics().heap_size_limit,
+      },
+      'listening',
+    );
+    return app;
+  });
+}
+
+function runStdio(host: CliHost, values: Flags): Promise<number> {
+  return runServer(host, values, async (config, logger, audit) => {
+    const app = await startStdioApp(config, {
+      logger,
+      audit,
+      version: VERSION,
+      input: host.stdin,
+      output: host.stdout,
+    });
+    logger.info({ config: config.source, roots: config.roots.map((root) => root.name) }, 'serving stdio');
+    return { ...app, ended: app.closed.then(() => 'stdin closed') };
+  });
+}
+
+async function checkConfig(host: CliHost, values: Flags, rest: string[]): Promise<number> {
+  const [file] = rest;
+  if (!file) throw new UsageError('check-config needs a FILE');
+  const config = configure(host, values, file);
+  const services = await buildRuntime(config, new AuditLog(DISCARD_SINK));
+  const summary = {
+    ...config,
+    // Key material is validated, never printed.
+    server: { ...config.server, tls: config.server.tls ? { cert: 'PEM (loaded)', key: '[redacted]' } : null },
+    roots: services.gate.policy.roots.map((root) => ({ ...root })),
+    listRoots: describeRoots(config),
+  };
+  write(host.stdout, JSON.stringify(summary, null, 2));
+  write(host.stderr, `${config.source}: OK (${config.roots.length} roots)`);
+  return EXIT_OK;
+}
+
+async function explain(host: CliHost, values: Flags, rest: string[]): Promise<number> {
+  const [path] = rest;
+  if (path === undefined) throw new UsageError('explain needs a PATH');
+  const op = values.op as Operation | undefined;
+  if (!op || !OPERATIONS.includes(op)) throw new UsageError(`explain needs --op ${OPERATIONS.join('|')}`);
+  if (values.scope !== undefined && values.principal === undefined) throw new UsageError('--scope needs --principal');
+  const config = configure(host, values);
+  const { gate } = await buildRuntime(config, new AuditLog(DISCARD_SINK));
+  // Without --principal: the HTTP caller when auth is off, else what the roots themselves allow (the
+  // stdio user); with it: that caller's grants too.
+  const principal: Principal = values.principal
+    ? { id: values.principal, scopes: values.scope ?? [] }
+    : config.auth.mode === 'none'
+      ? ANONYMOUS
+      : LOCAL;
+  const decision = await gate.policy.decide(principal, op, path, { root: values.root });
+  const shown = decision.allow
+    ? {
+        allow: true,
+        op,
+        root: decision.root,
+        path: decision.target.relPath,
+        uri: decision.target.uri,
+        kind: decision.target.kind,
+        rule: decision.rule,
+        reason: decision.reason,
+      }
+    : decision;
+  if (values.json) {
+    write(host.stdout, JSON.stringify(shown, null, 2));
+  } else {
+    const where = decision.allow
+      ? decision.target.uri
+      : (decision.uri ?? (decision.rule === 'unknown-root' ? '(no root by that name)' : '(outside every root)'));
+    write(host.stdout, `${decision.allow ? 'ALLOW' : 'DENY'} ${op} ${where}`);
+    write(host.stdout, `  rule:   ${decision.rule}`);
+    write(host.stdout, `  reason: ${decision.reason}`);
+  }
+  return decision.allow ? EXIT_OK : EXIT_FAILURE;
+}
+
+/** How long a container health check waits for /health. */
+const HEALTHCHECK_TIMEOUT_MS = 3000;
+
+/** Exit 0 when the mcpd serving this config answers /health; for HEALTHCHECK without curl. */
+async function healthcheck(host: CliHost, values: Flags): Promise<number> {
+  const config = configure(host, values);
+  const { host: bind, port, tls } = config.server;
+  // A wildcard bind is reached over loopback.
+  const target = bind === '0.0.0.0' || bind === '::' ? '127.0.0.1' : bind;
+  const url = new URL(listenerUrl(tls ? 'https' : 'http', target, port, '/health'));
+  const healthy = await probeHealth(url, HEALTHCHECK_TIMEOUT_MS);
+  if (!healthy) write(host.stderr, `mcpd: ${url.hostname}:${port} is not healthy`);
+  return healthy ? EXIT_OK : EXIT_FAILURE;
+}
+
+/** Runs one command line against `host`; resolves with the exit code. */
+export async function main(host: CliHost): Promise<number> {
+  try {
+    const { command, rest, values } = parseCommandLine([...host.argv]);
+    if (values.help) {
+      write(host.stdout, USAGE);
+      return EXIT_OK;
+    }
+    if (values.version) {
+      write(host.stdout, VERSION);
+      return EXIT_OK;
+    }
+    switch (command) {
+      case 'serve':
+        return await runHttp(host, values);
+      case 'stdio':
+        return await runStdio(host, values);
+      case 'check-config':
+        return await checkConfig(host, values, rest);
+      case 'explain':
+        return await explain(host, values, rest);
+      case 'healthcheck':
+        return await healthcheck(host, values);
+      default:
+        throw new UsageError(`unknown command "${command}"`);
+    }
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      write(host.stderr, `mcpd: ${error.message}`);
+      return EXIT_USAGE;
+    }
+    if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      write(host.stderr, `mcpd: ${(error as Error).message}\n\n${USAGE}`);
+      return EXIT_USAGE;
+    }
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+      write(host.stderr, `mcpd: cannot listen: ${(error as Error).message}`);
+      return EXIT_FAILURE;
+    }
+    write(host.stderr, `mcpd: fatal: ${(error as Error).stack ?? String(error)}`);
+    return EXIT_FAILURE;
+  }
+}

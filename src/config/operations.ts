@@ -1,0 +1,75 @@
+import * as z from 'zod';
+import { DEFAULTS } from './defaults.js';
+import { port, positiveInt } from './fields.js';
+
+/** Running the process: `audit`, `log`, `resources`, `shutdown`, `metrics`, `tracing` and `reload`. */
+
+export const auditSchema = z.strictObject({
+  sink: z.enum(['stderr', 'file']).default('stderr'),
+  path: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('Audit file (append-only); relative paths are resolved against the config file.'),
+});
+
+export const logSchema = z.strictObject({
+  level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  format: z
+    .enum(['auto', 'json', 'pretty'])
+    .default('auto')
+    .describe(
+      'How log lines are written to stderr: "json" (one JSON object a line, for collectors), "pretty" (readable lines ' +
+        'for a person), or "auto": pretty when stderr is a terminal, JSON otherwise.',
+    ),
+});
+
+export const resourcesSchema = z.strictObject({
+  pageSize: positiveInt.max(1000).default(DEFAULTS.resourcePageSize),
+  watch: z.boolean().default(true).describe('Watch roots for changes while a client listens for resource updates.'),
+  watchDebounceMs: z.number().int().min(0).default(DEFAULTS.watchDebounceMs),
+});
+
+export const shutdownSchema = z.strictObject({
+  gracePeriodMs: z
+    .number()
+    .int()
+    .min(0)
+    .default(DEFAULTS.shutdownGraceMs)
+    .describe('How long in-flight requests may run after SIGTERM/SIGINT before they are cancelled.'),
+});
+
+export const metricsSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  path: z
+    .string()
+    .regex(/^\/[\w./-]*$/, 'an absolute URL path')
+    .default('/metrics'),
+  port: port
+    .optional()
+    .describe(
+      'Serve metrics on this port alone, unauthenticated (for Prometheus). Without it they are served on the main port, ' +
+        'behind the same authentication as /mcp.',
+    ),
+  host: z.string().min(1).optional().describe('Bind address of the metrics port; server.host when omitted.'),
+});
+
+export const tracingSchema = z.strictObject({
+  enabled: z.boolean().default(false),
+  endpoint: z
+    .url({ protocol: /^https?$/ })
+    .default('http://127.0.0.1:4318/v1/traces')
+    .describe('OTLP/HTTP traces endpoint.'),
+  sampleRatio: z
+    .number()
+    .min(0)
+    .max(1)
+    .default(1)
+    .describe('Share of new traces sampled; a parent decision is always followed.'),
+  serviceName: z.string().min(1).default('mcpd'),
+});
+
+export const reloadSchema = z.strictObject({
+  watchConfig: z.boolean().default(false).describe('Reload when the config file changes, as on SIGHUP.'),
+  debounceMs: z.number().int().min(0).default(DEFAULTS.reloadDebounceMs),
+});

@@ -1,0 +1,74 @@
+import type * as z from 'zod';
+import type { jwtSchema } from './auth.js';
+import type { ParsedConfig } from './schema.js';
+
+/**
+ * The resolved configuration, derived from the schema's output types: what resolution leaves as
+ * parsed is taken as is, and only what it changes (paths made absolute, secrets read, defaults
+ * filled in from other sections) is spelled out here.
+ */
+
+/** T with readonly properties and readonly arrays at its top level, as resolution freezes it. */
+type Frozen<T> = { readonly [K in keyof T]: T[K] extends readonly (infer U)[] ? readonly U[] : T[K] };
+
+type ParsedRoot = ParsedConfig['roots'][number];
+type ParsedApiKey = Extract<ParsedConfig['auth'], { mode: 'apiKeys' }>['apiKeys'][number];
+
+/**
+ * A root with read, write and hardLinks filled in from accessPolicy. `uri` is the root as clients
+ * see it: a file:// URI without a trailing slash.
+ */
+export type RootConfig = Frozen<
+  Required<ParsedRoot> & {
+    /** Absolute host path the URI denotes (not yet canonicalised). */
+    path: string;
+  }
+>;
+
+/** An API key with its hash read from wherever it was configured. */
+export type ApiKey = Frozen<
+  Omit<ParsedApiKey, 'sha256' | 'sha256File' | 'sha256Env'> & {
+    /** Lowercase hex SHA-256 of the key. */
+    sha256: string;
+  }
+>;
+
+export type JwtSettings = Omit<z.output<typeof jwtSchema>, 'jwksFile' | 'audience' | 'authorizationServers'> & {
+  /** The JWKS document when it came from a file; null when keys are fetched from jwksUrl. */
+  readonly jwks: { readonly keys: readonly Record<string, unknown>[] } | null;
+  readonly audience: string;
+  readonly authorizationServers: readonly string[];
+};
+
+/** Authentication with every secret source resolved (files read, variables looked up). */
+export type AuthConfig =
+  | Frozen<Extract<ParsedConfig['auth'], { mode: 'none' }>>
+  | { readonly mode: 'apiKeys'; readonly apiKeys: readonly ApiKey[] }
+  | { readonly mode: 'jwt'; readonly jwt: JwtSettings };
+
+export type Grant = Frozen<NonNullable<ParsedConfig['grants']>[number]>;
+
+/** The sections resolution replaces; every other section is used as parsed. */
+type Resolved = '$schema' | 'server' | 'auth' | 'grants' | 'accessPolicy' | 'roots' | 'audit';
+
+/** The resolved, frozen configuration the rest of mcpd runs on. */
+export type Config = Readonly<Omit<ParsedConfig, Resolved>> & {
+  /** Absolute path of the file this came from. */
+  readonly source: string;
+  readonly server: Omit<ParsedConfig['server'], 'tls' | 'publicUrl'> & {
+    /** The canonical URL of the /mcp endpoint (resource identifier, JWT audience). */
+    readonly publicUrl: string;
+    /** PEM material, read from the configured files. */
+    readonly tls: { readonly cert: string; readonly key: string } | null;
+  };
+  readonly auth: AuthConfig;
+  /** Explicit grants, or null for the defaults (see DEFAULT_SCOPES). */
+  readonly grants: readonly Grant[] | null;
+  /** The per-root defaults; hardLinks is folded into each root, exclude into `exclude`. */
+  readonly accessPolicy: Frozen<Pick<ParsedConfig['accessPolicy'], 'read' | 'write'>>;
+  /** Built-in plus configured excludes, deduplicated; always wins. */
+  readonly exclude: readonly string[];
+  readonly roots: readonly RootConfig[];
+  /** `path` absolute, or null when the sink is stderr. */
+  readonly audit: Frozen<Omit<ParsedConfig['audit'], 'path'> & { path: string | null }>;
+};
