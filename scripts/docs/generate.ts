@@ -333,8 +333,8 @@ function errorsTable(): string {
     ['code', 'JSON-RPC', 'HTTP', 'when'],
     Object.entries(ERROR_CATALOGUE).map(([name, entry]) => [
       code(name),
-      String(entry.jsonRpc),
-      String(entry.http),
+      entry.jsonRpc === null ? '(none)' : String(entry.jsonRpc),
+      entry.http === null ? '200' : String(entry.http),
       quoteNames(entry.when),
     ]),
   );

@@ -240,7 +240,13 @@ export class AuditedFiles {
     const visible = this.visibleRoots(caller.principal);
     const roots =
       scope.root === undefined ? visible : visible.filter((r) => r.name === scope.root || r.uri === scope.root);
-    if (roots.length === 0) throw new McpdError('INVALID_ARGUMENT', 'no root has that name or URI');
+    // A root the caller cannot see is for the gate to refuse, so the attempt is audited like any other.
+    if (roots.length === 0 && scope.root !== undefined) return [{ op: 'list', path: '', root: scope.root }];
+    if (roots.length === 0) {
+      const reason = 'no root is readable by this caller';
+      this.gate.refuse(caller, { op: 'list', rule: 'grant:none', reason, requested: '(every root)' });
+      throw notFoundOrDenied('(every root)');
+    }
     return roots.map((r) => ({ op: 'list', path: r.uri }));
   }
 

@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto';
 import type { BigIntStats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { lookup } from 'mime-types';
-import { McpdError } from '../errors.js';
+import { McpdError, notFoundOrDenied } from '../errors.js';
 import type { EntryKind, Target } from '../policy/types.js';
-import { openRegularFile, openVerified } from './open.js';
+import { isRefusedHardLink, openRegularFile, openVerified } from './open.js';
 
 /** Bytes sniffed to tell text from binary. */
 const SNIFF_BYTES = 8192;
@@ -62,7 +62,9 @@ export function describe(target: Target, stats: BigIntStats): FileInfo {
 export async function statTarget(target: Target): Promise<FileInfo> {
   const handle = await openVerified(target);
   try {
-    return describe(target, await handle.stat({ bigint: true }));
+    const stats = await handle.stat({ bigint: true });
+    if (isRefusedHardLink(stats, target)) throw notFoundOrDenied(target.display);
+    return describe(target, stats);
   } finally {
     await handle.close();
   }

@@ -40,12 +40,20 @@ export async function openRegularFile(target: Target): Promise<{ handle: FileHan
     const stats = await handle.stat({ bigint: true });
     if (stats.isDirectory()) throw new McpdError('NOT_A_FILE', `${target.display} is a directory; use list_directory`);
     if (!stats.isFile()) throw notFoundOrDenied(target.display);
-    if (stats.nlink > 1n && target.root.hardLinks === 'refuse') throw notFoundOrDenied(target.display);
+    if (isRefusedHardLink(stats, target)) throw notFoundOrDenied(target.display);
     return { handle, stats };
   } catch (error) {
     await handle.close().catch(() => {});
     throw error;
   }
+}
+
+/**
+ * A second name of a regular file, in a root that refuses them. Such a name may be a link to a
+ * secret or to a file outside every root, so it is treated as missing: not read, not described.
+ */
+export function isRefusedHardLink(stats: { isFile(): boolean; nlink: number | bigint }, target: Target): boolean {
+  return target.root.hardLinks === 'refuse' && stats.isFile() && Number(stats.nlink) > 1;
 }
 
 export async function verifyDescriptor(handle: FileHandle, expectedPath: string, target: Target): Promise<void> {

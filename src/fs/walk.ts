@@ -6,7 +6,7 @@ import type { PolicyEngine } from '../policy/engine.js';
 import type { Principal, Target } from '../policy/types.js';
 import { type AnchoredDirectory, openAnchored, openChild } from './anchor.js';
 import { type DirectoryListings, DirectoryTooLarge, entryAt, type ListedEntry, type OpenListing } from './listing.js';
-import { openVerified } from './open.js';
+import { isRefusedHardLink, openVerified } from './open.js';
 import type { RegexPool } from './regex.js';
 
 export type Entry = ListedEntry;
@@ -37,7 +37,10 @@ export interface DetailedEntry {
  */
 export async function detail(listing: OpenListing, index: number): Promise<DetailedEntry> {
   const entry = listing.entry(index);
-  const stats = entry.symlink ? await targetStats(entry.target) : await lstat(listing.at(entry.name)).catch(() => null);
+  const found = entry.symlink ? await targetStats(entry.target) : await lstat(listing.at(entry.name)).catch(() => null);
+  // A second name of a file the root refuses is listed (its name is the root's own) but, like a
+  // read of it, tells nothing of the file: its size and time could be a secret's.
+  const stats = found && !isRefusedHardLink(found, entry.target) ? found : null;
   return {
     name: entry.name,
     path: entry.relPath,

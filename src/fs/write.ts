@@ -271,6 +271,12 @@ export async function moveEntry(
       if (await entryStats(to.at(destinationName))) {
         throw new McpdError('ALREADY_EXISTS', `${destination.display} already exists`);
       }
+      if (stats.isDirectory() && destination.absPath.startsWith(`${source.absPath}/`)) {
+        throw new McpdError(
+          'INVALID_ARGUMENT',
+          `${source.display} cannot be moved into itself (${destination.display})`,
+        );
+      }
       await beforeMove(stats.isDirectory() ? 'directory' : stats.isFile() ? 'file' : 'other');
       try {
         if (stats.isDirectory()) {
@@ -291,6 +297,11 @@ export async function moveEntry(
           throw new McpdError('ALREADY_EXISTS', `${destination.display} already exists`);
         }
         if (code === 'ENOENT') throw notFoundOrDenied(source.display);
+        // Only a directory moved into its own subtree, which the check above already refuses; kept
+        // for a tree renamed between that check and the move.
+        if (code === 'EINVAL') {
+          throw new McpdError('INVALID_ARGUMENT', `${source.display} cannot be moved into itself`);
+        }
         throw error;
       }
       await syncDirectory(from);

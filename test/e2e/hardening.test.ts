@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { link, mkdir, writeFile } from 'node:fs/promises';
+import { link, mkdir, stat, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/client';
@@ -214,6 +214,24 @@ describe('H4, M4 and hard links: what a root holds cannot stall, flood or unmask
     const grep = (await client.callTool({ name: 'grep', arguments: { pattern: '=', path: 'workspace' } })) as Result;
     expect(JSON.stringify(grep)).not.toMatch(/innocent|demo-token-never-served|DATABASE_URL/);
   });
+
+  it('tells nothing of a second name: no info, and no size or time in a listing (found by the fuzzer)', async () => {
+    const secretSize = (await stat(join(demo.project, '.env'))).size;
+    const info = (await client.callTool({
+      name: 'get_file_info',
+      arguments: { path: 'workspace/innocent.md' },
+    })) as Result;
+    expect(codeOf(info)).toBe('NOT_FOUND_OR_DENIED');
+    const listing = (await client.callTool({
+      name: 'list_directory',
+      arguments: { path: 'workspace' },
+    })) as Result & { structuredContent?: { entries: { name: string; size?: number; modified?: string }[] } };
+    const entry = listing.structuredContent?.entries.find((e) => e.name === 'innocent.md');
+    expect(entry, JSON.stringify(listing.structuredContent)).toBeDefined();
+    expect(secretSize).toBeGreaterThan(0);
+    expect(entry?.size ?? 0).toBe(0);
+    expect(entry?.modified ?? new Date(0).toISOString()).toBe(new Date(0).toISOString());
+  });
 });
 
 /** Reads JSON-RPC messages off an SSE response as they come. */
@@ -389,6 +407,24 @@ describe('M2: a move cannot make what was unreadable readable', () => {
       ['write', 'allow'],
       ['write', 'allow'],
     ]);
+  });
+
+  it('refuses a directory moved into its own subtree as a bad argument (found by the fuzzer)', async () => {
+    const moved = (await client.callTool({
+      name: 'move_file',
+      arguments: { source: 'public', destination: 'public/again' },
+    })) as Result;
+    expect(codeOf(moved)).toBe('INVALID_ARGUMENT');
+    expect(moved.content[0]?.text).toMatch(/into itself/);
+  });
+
+  it('audits a search of a root the caller cannot name, like a read of it (found by the fuzzer)', async () => {
+    for (const tool of ['search_files', 'grep']) {
+      const searched = (await client.callTool({ name: tool, arguments: { pattern: 'x', root: 'Nowhere' } })) as Result;
+      expect(codeOf(searched)).toBe('INVALID_ARGUMENT');
+      const [record] = await waitForAudit(server.auditFile, (r) => r.tool === tool);
+      expect(record).toMatchObject({ decision: 'deny', rule: 'unknown-root', op: 'list' });
+    }
   });
 
   it('refuses to carry a directory whose entries the move may not carry, and audits the entry', async () => {
