@@ -114,64 +114,17 @@ type JsonSchema = {
   anyOf?: JsonSchema[];
 };
 
-/**
- * Descriptions of the keys the zod schema does not describe (it has no `.describe()` for them).
- * The schema's own description wins where there is one; the test fails when a key has neither.
- */
-export const CONFIG_NOTES: Record<string, string> = {
-  'server.host': 'Bind address; loopback only while `auth.mode` is `none`.',
-  'server.port': 'TCP port; 0 picks a free one.',
-  'server.maxBodyBytes': 'Largest request body; a larger one gets 413.',
-  'server.sseKeepAliveMs': 'Interval of SSE keep-alive comments; 0 turns them off.',
-  'server.keepAliveTimeoutMs': 'How long an idle keep-alive connection stays open.',
-  'server.headersTimeoutMs': 'Time allowed to receive the request headers; must be above `keepAliveTimeoutMs`.',
-  'server.requestTimeoutMs': 'Time allowed to receive one whole request; 0 = no limit.',
-  'auth.mode': 'How HTTP callers are identified.',
-  roots: 'The directories clients may reach; nothing outside them is.',
-  'auth.apiKeys[].scopes': 'Scopes the key carries, e.g. `mcpd:read`.',
-  'auth.jwt.clockToleranceSec': 'Clock skew allowed on `exp` and `nbf`.',
-  'auth.jwt.principalClaim': 'The claim that names the principal.',
-  'auth.jwt.jwksCacheMaxAgeMs': 'How long fetched keys are used before they are fetched again.',
-  'roots[].description': 'Shown to clients.',
-  'limits.maxReadBytes': 'Largest single `read_file` or `resources/read` answer.',
-  'limits.maxBatchBytes': 'Total bytes of one `read_multiple_files` answer.',
-  'limits.maxBatchFiles': 'Paths per `read_multiple_files` call.',
-  'limits.maxWriteBytes': 'Largest `write_file` content, and largest file `edit_file` edits.',
-  'limits.listPageSize': 'Default `list_directory` page; at most `maxListPageSize`.',
-  'limits.maxListPageSize': "Upper bound of `list_directory`'s `limit`.",
-  'limits.treeMaxDepth': 'Default `directory_tree` depth.',
-  'limits.treeMaxEntries': 'Default `directory_tree` entry budget.',
-  'limits.treeHardMaxEntries': "Upper bound of `directory_tree`'s `maxEntries`.",
-  'limits.searchMaxResults': 'Default `search_files` page size.',
-  'limits.searchHardMaxResults': "Upper bound of `search_files`'s `limit`.",
-  'limits.grepMaxMatches': 'Default `grep` match limit.',
-  'limits.grepHardMaxMatches': "Upper bound of `grep`'s `maxMatches`.",
-  'limits.grepMaxFileBytes': '`grep` skips larger files and counts them in `skippedTooLarge`.',
-  'limits.walkMaxEntries': 'Entries one `search_files`, `grep` or `resources/list` call may visit.',
-  'limits.rateLimit.perSecond': 'Requests per second the bucket refills.',
-  'limits.rateLimit.burst': 'Size of the bucket.',
-  'limits.authFailures.perSecond': 'Failed authentications per second the bucket refills.',
-  'limits.authFailures.burst': 'Size of the bucket.',
-  'limits.datasetChunkBytes': 'Default chunk size of `process_large_dataset`.',
-  'audit.sink': 'Where audit lines go.',
-  'log.level': 'Lowest level logged.',
-  'resources.pageSize': 'Resources per `resources/list` page.',
-  'resources.watchDebounceMs': 'Collapses bursts of file-system events into one notification.',
-  'reload.debounceMs': 'Changes within this interval cause one reload.',
-  'metrics.enabled': 'Prometheus metrics for `serve`; `false` makes every instrument a no-op.',
-  'metrics.path': 'URL path of the metrics.',
-  'tracing.enabled': 'OpenTelemetry spans for `serve`, exported over OTLP/HTTP.',
-  'tracing.serviceName': 'The `service.name` resource attribute.',
-};
-
 export interface ConfigRow {
   readonly path: string;
   readonly type: string;
   readonly default: string;
-  /** The schema's description, else CONFIG_NOTES, else empty (which the test refuses). */
+  /**
+   * The `.describe()` text of the key's zod schema (its first sentence), or empty when it has none:
+   * configTable then refuses to render, and the docs test names the key.
+   */
   readonly description: string;
-  /** Where the description came from. */
-  readonly source: 'schema' | 'notes' | 'none';
+  /** Where the description came from: the schema, or nowhere. */
+  readonly source: 'schema' | 'none';
 }
 
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
@@ -257,16 +210,14 @@ function defaultOf(key: string, schema: JsonSchema, required: string | null): st
   return `${code(showValue(value))}${typeof value === 'number' ? gloss(key, value) : ''}`;
 }
 
-function describe(path: string, schema: JsonSchema): Pick<ConfigRow, 'description' | 'source'> {
+function describe(schema: JsonSchema): Pick<ConfigRow, 'description' | 'source'> {
   if (schema.description) return { description: quoteNames(firstSentence(schema.description)), source: 'schema' };
-  const note = CONFIG_NOTES[path];
-  if (note) return { description: note, source: 'notes' };
   return { description: '', source: 'none' };
 }
 
 function walk(path: string, schema: JsonSchema, required: string | null, rows: ConfigRow[]): void {
   const key = path.slice(path.lastIndexOf('.') + 1);
-  rows.push({ path, type: typeOf(schema), default: defaultOf(key, schema, required), ...describe(path, schema) });
+  rows.push({ path, type: typeOf(schema), default: defaultOf(key, schema, required), ...describe(schema) });
   children(path, schema, rows);
 }
 
@@ -280,7 +231,10 @@ function children(path: string, schema: JsonSchema, rows: ConfigRow[]): void {
   }
 }
 
-/** A discriminated union (`auth`): one row for the discriminator, then each variant's keys. */
+/**
+ * A discriminated union (`auth`): one row for the discriminator, described by the union's own
+ * `.describe()` (what choosing a variant means), then each variant's keys.
+ */
 function union(path: string, schema: JsonSchema, variants: JsonSchema[], rows: ConfigRow[]): void {
   const discriminator = Object.keys(variants[0]?.properties ?? {})[0] ?? 'mode';
   const values = variants.map((variant) => variant.properties?.[discriminator]?.const);
@@ -290,7 +244,7 @@ function union(path: string, schema: JsonSchema, variants: JsonSchema[], rows: C
     path: at,
     type: values.map((value) => code(String(value))).join(' | '),
     default: fallback === undefined ? 'required' : code(String(fallback)),
-    ...describe(at, {}),
+    ...describe(schema),
   });
   for (const variant of variants) {
     const value = variant.properties?.[discriminator]?.const;
@@ -318,7 +272,15 @@ export function configRows(): Map<string, ConfigRow[]> {
   return sections;
 }
 
+/** Throws, naming the keys, when a key has no description: add `.describe()` to its zod schema. */
 function configTable(rows: readonly ConfigRow[]): string {
+  const undescribed = rows.filter((row) => row.source === 'none').map((row) => row.path);
+  if (undescribed.length > 0) {
+    throw new Error(
+      `config key${undescribed.length > 1 ? 's' : ''} without a description: ${undescribed.join(', ')} ` +
+        '(add .describe() to the field in src/config/*.ts)',
+    );
+  }
   return table(
     ['key', 'type', 'default', 'description'],
     rows.map((row) => [code(row.path), row.type, row.default, row.description]),

@@ -15,7 +15,7 @@ export const apiKeySchema = z
       .describe('SHA-256 of the key, hex. The key itself is never stored.'),
     sha256File: z.string().min(1).optional().describe('File holding the hex SHA-256; relative to the config file.'),
     sha256Env: z.string().min(1).optional().describe('Environment variable holding the hex SHA-256.'),
-    scopes: z.array(scopeToken).default([]),
+    scopes: z.array(scopeToken).default([]).describe('Scopes the key carries, e.g. `mcpd:read`.'),
   })
   .superRefine(oneKeyHashSource);
 
@@ -37,12 +37,20 @@ export const jwtSchema = z
       .min(1)
       .default(['RS256', 'PS256', 'ES256', 'EdDSA'])
       .describe('Accepted signature algorithms; "none" and HMAC are never accepted.'),
-    clockToleranceSec: z.number().int().min(0).max(300).default(DEFAULTS.jwtClockToleranceSec),
+    clockToleranceSec: z
+      .number()
+      .int()
+      .min(0)
+      .max(300)
+      .default(DEFAULTS.jwtClockToleranceSec)
+      .describe('Clock skew allowed on `exp` and `nbf`.'),
     maxLifetimeSec: positiveInt
       .default(DEFAULTS.jwtMaxLifetimeSec)
       .describe('Tokens valid for longer than this (exp - iat, or exp - now without iat) are refused.'),
-    principalClaim: z.string().min(1).default('sub'),
-    jwksCacheMaxAgeMs: positiveInt.default(DEFAULTS.jwksCacheMaxAgeMs),
+    principalClaim: z.string().min(1).default('sub').describe('The claim that names the principal.'),
+    jwksCacheMaxAgeMs: positiveInt
+      .default(DEFAULTS.jwksCacheMaxAgeMs)
+      .describe('How long fetched keys are used before they are fetched again.'),
     jwksRefetchCooldownMs: z
       .number()
       .int()
@@ -56,11 +64,17 @@ export const jwtSchema = z
   })
   .superRefine(oneJwksSource);
 
-export const authSchema = z.discriminatedUnion('mode', [
-  z.strictObject({ mode: z.literal('none').describe('No authentication: only allowed on a loopback bind.') }),
-  z.strictObject({
-    mode: z.literal('apiKeys'),
-    apiKeys: z.array(apiKeySchema).min(1).describe('Bearer keys, each stored as its SHA-256.'),
-  }),
-  z.strictObject({ mode: z.literal('jwt'), jwt: jwtSchema.describe('OAuth 2.1 resource server: verify bearer JWTs.') }),
-]);
+/** The union's description is the one of its discriminator, `auth.mode`, in docs/configuration.md. */
+export const authSchema = z
+  .discriminatedUnion('mode', [
+    z.strictObject({ mode: z.literal('none').describe('No authentication: only allowed on a loopback bind.') }),
+    z.strictObject({
+      mode: z.literal('apiKeys'),
+      apiKeys: z.array(apiKeySchema).min(1).describe('Bearer keys, each stored as its SHA-256.'),
+    }),
+    z.strictObject({
+      mode: z.literal('jwt'),
+      jwt: jwtSchema.describe('OAuth 2.1 resource server: verify bearer JWTs.'),
+    }),
+  ])
+  .describe('How HTTP callers are identified.');

@@ -5,26 +5,47 @@ import { positiveInt } from './fields.js';
 /** The `limits` section: how much one call, one principal and the whole process may take. */
 
 export const limitsSchema = z.strictObject({
-  maxReadBytes: positiveInt.default(DEFAULTS.maxReadBytes),
-  maxBatchBytes: positiveInt.default(DEFAULTS.maxBatchBytes),
+  maxReadBytes: positiveInt
+    .default(DEFAULTS.maxReadBytes)
+    .describe('Largest single `read_file` or `resources/read` answer.'),
+  maxBatchBytes: positiveInt
+    .default(DEFAULTS.maxBatchBytes)
+    .describe('Total bytes of one `read_multiple_files` answer.'),
   maxResultBytes: positiveInt
     .default(DEFAULTS.maxResultBytes)
     .describe(
       'Largest tool result (serialised JSON); a bigger one becomes a TOO_LARGE error asking to narrow the request.',
     ),
-  maxBatchFiles: positiveInt.max(1000).default(DEFAULTS.maxBatchFiles),
-  maxWriteBytes: positiveInt.default(DEFAULTS.maxWriteBytes),
-  listPageSize: positiveInt.default(DEFAULTS.listPageSize),
-  maxListPageSize: positiveInt.default(DEFAULTS.maxListPageSize),
-  treeMaxDepth: positiveInt.max(64).default(DEFAULTS.treeMaxDepth),
-  treeMaxEntries: positiveInt.default(DEFAULTS.treeMaxEntries),
-  treeHardMaxEntries: positiveInt.default(DEFAULTS.treeHardMaxEntries),
-  searchMaxResults: positiveInt.default(DEFAULTS.searchMaxResults),
-  searchHardMaxResults: positiveInt.default(DEFAULTS.searchHardMaxResults),
-  grepMaxMatches: positiveInt.default(DEFAULTS.grepMaxMatches),
-  grepHardMaxMatches: positiveInt.default(DEFAULTS.grepHardMaxMatches),
-  grepMaxFileBytes: positiveInt.default(DEFAULTS.grepMaxFileBytes),
-  walkMaxEntries: positiveInt.default(DEFAULTS.walkMaxEntries),
+  maxBatchFiles: positiveInt
+    .max(1000)
+    .default(DEFAULTS.maxBatchFiles)
+    .describe('Paths per `read_multiple_files` call.'),
+  maxWriteBytes: positiveInt
+    .default(DEFAULTS.maxWriteBytes)
+    .describe('Largest `write_file` content, and largest file `edit_file` edits.'),
+  listPageSize: positiveInt
+    .default(DEFAULTS.listPageSize)
+    .describe('Default `list_directory` page; at most `maxListPageSize`.'),
+  maxListPageSize: positiveInt.default(DEFAULTS.maxListPageSize).describe("Upper bound of `list_directory`'s `limit`."),
+  treeMaxDepth: positiveInt.max(64).default(DEFAULTS.treeMaxDepth).describe('Default `directory_tree` depth.'),
+  treeMaxEntries: positiveInt.default(DEFAULTS.treeMaxEntries).describe('Default `directory_tree` entry budget.'),
+  treeHardMaxEntries: positiveInt
+    .default(DEFAULTS.treeHardMaxEntries)
+    .describe("Upper bound of `directory_tree`'s `maxEntries`."),
+  searchMaxResults: positiveInt.default(DEFAULTS.searchMaxResults).describe('Default `search_files` page size.'),
+  searchHardMaxResults: positiveInt
+    .default(DEFAULTS.searchHardMaxResults)
+    .describe("Upper bound of `search_files`'s `limit`."),
+  grepMaxMatches: positiveInt.default(DEFAULTS.grepMaxMatches).describe('Default `grep` match limit.'),
+  grepHardMaxMatches: positiveInt
+    .default(DEFAULTS.grepHardMaxMatches)
+    .describe("Upper bound of `grep`'s `maxMatches`."),
+  grepMaxFileBytes: positiveInt
+    .default(DEFAULTS.grepMaxFileBytes)
+    .describe('`grep` skips larger files and counts them in `skippedTooLarge`.'),
+  walkMaxEntries: positiveInt
+    .default(DEFAULTS.walkMaxEntries)
+    .describe('Entries one `search_files`, `grep` or `resources/list` call may visit.'),
   staleTempFileMs: z
     .number()
     .int()
@@ -47,15 +68,23 @@ export const limitsSchema = z.strictObject({
     .describe('MCP requests served at once for one principal; more get 429 with Retry-After.'),
   rateLimit: z
     .strictObject({
-      perSecond: z.number().positive().default(DEFAULTS.ratePerSecond),
-      burst: positiveInt.default(DEFAULTS.rateBurst),
+      perSecond: z
+        .number()
+        .positive()
+        .default(DEFAULTS.ratePerSecond)
+        .describe('Requests per second the bucket refills.'),
+      burst: positiveInt.default(DEFAULTS.rateBurst).describe('Size of the bucket.'),
     })
     .prefault({})
     .describe('Token bucket per principal: sustained requests per second and the burst above it.'),
   authFailures: z
     .strictObject({
-      perSecond: z.number().positive().default(DEFAULTS.authFailuresPerSecond),
-      burst: positiveInt.default(DEFAULTS.authFailuresBurst),
+      perSecond: z
+        .number()
+        .positive()
+        .default(DEFAULTS.authFailuresPerSecond)
+        .describe('Failed authentications per second the bucket refills.'),
+      burst: positiveInt.default(DEFAULTS.authFailuresBurst).describe('Size of the bucket.'),
     })
     .prefault({})
     .describe(
@@ -81,5 +110,6 @@ export const limitsSchema = z.strictObject({
     .int()
     .min(1024)
     .max(16 * 1024 * 1024)
-    .default(DEFAULTS.datasetChunkBytes),
+    .default(DEFAULTS.datasetChunkBytes)
+    .describe('Default chunk size of `process_large_dataset`.'),
 });

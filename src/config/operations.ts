@@ -5,7 +5,7 @@ import { port, positiveInt } from './fields.js';
 /** Running the process: `audit`, `log`, `resources`, `shutdown`, `metrics`, `tracing` and `reload`. */
 
 export const auditSchema = z.strictObject({
-  sink: z.enum(['stderr', 'file']).default('stderr'),
+  sink: z.enum(['stderr', 'file']).default('stderr').describe('Where audit lines go.'),
   path: z
     .string()
     .min(1)
@@ -14,7 +14,10 @@ export const auditSchema = z.strictObject({
 });
 
 export const logSchema = z.strictObject({
-  level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  level: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+    .default('info')
+    .describe('Lowest level logged.'),
   format: z
     .enum(['auto', 'json', 'pretty'])
     .default('auto')
@@ -25,9 +28,14 @@ export const logSchema = z.strictObject({
 });
 
 export const resourcesSchema = z.strictObject({
-  pageSize: positiveInt.max(1000).default(DEFAULTS.resourcePageSize),
+  pageSize: positiveInt.max(1000).default(DEFAULTS.resourcePageSize).describe('Resources per `resources/list` page.'),
   watch: z.boolean().default(true).describe('Watch roots for changes while a client listens for resource updates.'),
-  watchDebounceMs: z.number().int().min(0).default(DEFAULTS.watchDebounceMs),
+  watchDebounceMs: z
+    .number()
+    .int()
+    .min(0)
+    .default(DEFAULTS.watchDebounceMs)
+    .describe('Collapses bursts of file-system events into one notification.'),
 });
 
 export const shutdownSchema = z.strictObject({
@@ -40,11 +48,15 @@ export const shutdownSchema = z.strictObject({
 });
 
 export const metricsSchema = z.strictObject({
-  enabled: z.boolean().default(true),
+  enabled: z
+    .boolean()
+    .default(true)
+    .describe('Prometheus metrics for `serve`; `false` makes every instrument a no-op.'),
   path: z
     .string()
     .regex(/^\/[\w./-]*$/, 'an absolute URL path')
-    .default('/metrics'),
+    .default('/metrics')
+    .describe('URL path of the metrics.'),
   port: port
     .optional()
     .describe(
@@ -55,7 +67,7 @@ export const metricsSchema = z.strictObject({
 });
 
 export const tracingSchema = z.strictObject({
-  enabled: z.boolean().default(false),
+  enabled: z.boolean().default(false).describe('OpenTelemetry spans for `serve`, exported over OTLP/HTTP.'),
   endpoint: z
     .url({ protocol: /^https?$/ })
     .default('http://127.0.0.1:4318/v1/traces')
@@ -66,10 +78,15 @@ export const tracingSchema = z.strictObject({
     .max(1)
     .default(1)
     .describe('Share of new traces sampled; a parent decision is always followed.'),
-  serviceName: z.string().min(1).default('mcpd'),
+  serviceName: z.string().min(1).default('mcpd').describe('The `service.name` resource attribute.'),
 });
 
 export const reloadSchema = z.strictObject({
   watchConfig: z.boolean().default(false).describe('Reload when the config file changes, as on SIGHUP.'),
-  debounceMs: z.number().int().min(0).default(DEFAULTS.reloadDebounceMs),
+  debounceMs: z
+    .number()
+    .int()
+    .min(0)
+    .default(DEFAULTS.reloadDebounceMs)
+    .describe('Changes within this interval cause one reload.'),
 });

@@ -34,7 +34,7 @@ export const rootSchema = z.strictObject({
     .string()
     .min(1)
     .describe('A file:// URI of an absolute directory, or a directory path relative to the config file.'),
-  description: z.string().max(2000).default(''),
+  description: z.string().max(2000).default('').describe('Shown to clients.'),
   read: globList.optional().describe('Globs (relative to the root) of readable files; defaults to accessPolicy.read.'),
   write: globList
     .optional()
@@ -44,7 +44,10 @@ export const rootSchema = z.strictObject({
     .describe('Whether files with more than one hard link are served; defaults to accessPolicy.hardLinks.'),
 });
 
-export const rootsSchema = z.array(rootSchema).min(1, 'at least one root is required');
+export const rootsSchema = z
+  .array(rootSchema)
+  .min(1, 'at least one root is required')
+  .describe('The directories clients may reach; nothing outside them is.');
 
 export const accessPolicySchema = z.strictObject({
   read: globList

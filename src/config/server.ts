@@ -22,8 +22,8 @@ function isProxySpec(value: string): boolean {
 }
 
 export const serverSchema = z.strictObject({
-  host: z.string().min(1).default(DEFAULTS.host),
-  port: port.default(DEFAULTS.port),
+  host: z.string().min(1).default(DEFAULTS.host).describe('Bind address; loopback only while `auth.mode` is `none`.'),
+  port: port.default(DEFAULTS.port).describe('TCP port; 0 picks a free one.'),
   allowedHosts: z
     .array(z.string().min(1))
     .default([])
@@ -32,8 +32,13 @@ export const serverSchema = z.strictObject({
     .array(z.string().min(1))
     .default([])
     .describe('Origin hostnames allowed to call /mcp from a browser, besides loopback origins.'),
-  maxBodyBytes: positiveInt.default(DEFAULTS.maxBodyBytes),
-  sseKeepAliveMs: z.number().int().min(0).default(DEFAULTS.sseKeepAliveMs),
+  maxBodyBytes: positiveInt.default(DEFAULTS.maxBodyBytes).describe('Largest request body; a larger one gets 413.'),
+  sseKeepAliveMs: z
+    .number()
+    .int()
+    .min(0)
+    .default(DEFAULTS.sseKeepAliveMs)
+    .describe('Interval of SSE keep-alive comments; 0 turns them off.'),
   publicUrl: z
     .url({ protocol: /^https?$/ })
     .optional()
@@ -48,9 +53,18 @@ export const serverSchema = z.strictObject({
     })
     .optional()
     .describe('Serve HTTPS directly (reloaded on SIGHUP). Behind nginx, leave this out and let nginx terminate TLS.'),
-  keepAliveTimeoutMs: positiveInt.default(DEFAULTS.keepAliveTimeoutMs),
-  headersTimeoutMs: positiveInt.default(DEFAULTS.headersTimeoutMs),
-  requestTimeoutMs: z.number().int().min(0).default(DEFAULTS.requestTimeoutMs),
+  keepAliveTimeoutMs: positiveInt
+    .default(DEFAULTS.keepAliveTimeoutMs)
+    .describe('How long an idle keep-alive connection stays open.'),
+  headersTimeoutMs: positiveInt
+    .default(DEFAULTS.headersTimeoutMs)
+    .describe('Time allowed to receive the request headers; must be above `keepAliveTimeoutMs`.'),
+  requestTimeoutMs: z
+    .number()
+    .int()
+    .min(0)
+    .default(DEFAULTS.requestTimeoutMs)
+    .describe('Time allowed to receive one whole request; 0 = no limit.'),
   trustedProxies: z
     .array(z.string().min(1).refine(isProxySpec, 'not an IP address, a CIDR, or loopback/linklocal/uniquelocal'))
     .default([])

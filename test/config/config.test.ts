@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { renderConfigJsonSchema } from '../../src/config/jsonSchema.js';
 import { ConfigError, DEMO_CONFIG_PATH, loadConfig, overridesFromEnv } from '../../src/config/load.js';
 import { BUILTIN_EXCLUDES } from '../../src/config/schema.js';
-import { runMcpd } from '../helpers/process.js';
+import { runCli } from '../helpers/cli.js';
 import { REPO, tempDir } from '../helpers/workspace.js';
 
 function problemsOf(fn: () => unknown): { key: string; message: string }[] {
@@ -146,9 +146,11 @@ describe('configuration', () => {
     expect(schema.required).toEqual(['roots']);
   });
 
-  describe('mcpd check-config (the built binary)', () => {
+  // The CLI as a function (runCli): argv and env in, exit code and output out. No case here needs
+  // a real process; that the built binary is this same CLI is checked in test/e2e/cli.test.ts.
+  describe('mcpd check-config', () => {
     it('prints the resolved config and exits 0 for the demo', async () => {
-      const result = await runMcpd(['check-config', DEMO_CONFIG_PATH]);
+      const result = await runCli(['check-config', DEMO_CONFIG_PATH]);
       expect(result.code).toBe(0);
       const printed = JSON.parse(result.stdout) as { roots: { name: string; canonicalPath: string }[] };
       expect(printed.roots.map((root) => root.name)).toEqual(['MCP Demo Project', 'Shared Templates']);
@@ -160,7 +162,7 @@ describe('configuration', () => {
         'bad.yaml',
         'roots:\n  - { name: a, uri: ./a }\n  - { name: b, uri: ./b, write: ["/abs"] }\n',
       );
-      const result = await runMcpd(['check-config', file]);
+      const result = await runCli(['check-config', file]);
       expect(result.code).toBe(2);
       expect(result.stderr).toContain(
         'roots[1].write[0]: globs are relative to the root; remove the leading "/" (got "/abs")',
@@ -171,16 +173,16 @@ describe('configuration', () => {
 
     it('exits 2 when a root directory does not exist', async () => {
       const file = await write('missing.yaml', 'roots:\n  - { name: gone, uri: ./does-not-exist }\n');
-      const result = await runMcpd(['check-config', file]);
+      const result = await runCli(['check-config', file]);
       expect(result.code).toBe(2);
       expect(result.stderr).toContain('roots[0].uri: directory does not exist');
     });
 
     it('exits 2 for a missing file and for a malformed environment override', async () => {
-      const missing = await runMcpd(['check-config', join(dir, 'nope.yaml')]);
+      const missing = await runCli(['check-config', join(dir, 'nope.yaml')]);
       expect(missing.code).toBe(2);
       expect(missing.stderr).toContain('cannot read the config file: file not found');
-      const env = await runMcpd(['check-config', DEMO_CONFIG_PATH], { MCPD_PORT: 'x' });
+      const env = await runCli(['check-config', DEMO_CONFIG_PATH], { MCPD_PORT: 'x' });
       expect(env.code).toBe(2);
       expect(env.stderr).toContain('MCPD_PORT: must be an integer (got "x")');
     });
