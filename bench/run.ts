@@ -1,8 +1,10 @@
 // npm run bench: every benchmark, each reporting ratios against a baseline measured in the same run.
-// BENCH_ONLY=auth|observability runs one of them.
+// BENCH_ONLY=request-path|auth|observability runs one of them.
 import { authOverhead } from './auth-overhead.js';
 import { observabilityOverhead } from './observability-overhead.js';
+import { requestPath } from './request-path.js';
 
 const only = process.env.BENCH_ONLY;
+if (!only || only === 'request-path') await requestPath();
 if (!only || only === 'auth') await authOverhead();
 if (!only || only === 'observability') await observabilityOverhead();

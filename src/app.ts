@@ -13,17 +13,16 @@ import { unreachableRoot } from './fs/roots.js';
 import { RootWatcher } from './fs/watch.js';
 import { removeStaleTempFiles } from './fs/write.js';
 import { InFlightCalls } from './http/cancellation.js';
+import { createReferenceHandler } from './http/referenceHandler.js';
 import { HttpEdge, MCP_PATH, MetricsListener } from './http/server.js';
 import { listenerUrl } from './http/url.js';
-import { createHttpEndpoint } from './mcp/endpoint.js';
-import { ExchangeRegistry } from './mcp/exchange.js';
-import { serveStdioConnection } from './mcp/stdio.js';
 import { Lifecycle } from './ops/lifecycle.js';
 import type { Logger } from './ops/logger.js';
 import { Metrics } from './ops/metrics.js';
 import { Tracing } from './ops/tracing.js';
 import type { PolicyEngine } from './policy/engine.js';
 import { buildRuntime, GREP_WORKERS, type Runtime, type RuntimeShared } from './services.js';
+import { serveStdioConnection } from './stdio/connection.js';
 
 /**
  * Composition: wires config, policy, auth, audit, MCP and the HTTP edge into a running server, and
@@ -241,7 +240,6 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
   const core = await Core.start(config, deps, observers);
   const { changes, stop } = core;
   const lifecycle = new Lifecycle();
-  const exchanges = new ExchangeRegistry();
   const notReadyReason = async (): Promise<string | null> => {
     const state = lifecycle.notReadyReason();
     if (state !== null) return state;
@@ -252,11 +250,8 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
     return runtime.authenticator.notReadyReason();
   };
   metrics.observeReadiness(async () => (await notReadyReason()) === null);
-  const endpoint = createHttpEndpoint({
-    services: () => core.current,
+  const reference = createReferenceHandler({
     changes,
-    exchanges,
-    cancelAll: stop.signal,
     version: deps.version,
     logger,
     maxBodyBytes: config.server.maxBodyBytes,
@@ -267,8 +262,9 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
     host: config.server.host,
     port: config.server.port,
     runtime: () => core.current,
-    endpoint,
-    exchanges,
+    reference,
+    cancelAll: stop.signal,
+    version: deps.version,
     calls: new InFlightCalls(),
     metrics,
     tracing,
@@ -324,7 +320,7 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
       await core.shutdown({
         drain: (graceMs) => edge.drain(graceMs),
         settle: (ms) => edge.settle(ms),
-        close: () => endpoint.close(),
+        close: () => reference.close(),
       });
       await edge.close();
       await metricsListener?.close();

@@ -7,7 +7,6 @@ import type { Authenticator, AuthOutcome } from '../auth/types.js';
 import { InMemoryRateLimiter, type RateLimiter } from '../cluster/rateLimiter.js';
 import type { Config } from '../config/schema.js';
 import { jsonRpcError, McpdError } from '../errors.js';
-import { REQUEST_ID_HEADER } from '../mcp/endpoint.js';
 import { clientLabel } from '../mcp/envelope.js';
 import type { Logger } from '../ops/logger.js';
 import type { Metrics, RejectionReason } from '../ops/metrics.js';
@@ -15,6 +14,9 @@ import type { Principal } from '../policy/types.js';
 import type { ConcurrencyLimiter } from './concurrency.js';
 import { perConfig } from './perConfig.js';
 import { sendError, sendJson } from './respond.js';
+
+/** The header a request id travels in: from a trusted proxy, and back to the client. */
+export const REQUEST_ID_HEADER = 'x-request-id';
 
 /** A request id we accept from a client or proxy; anything else is replaced, never echoed. */
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -84,7 +86,6 @@ export function assignRequestId(req: IncomingMessage, res: ServerResponse, confi
   const fromProxy = proxyTrust(config)(req.socket.remoteAddress ?? '', 0);
   const requestId =
     fromProxy && typeof supplied === 'string' && REQUEST_ID_PATTERN.test(supplied) ? supplied : randomUUID();
-  req.headers[REQUEST_ID_HEADER] = requestId;
   res.setHeader(REQUEST_ID_HEADER, requestId);
   return requestId;
 }
@@ -129,8 +130,8 @@ export class Admission {
     const hosts = [...loopback, this.deps.bindHost, publicHost, ...config.server.allowedHosts];
     const origins = [...loopback, ...config.server.allowedOrigins];
     return {
-      host: (req: IncomingMessage) => validateHostHeader(req.headers.host, hosts),
-      origin: (req: IncomingMessage) => validateOriginHeader(req.headers.origin, origins),
+      host: remembered((host: string | undefined) => validateHostHeader(host, hosts)),
+      origin: remembered((origin: string | undefined) => validateOriginHeader(origin, origins)),
     };
   });
 
@@ -144,7 +145,8 @@ export class Admission {
   async admit(
     req: IncomingMessage,
     res: ServerResponse,
-    url: URL,
+    /** The parsed URL, when it is more than the bare endpoint path (which has no query to check). */
+    url: URL | undefined,
     requestId: string,
     config: Config,
     authenticator: Authenticator,
@@ -169,7 +171,7 @@ export class Admission {
       ['host', guards.host],
       ['origin', guards.origin],
     ] as const) {
-      const verdict = check(req);
+      const verdict = check(reason === 'host' ? req.headers.host : req.headers.origin);
       if (!verdict.ok) {
         this.reject(reason);
         sendError(res, new McpdError('FORBIDDEN_ORIGIN', verdict.message));
@@ -178,7 +180,7 @@ export class Admission {
     }
 
     // A credential in a URL ends up in every log on its way: refuse it outright (RFC 6750 5.3).
-    if (hasCredentialParameter(url)) {
+    if (url && hasCredentialParameter(url)) {
       const description = 'credentials must not be sent in the query string; use the Authorization header';
       this.reject('token_in_query');
       this.refuse(
@@ -416,6 +418,27 @@ class AuthFloods {
       this.quiet.delete(address);
     }
   }
+}
+
+/** Distinct Host or Origin values whose verdict is remembered, per config; beyond it, the memory starts over. */
+const MAX_REMEMBERED_VERDICTS = 256;
+
+/**
+ * A check of one header value, remembered: clients send the same Host and Origin on every
+ * request, and each check parses a URL. Bounded, so a client inventing values costs memory only
+ * up to the bound.
+ */
+function remembered<T>(check: (value: string | undefined) => T): (value: string | undefined) => T {
+  const verdicts = new Map<string | undefined, T>();
+  return (value) => {
+    let verdict = verdicts.get(value);
+    if (verdict === undefined) {
+      verdict = check(value);
+      if (verdicts.size >= MAX_REMEMBERED_VERDICTS) verdicts.clear();
+      verdicts.set(value, verdict);
+    }
+    return verdict;
+  };
 }
 
 /** Addresses in a quiet period at once; beyond it, the oldest are forgotten. */

@@ -1,20 +1,21 @@
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import proxyAddr from 'proxy-addr';
 import { metadataUrlFor } from '../auth/index.js';
 import type { Config } from '../config/schema.js';
 import { McpdError } from '../errors.js';
-import { type McpEndpoint, REQUEST_ID_HEADER } from '../mcp/endpoint.js';
+import type { McpServices, RequestContext } from '../mcp/context.js';
 import { callsOf, type MessageSummary, summarizeMessage } from '../mcp/envelope.js';
-import { EXCHANGE_HEADER, type Exchange, type ExchangeRegistry } from '../mcp/exchange.js';
+import type { InternalErrorReporter } from '../mcp/errors.js';
 import type { Logger } from '../ops/logger.js';
 import type { Metrics } from '../ops/metrics.js';
-import { context, SpanStatusCode, type Tracing } from '../ops/tracing.js';
+import { context as otelContext, SpanStatusCode, type Tracing } from '../ops/tracing.js';
 import type { Principal } from '../policy/types.js';
 import type { Admitted } from './admission.js';
-import { proxyTrust, userAgentOf } from './admission.js';
+import { proxyTrust, REQUEST_ID_HEADER, userAgentOf } from './admission.js';
 import type { InFlightCalls } from './cancellation.js';
+import { answer, type FastPathOptions, fastRequest } from './fastPath.js';
+import { type ReferenceHandler, webRequest } from './referenceHandler.js';
 import { responseFlow, sendError, sendResponse } from './respond.js';
 
 /** A 2025-era initialize the edge saw answered: who the client said it was, for the audit log. */
@@ -29,35 +30,62 @@ export interface InitializeEvent {
 }
 
 export interface ExchangeDeps {
-  readonly endpoint: McpEndpoint;
+  readonly reference: ReferenceHandler;
+  readonly fastPath: FastPathOptions;
   readonly calls: InFlightCalls;
+  /** Aborted when the process gives up on in-flight work (shutdown past its grace period). */
+  readonly cancelAll: AbortSignal;
   readonly onInitialize: (event: InitializeEvent) => void;
-  readonly exchanges: ExchangeRegistry;
+  readonly reportInternal: InternalErrorReporter;
   readonly metrics: Metrics;
   readonly tracing: Tracing;
   readonly logger: Logger;
 }
 
-/** Reads a request body up to `max` bytes; undefined when it is longer (the caller answers 413). */
-async function readBody(req: IncomingMessage, max: number): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > max) return undefined;
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
-}
-
-function webHeaders(req: IncomingMessage): Headers {
-  const headers = new Headers();
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (value === undefined) continue;
-    if (Array.isArray(value)) for (const item of value) headers.append(name, item);
-    else headers.set(name, value);
-  }
-  return headers;
+/**
+ * Reads a request body up to `max` bytes; undefined when it is longer (the caller answers 413).
+ * Events, not an async iterator: a small body is one chunk, and the iterator's promise per chunk
+ * costs more than the read.
+ */
+function readBody(req: IncomingMessage, max: number): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > max) {
+        cleanup();
+        // The rest is drained, not read into memory, so the connection can answer the 413.
+        req.resume();
+        resolve(undefined);
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks));
+    };
+    const onError = (error: Error) => {
+      cleanup();
+      reject(error);
+    };
+    const onClose = () => {
+      if (req.complete) return;
+      cleanup();
+      reject(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
+    };
+    const cleanup = () => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('close', onClose);
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+    req.on('close', onClose);
+  });
 }
 
 function parse(body: Buffer): unknown {
@@ -114,28 +142,44 @@ export async function readMessage(
 }
 
 /**
- * One admitted MCP exchange, observed: the message read once (the SDK reuses the parse) is
- * summarised for the span, the metrics and the one log line; the SERVER span is active while the
- * endpoint serves, so the layers below open child spans; the outcome comes back from the exchange
- * record the MCP layer fills in.
+ * One admitted MCP exchange, observed: the message read once is summarised for the span, the
+ * metrics and the one log line; the request's context is made once (the one read of the runtime);
+ * the fast path answers what it can, the reference handler the rest; the SERVER span is active
+ * meanwhile, so the layers below open child spans; the outcome comes back in the context.
  */
 export async function serveExchange(
   req: IncomingMessage,
   res: ServerResponse,
   admitted: Admitted,
   message: McpMessage,
-  config: Config,
+  runtime: McpServices,
   deps: ExchangeDeps,
 ): Promise<void> {
   const started = performance.now();
+  const { config } = runtime;
   const { requestId, principal } = admitted;
-  const { body, parsed, summary } = message;
+  const { parsed, summary } = message;
   const userAgent = userAgentOf(req);
 
-  const exchangeId = randomUUID();
-  req.headers[EXCHANGE_HEADER] = exchangeId;
-  const exchange: Exchange = { flow: responseFlow(res) };
-  const unregister = deps.exchanges.register(exchangeId, exchange);
+  // The client went away before its answer was written: whatever still runs for it stops. (An
+  // answer written in full aborts nothing: an abort is not free, and nothing is left to stop.)
+  const abort = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) abort.abort();
+  });
+  const context: RequestContext = {
+    services: runtime,
+    principal,
+    requestId,
+    transport: 'http',
+    userAgent,
+    signal: abort.signal,
+    cancelAll: deps.cancelAll,
+    flow: responseFlow(res),
+    outcome: {},
+    reportInternal: deps.reportInternal,
+  };
+  const fast = req.method === 'POST' ? fastRequest(req, parsed, runtime, context, deps.fastPath) : undefined;
 
   const protocolVersion = summary.protocolVersion ?? (req.headers['mcp-protocol-version'] as string | undefined);
   const { span, context: spanContext } = deps.tracing.startServerSpan(
@@ -160,43 +204,48 @@ export async function serveExchange(
 
   deps.metrics.inFlight.inc();
   let streaming = false;
-  const abort = new AbortController();
-  res.once('close', () => abort.abort());
+  const onStream = () => {
+    streaming = true;
+    deps.metrics.sseStreams.inc();
+  };
+  // A 2025-era client cancels by id in a request of its own; a 2026-07-28 one closes the stream.
   const unregisterCall =
-    summary.id !== null && summary.method !== 'subscriptions/listen'
+    summary.id !== null && summary.method !== 'subscriptions/listen' && fast?.era !== 'modern'
       ? deps.calls.register(principal.id, userAgent, summary.id, abort)
       : () => {};
   if (summary.cancels !== undefined) deps.calls.cancel(principal.id, userAgent, summary.cancels);
   const finished = new Promise<void>((resolve) => res.once('close', () => resolve()));
+  const onStall = () =>
+    deps.logger.warn({ requestId, principal: principal.id }, 'SSE client stopped reading; disconnected');
   try {
-    const request = new Request(new URL(req.url ?? '/', 'http://mcpd.invalid'), {
-      method: req.method ?? 'POST',
-      headers: webHeaders(req),
-      ...(req.method === 'POST' || req.method === 'PUT' ? { body } : {}),
-      signal: abort.signal,
-    });
-    await context.with(spanContext, async () => {
-      const response = await deps.endpoint.fetch(
-        request,
-        {
-          principal: config.auth.mode === 'none' ? null : principal,
-          ...(admitted.auth.expiresAt === undefined ? {} : { expiresAt: admitted.auth.expiresAt }),
-          ...(config.auth.mode === 'jwt' ? { resourceMetadataUrl: metadataUrlFor(config.server.publicUrl) } : {}),
-        },
-        parsed,
-      );
-      streaming = (response.headers.get('content-type') ?? '').startsWith('text/event-stream');
-      if (streaming) deps.metrics.sseStreams.inc();
+    await otelContext.with(spanContext, async () => {
+      if (fast) {
+        await answer(res, fast, context, {
+          headers: { [REQUEST_ID_HEADER]: requestId },
+          keepAliveMs: config.server.sseKeepAliveMs,
+          stallTimeoutMs: config.limits.sseStallTimeoutMs,
+          onStall,
+          onStream,
+          onInternalError: (error) => context.reportInternal(error, requestId),
+        });
+        return;
+      }
+      const auth = {
+        authenticated: config.auth.mode !== 'none',
+        ...(admitted.auth.expiresAt === undefined ? {} : { expiresAt: admitted.auth.expiresAt }),
+        ...(config.auth.mode === 'jwt' ? { resourceMetadataUrl: metadataUrlFor(config.server.publicUrl) } : {}),
+        publicUrl: config.server.publicUrl,
+      };
+      const response = await deps.reference.fetch(webRequest(req, message.body, abort.signal), context, auth, parsed);
+      if ((response.headers.get('content-type') ?? '').startsWith('text/event-stream')) onStream();
       await sendResponse(res, response, {
         headers: { [REQUEST_ID_HEADER]: requestId },
         stallTimeoutMs: config.limits.sseStallTimeoutMs,
-        onStall: () =>
-          deps.logger.warn({ requestId, principal: principal.id }, 'SSE client stopped reading; disconnected'),
+        onStall,
       });
     });
   } finally {
     await finished;
-    unregister();
     unregisterCall();
     deps.metrics.inFlight.dec();
     if (streaming) deps.metrics.sseStreams.dec();
@@ -212,7 +261,7 @@ export async function serveExchange(
         ok: status < 400,
       });
     }
-    const errorType = exchange.errorType ?? (status >= 400 ? String(status) : undefined);
+    const errorType = context.outcome.errorType ?? (status >= 400 ? String(status) : undefined);
     const seconds = (performance.now() - started) / 1000;
     deps.metrics.operationDuration.observe(
       { mcp_method_name: summary.method, gen_ai_tool_name: summary.tool ?? '', error_type: errorType ?? '' },
@@ -236,6 +285,7 @@ export async function serveExchange(
         ...(summary.client?.version ? { clientVersion: summary.client.version } : {}),
         ...(errorType ? { errorType } : {}),
         ...(deps.tracing.enabled ? { traceId: span.spanContext().traceId } : {}),
+        ...(fast ? {} : { path: 'reference' }),
       },
       'request',
     );

@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { type JsonRpcId, jsonRpcError, type McpdError } from '../errors.js';
-import type { StreamFlow } from '../mcp/exchange.js';
+import type { StreamFlow } from '../mcp/context.js';
 
 /** The flow of one response: writable unless Node's buffer for it is full. */
 export function responseFlow(res: ServerResponse): StreamFlow {
@@ -18,6 +18,38 @@ export function responseFlow(res: ServerResponse): StreamFlow {
             res.on('close', done);
           }),
   };
+}
+
+/**
+ * Drops a streaming client that has taken nothing for `timeoutMs`: a reader that stopped reading
+ * would otherwise hold its buffers (and the call's slot) for as long as it likes.
+ */
+export class StallWatch {
+  private readonly timer: NodeJS.Timeout;
+  private stalledSince: number | undefined;
+
+  constructor(res: ServerResponse, timeoutMs: number, onStall: () => void) {
+    this.timer = setInterval(
+      () => {
+        if (!res.writableNeedDrain) {
+          this.stalledSince = undefined;
+          return;
+        }
+        this.stalledSince ??= Date.now();
+        if (Date.now() - this.stalledSince >= timeoutMs) {
+          this.stop();
+          onStall();
+          res.destroy();
+        }
+      },
+      Math.max(50, Math.floor(timeoutMs / 4)),
+    );
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
 }
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection']);
@@ -49,25 +81,12 @@ export async function sendResponse(res: ServerResponse, response: Response, opti
   }
   if (streaming) res.flushHeaders();
   const reader = response.body.getReader();
-  let stalledSince: number | undefined;
   const watchdog = streaming
-    ? setInterval(
-        () => {
-          if (!res.writableNeedDrain) {
-            stalledSince = undefined;
-            return;
-          }
-          stalledSince ??= Date.now();
-          if (Date.now() - stalledSince >= options.stallTimeoutMs) {
-            options.onStall();
-            res.destroy();
-            void reader.cancel('client stopped reading').catch(() => {});
-          }
-        },
-        Math.max(50, Math.floor(options.stallTimeoutMs / 4)),
-      )
+    ? new StallWatch(res, options.stallTimeoutMs, () => {
+        options.onStall();
+        void reader.cancel('client stopped reading').catch(() => {});
+      })
     : undefined;
-  watchdog?.unref();
   const closed = new Promise<void>((resolve) => res.once('close', () => resolve()));
   try {
     for (;;) {
@@ -78,7 +97,7 @@ export async function sendResponse(res: ServerResponse, response: Response, opti
       }
     }
   } finally {
-    if (watchdog) clearInterval(watchdog);
+    watchdog?.stop();
     if (res.destroyed) void reader.cancel().catch(() => {});
     else res.end();
   }

@@ -6,8 +6,10 @@ import type { Authenticator } from '../auth/types.js';
 import type { RateLimiter } from '../cluster/rateLimiter.js';
 import type { Config } from '../config/schema.js';
 import { McpdError } from '../errors.js';
-import type { McpEndpoint } from '../mcp/endpoint.js';
-import type { ExchangeRegistry } from '../mcp/exchange.js';
+import { toolCatalog } from '../mcp/catalog.js';
+import type { McpServices } from '../mcp/context.js';
+import { logInternalErrors } from '../mcp/errors.js';
+import { serverInfo } from '../mcp/server.js';
 import { InFlight } from '../ops/inflight.js';
 import type { Readiness } from '../ops/lifecycle.js';
 import type { Logger } from '../ops/logger.js';
@@ -16,8 +18,9 @@ import type { Tracing } from '../ops/tracing.js';
 import { Admission, assignRequestId, type EdgeRefusal, userAgentOf } from './admission.js';
 import type { InFlightCalls } from './cancellation.js';
 import { ConcurrencyLimiter } from './concurrency.js';
-import { type InitializeEvent, readMessage, serveExchange } from './mcpExchange.js';
+import { type ExchangeDeps, type InitializeEvent, readMessage, serveExchange } from './mcpExchange.js';
 import { perConfig } from './perConfig.js';
+import type { ReferenceHandler } from './referenceHandler.js';
 import { sendError, sendJson } from './respond.js';
 
 export type { EdgeRefusal } from './admission.js';
@@ -27,9 +30,11 @@ export const MCP_PATH = '/mcp';
 /** Where the protected-resource metadata is served; looked at on every request, derived once. */
 const metadataPathsOf = perConfig((config) => metadataPaths(config.server.publicUrl));
 
-/** What the edge needs from the current runtime; read per request, so reloads apply to new ones. */
-export interface EdgeRuntime {
-  readonly config: Config;
+/**
+ * What the edge needs from the current runtime: read once per request, so a reload applies to the
+ * requests that start after it and never lands in the middle of one.
+ */
+export interface EdgeRuntime extends McpServices {
   readonly authenticator: Authenticator;
 }
 
@@ -38,8 +43,11 @@ export interface HttpEdgeOptions {
   readonly host: string;
   readonly port: number;
   readonly runtime: () => EdgeRuntime;
-  readonly endpoint: McpEndpoint;
-  readonly exchanges: ExchangeRegistry;
+  /** The SDK's handler, for what the fast path does not answer. */
+  readonly reference: ReferenceHandler;
+  /** Aborted when the process gives up on in-flight work (shutdown past its grace period). */
+  readonly cancelAll: AbortSignal;
+  readonly version: string;
   /** Calls a 2025-era client may cancel by id. */
   readonly calls: InFlightCalls;
   readonly rateLimiter: RateLimiter;
@@ -60,6 +68,7 @@ export class HttpEdge {
   readonly server: Server | HttpsServer;
   private readonly inFlight = new InFlight<ServerResponse>();
   private readonly admission: Admission;
+  private readonly exchange: ExchangeDeps;
   private draining = false;
 
   constructor(private readonly options: HttpEdgeOptions) {
@@ -73,6 +82,17 @@ export class HttpEdge {
       logger: options.logger,
       onRefusal: options.onRefusal,
     });
+    this.exchange = {
+      reference: options.reference,
+      fastPath: { catalog: toolCatalog(serverInfo(options.version)), server: serverInfo(options.version) },
+      calls: options.calls,
+      cancelAll: options.cancelAll,
+      onInitialize: options.onInitialize,
+      reportInternal: logInternalErrors(options.logger),
+      metrics: options.metrics,
+      tracing: options.tracing,
+      logger: options.logger,
+    };
     const handler = (req: IncomingMessage, res: ServerResponse) => {
       this.route(req, res).catch((error: unknown) => {
         // A client that hung up mid-request is an ordinary event, not a server failure.
@@ -137,9 +157,12 @@ export class HttpEdge {
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://edge.invalid');
-    const path = url.pathname;
-    const { config, authenticator } = this.options.runtime();
+    // Nearly every request is a bare `/mcp`: a URL is parsed only for anything else.
+    const target = req.url ?? '/';
+    const url = target === MCP_PATH ? undefined : new URL(target, 'http://edge.invalid');
+    const path = url ? url.pathname : MCP_PATH;
+    const runtime = this.options.runtime();
+    const { config, authenticator } = runtime;
     if (path === '/health') {
       sendJson(res, 200, { status: 'ok' });
       return;
@@ -191,7 +214,7 @@ export class HttpEdge {
     );
     if (!release) return;
     try {
-      await serveExchange(req, res, admitted, message, config, this.options);
+      await serveExchange(req, res, admitted, message, runtime, this.exchange);
     } finally {
       release();
     }

@@ -4,14 +4,26 @@ import {
   type ServerCapabilities,
   type ServerContext,
 } from '@modelcontextprotocol/server';
-import { isMcpdError, McpdError } from '../errors.js';
-import { toToolError } from './errors.js';
+import { boundResult, callTool } from './calls.js';
 import { installResources } from './resources.js';
 import type { RequestScope } from './scope.js';
-import { type ToolContext, type ToolDefinition, toolResult } from './toolkit.js';
+import type { ToolDefinition } from './toolkit.js';
 import { TOOLS } from './tools/index.js';
+import type { ServerInfo } from './wire.js';
 
 export const SERVER_NAME = 'mcpd';
+
+const identities = new Map<string, ServerInfo>();
+
+/** Who this server says it is, one object per version (the fast path's cached answers embed it). */
+export function serverInfo(version: string): ServerInfo {
+  let info = identities.get(version);
+  if (!info) {
+    info = { name: SERVER_NAME, title: 'mcpd workspace server', version };
+    identities.set(version, info);
+  }
+  return info;
+}
 
 const INSTRUCTIONS =
   'mcpd gives scoped, audited access to workspace roots. Call list_roots first: it names the roots and their ' +
@@ -44,7 +56,7 @@ function capabilities(style: SubscriptionStyle): ServerCapabilities {
 /** One fresh server instance: every tool and the resource handlers, bound to a request scope. */
 export function buildServer(scope: RequestScope, options: ServerBuildOptions): McpServer {
   const server = new McpServer(
-    { name: SERVER_NAME, title: 'mcpd workspace server', version: options.version },
+    { ...serverInfo(options.version) },
     { capabilities: capabilities(options.subscriptions), instructions: INSTRUCTIONS },
   );
   for (const tool of TOOLS) registerTool(server, scope, tool);
@@ -72,11 +84,6 @@ function installLegacySubscriptions(server: McpServer, scope: RequestScope, subs
     };
   server.server.setRequestHandler('resources/subscribe', handle('resources/subscribe'));
   server.server.setRequestHandler('resources/unsubscribe', handle('resources/unsubscribe'));
-}
-
-/** What a tool was stopped by, when it was: the deadline and shutdown abort with their own error. */
-function stoppedBy(signal: AbortSignal): McpdError {
-  return isMcpdError(signal.reason) ? signal.reason : new McpdError('CANCELLED', 'the request was cancelled');
 }
 
 /**
@@ -118,57 +125,20 @@ function registerTool(server: McpServer, scope: RequestScope, tool: ToolDefiniti
       ...(challenge ? { scopeChallenge: challenge } : {}),
     },
     async (args: unknown, ctx: ServerContext) => {
-      const { files, config } = scope.services();
-      const limitMs = config.limits.toolTimeouts[tool.name] ?? config.limits.toolTimeoutMs;
-      const deadline = new AbortController();
-      const timer = setTimeout(
-        () =>
-          deadline.abort(
-            new McpdError('TIMEOUT', `${tool.name} ran longer than its ${limitMs} ms limit and was stopped`),
-          ),
-        limitMs,
-      );
-      // The client, the deadline and shutdown can each stop the work; the signal reaches the file layer.
-      const signal = AbortSignal.any([ctx.mcpReq.signal, deadline.signal, scope.cancelAll]);
-      const caller = { ...scope.caller(ctx, 'tools/call', tool.name), signal };
-      const token = ctx.mcpReq._meta?.progressToken;
-      const toolContext: ToolContext = {
-        caller,
-        files,
-        config,
-        signal,
-        progress:
-          token === undefined
-            ? async () => {}
-            : async (progress, total, message) => {
-                await scope.exchange.flow.whenWritable();
-                signal.throwIfAborted();
-                await ctx.mcpReq.notify({
-                  method: 'notifications/progress',
-                  params: { progressToken: token, progress, ...(total === undefined ? {} : { total }), message },
-                });
-              },
+      const call = {
+        caller: scope.caller(ctx, 'tools/call', tool.name),
+        services: scope.services(),
+        cancelAll: scope.cancelAll,
+        progressToken: ctx.mcpReq._meta?.progressToken,
+        notify: (method: string, params: Record<string, unknown>) =>
+          ctx.mcpReq.notify({ method, params } as Parameters<typeof ctx.mcpReq.notify>[0]),
+        flow: scope.flow,
+        outcome: scope.outcome,
+        reportInternal: scope.reportInternal,
       };
-      try {
-        const result = toolResult(tool, await tool.run(args as never, toolContext));
-        const size = JSON.stringify(result).length;
-        if (size > config.limits.maxResultBytes) {
-          throw new McpdError(
-            'TOO_LARGE',
-            `the result is ${size} bytes, above the ${config.limits.maxResultBytes}-byte response limit; ` +
-              'narrow the request (a smaller limit, a range, fewer files)',
-          );
-        }
-        return result;
-      } catch (error) {
-        // Whatever a stopped call failed with (a closed stream, an abort), it was stopped.
-        const failure = toToolError(signal.aborted ? stoppedBy(signal) : error, caller.requestId, scope.reportInternal);
-        // The conventions' error.type for a tool that answered isError.
-        scope.exchange.errorType = 'tool_error';
-        return failure;
-      } finally {
-        clearTimeout(timer);
-      }
+      const result = await callTool(tool, args, call);
+      // Off the fast path, the result is measured here; the SDK serialises it again to send it.
+      return boundResult(result, Buffer.byteLength(JSON.stringify(result)), call);
     },
   );
 }

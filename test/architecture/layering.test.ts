@@ -143,12 +143,12 @@ describe('layering', () => {
     expect(stdoutUsers).toEqual(['cli/process.ts']);
   });
 
-  it('the SDK serving entries sit behind one seam', () => {
+  it('the SDK serving entries sit in the transport adapters, one each', () => {
     const entryUsers = files
       .filter((file) => /\b(createMcpHandler|serveStdio)\(/.test(file.text))
       .map((file) => file.path)
       .sort();
-    expect(entryUsers).toEqual(['mcp/endpoint.ts', 'mcp/stdio.ts']);
+    expect(entryUsers).toEqual(['http/referenceHandler.ts', 'stdio/connection.ts']);
     // Tools never see the SDK: they get a ToolContext.
     const toolsUsingSdk = files
       .filter((file) => file.path.startsWith('mcp/tools/'))

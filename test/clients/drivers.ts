@@ -281,6 +281,12 @@ async function runClaudeCode(target: Target, home: string, script: ScriptedCall[
       CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
       DISABLE_TELEMETRY: '1',
       DISABLE_AUTOUPDATER: '1',
+      // Print mode connects MCP servers in the background and snapshots the tools when the first
+      // request goes out: on a busy machine a server still starting is left out for the whole
+      // session (anthropics/claude-code#74926). Blocking connection is Claude Code's own switch
+      // for headless runs, and what the docs recommend for scripted use.
+      MCP_CONNECTION_NONBLOCKING: 'false',
+      MCP_TIMEOUT: '60000',
     });
     await new Promise<void>((resolve, reject) => {
       const child = spawn(claudeCodeBinary(), args, { cwd: home, env, stdio: ['ignore', 'pipe', 'pipe'] });

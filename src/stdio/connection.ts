@@ -15,14 +15,14 @@ import {
 import { StdioServerTransport, serveStdio } from '@modelcontextprotocol/server/stdio';
 import type { ChangeFeed } from '../access/changes.js';
 import { jsonRpcError, McpdError } from '../errors.js';
+import { ALWAYS_WRITABLE, type McpServices } from '../mcp/context.js';
+import { clientLabel, type MessageSummary, summarizeMessage } from '../mcp/envelope.js';
+import { logInternalErrors } from '../mcp/errors.js';
+import { createScope } from '../mcp/scope.js';
+import { buildServer } from '../mcp/server.js';
 import { InFlight } from '../ops/inflight.js';
 import type { Logger } from '../ops/logger.js';
 import { LOCAL } from '../policy/types.js';
-import { clientLabel, type MessageSummary, summarizeMessage } from './envelope.js';
-import { logInternalErrors } from './errors.js';
-import { detachedExchange } from './exchange.js';
-import { createScope, type McpServices } from './scope.js';
-import { buildServer } from './server.js';
 
 function errorResponse(error: McpdError, id: RequestId | null = null): JSONRPCMessage {
   return jsonRpcError(error, id) as unknown as JSONRPCMessage;
@@ -206,7 +206,9 @@ export function serveStdioConnection(options: StdioOptions): StdioConnection {
         // stdio is the local user's own process: the roots' policies apply, grants are for HTTP callers.
         principal: LOCAL,
         cancelAll: options.cancelAll,
-        exchange: detachedExchange(),
+        // One client on a pipe: its reads are paced by the pipe, and no edge reads an outcome.
+        flow: ALWAYS_WRITABLE,
+        outcome: {},
         requestId: (id) => `${connectionId}:${String(id)}`,
         clientName: () => clientLabel(server?.server.getClientVersion()?.name),
         userAgent: null,

@@ -1,0 +1,146 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { IncomingMessage } from 'node:http';
+import { type AuthInfo, CLIENT_INFO_META_KEY, createMcpHandler } from '@modelcontextprotocol/server';
+import type { ChangeFeed } from '../access/changes.js';
+import type { RequestContext } from '../mcp/context.js';
+import { clientLabel } from '../mcp/envelope.js';
+import { changeBus, type ListenerScope } from '../mcp/events.js';
+import { scopeOfRequest } from '../mcp/scope.js';
+import { buildServer } from '../mcp/server.js';
+import type { Logger } from '../ops/logger.js';
+
+/** Who the edge let in, as the SDK's pass-through AuthInfo carries it (scope challenges read it). */
+export interface RequestAuth {
+  /** False when authentication is off (auth.mode none): the local, anonymous caller. */
+  readonly authenticated: boolean;
+  readonly expiresAt?: number;
+  /** Where the OAuth protected-resource metadata is, for scope challenges (jwt mode). */
+  readonly resourceMetadataUrl?: string;
+  readonly publicUrl: string;
+}
+
+/**
+ * The SDK's own HTTP entry (createMcpHandler), kept as the reference implementation: it answers
+ * everything the fast path declines (the 2025 handshake, notifications, batches, listen streams,
+ * discovery, every refusal of the protocol's validation ladder) with a fresh server instance per
+ * request, as the SDK intends. The request's context reaches that instance through async-local
+ * storage, never through headers stamped for it to find.
+ */
+export interface ReferenceHandler {
+  fetch(request: Request, context: RequestContext, auth: RequestAuth, parsedBody: unknown): Promise<Response>;
+  /** Ends open subscription streams gracefully and aborts what is still in flight. */
+  close(): Promise<void>;
+}
+
+export interface ReferenceOptions {
+  readonly changes: ChangeFeed;
+  readonly version: string;
+  readonly logger: Logger;
+  readonly maxBodyBytes: number;
+  readonly keepAliveMs: number;
+  readonly maxSubscriptions: number;
+}
+
+function authInfoOf(context: RequestContext, auth: RequestAuth): AuthInfo | undefined {
+  if (!auth.authenticated) return undefined;
+  const { principal } = context;
+  return {
+    // The token itself stays at the edge: nothing past it ever needs it.
+    token: '',
+    clientId: principal.id,
+    scopes: [...principal.scopes],
+    ...(auth.expiresAt === undefined ? {} : { expiresAt: auth.expiresAt }),
+    // Only an OAuth resource server names itself; API keys have no metadata to point a client at.
+    ...(auth.resourceMetadataUrl === undefined
+      ? {}
+      : { resource: new URL(auth.publicUrl), resourceMetadataUrl: auth.resourceMetadataUrl }),
+  };
+}
+
+/**
+ * Who a listen stream belongs to: it hears of a root only when the principal's grants let it read
+ * there, and its opening is audited.
+ */
+function listenerScope(context: RequestContext, client: string | null): ListenerScope {
+  const { services, principal } = context;
+  const readable = new Set(services.files.visibleRoots(principal).map((root) => root.name));
+  return {
+    permits: (root) => readable.has(root),
+    subscribed: () =>
+      services.gate.recordSubscription(
+        {
+          principal,
+          requestId: context.requestId,
+          client: client ?? context.userAgent,
+          userAgent: context.userAgent,
+          transport: 'http',
+          method: 'subscriptions/listen',
+          tool: null,
+        },
+        [...readable],
+      ),
+  };
+}
+
+interface Pending {
+  readonly context: RequestContext;
+  readonly listener: ListenerScope;
+}
+
+export function createReferenceHandler(options: ReferenceOptions): ReferenceHandler {
+  // The request being served: its context for the instance, its scope for a listen stream's bus.
+  const serving = new AsyncLocalStorage<Pending>();
+  const handler = createMcpHandler(
+    ({ era }) => {
+      const pending = serving.getStore();
+      if (!pending) throw new Error('the reference handler was reached outside a request');
+      return buildServer(scopeOfRequest(pending.context), {
+        version: options.version,
+        subscriptions: era === 'modern' ? 'listen' : 'none',
+      });
+    },
+    {
+      legacy: 'stateless',
+      bus: changeBus(options.changes, () => serving.getStore()?.listener),
+      keepAliveMs: options.keepAliveMs,
+      maxRequestBodySize: options.maxBodyBytes,
+      maxSubscriptions: options.maxSubscriptions,
+      onerror: (error) => options.logger.debug({ err: error }, 'request rejected by the MCP handler'),
+    },
+  );
+  return {
+    fetch(request, context, auth, parsedBody) {
+      const authInfo = authInfoOf(context, auth);
+      const client = clientNameOf(parsedBody);
+      return serving.run({ context, listener: listenerScope(context, client) }, () =>
+        handler.fetch(request, {
+          ...(authInfo ? { authInfo } : {}),
+          ...(parsedBody === undefined ? {} : { parsedBody }),
+        }),
+      );
+    },
+    close: () => handler.close(),
+  };
+}
+
+/** The client name a 2026-07-28 envelope declares (a listen request names its client there). */
+function clientNameOf(parsedBody: unknown): string | null {
+  const meta = (parsedBody as { params?: { _meta?: Record<string, unknown> } } | null)?.params?._meta;
+  return clientLabel((meta?.[CLIENT_INFO_META_KEY] as { name?: unknown } | undefined)?.name);
+}
+
+/** The node request as a web Request for the SDK, with the body already read. */
+export function webRequest(req: IncomingMessage, body: Buffer, signal: AbortSignal): Request {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value === undefined) continue;
+    if (Array.isArray(value)) for (const item of value) headers.append(name, item);
+    else headers.set(name, value);
+  }
+  return new Request(new URL(req.url ?? '/', 'http://mcpd.invalid'), {
+    method: req.method ?? 'POST',
+    headers,
+    ...(req.method === 'POST' || req.method === 'PUT' ? { body } : {}),
+    signal,
+  });
+}

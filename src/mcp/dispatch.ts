@@ -1,0 +1,179 @@
+import { ProtocolError, type RequestId } from '@modelcontextprotocol/server';
+import { boundResult, callTool, listResources, type Notify, readResource, resourceTemplates } from './calls.js';
+import type { ToolCatalog } from './catalog.js';
+import { callerFor, type McpServices, type RequestContext } from './context.js';
+import type { ToolDefinition } from './toolkit.js';
+import { type Era, encodeErrorCode, encodeResult, type ProtocolFailure, type ServerInfo } from './wire.js';
+
+/**
+ * Dispatch from a parsed JSON-RPC request straight to what answers it: the calls a client makes
+ * all day (tools/call, tools/list, resources/*) are answered here, with no server instance built
+ * and nothing re-parsed. Whatever this layer does not answer itself, or cannot prove it would
+ * answer exactly as the SDK's reference handler does (an unknown tool, arguments the schema
+ * refuses, a token to be challenged for a scope, any other method), it declines before doing
+ * anything, and the reference handler answers.
+ */
+
+export interface InboundRequest {
+  readonly id: RequestId;
+  readonly method: string;
+  readonly params: Record<string, unknown> | undefined;
+}
+
+/** What a served request answers: a result already encoded for its era and serialised, or an error. */
+export type Answer =
+  | { readonly kind: 'result'; readonly text: string }
+  | { readonly kind: 'error'; readonly error: ProtocolFailure };
+
+export interface Route {
+  readonly method: string;
+  /** The tool of a tools/call. */
+  readonly tool: string | null;
+  /** Serves the request; `notify` sends a notification on the request's own stream. */
+  run(context: RequestContext, notify: Notify): Promise<Answer>;
+}
+
+export interface DispatchOptions {
+  readonly era: Era;
+  readonly catalog: ToolCatalog;
+  readonly server: ServerInfo;
+}
+
+const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+  value !== null && typeof value === 'object' && !Array.isArray(value);
+
+function metaOf(params: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  const meta = params?._meta;
+  return isPlainObject(meta) ? meta : undefined;
+}
+
+/**
+ * The route for a request this layer answers, or undefined to leave it to the reference handler.
+ * Synchronous and free of side effects: declining must cost nothing and record nothing.
+ */
+export function route(
+  request: InboundRequest,
+  services: McpServices,
+  context: Pick<RequestContext, 'principal'>,
+  options: DispatchOptions,
+): Route | undefined {
+  const { params } = request;
+  if (params !== undefined && !isPlainObject(params)) return undefined;
+  if (params?._meta !== undefined && !isPlainObject(params._meta)) return undefined;
+  switch (request.method) {
+    case 'tools/call':
+      return toolCallRoute(request, services, context, options);
+    case 'tools/list':
+      if (params?.cursor !== undefined) return undefined;
+      return {
+        method: 'tools/list',
+        tool: null,
+        run: async () => ({ kind: 'result', text: options.catalog.listing[options.era] }),
+      };
+    case 'resources/templates/list':
+      if (params?.cursor !== undefined) return undefined;
+      return resourceRoute(request, options, async (ctx) => resourceTemplates(ctx.services, ctx.principal));
+    case 'resources/list': {
+      const cursor = params?.cursor;
+      if (cursor !== undefined && typeof cursor !== 'string') return undefined;
+      return resourceRoute(request, options, (ctx) =>
+        listResources(resourceCall(ctx, request, 'resources/list'), cursor),
+      );
+    }
+    case 'resources/read': {
+      const uri = params?.uri;
+      if (typeof uri !== 'string') return undefined;
+      return resourceRoute(request, options, (ctx) => readResource(resourceCall(ctx, request, 'resources/read'), uri));
+    }
+    default:
+      return undefined;
+  }
+}
+
+function resourceCall(context: RequestContext, request: InboundRequest, method: string) {
+  return {
+    caller: callerFor(context, metaOf(request.params), method, null),
+    services: context.services,
+    outcome: context.outcome,
+    reportInternal: context.reportInternal,
+  };
+}
+
+function resourceRoute(
+  request: InboundRequest,
+  options: DispatchOptions,
+  serve: (context: RequestContext) => Promise<Record<string, unknown>>,
+): Route {
+  return {
+    method: request.method,
+    tool: null,
+    async run(context) {
+      try {
+        const result = await serve(context);
+        return {
+          kind: 'result',
+          text: JSON.stringify(encodeResult(options.era, request.method, result, options.server)),
+        };
+      } catch (error) {
+        if (!(error instanceof ProtocolError)) throw error;
+        return {
+          kind: 'error',
+          error: {
+            code: encodeErrorCode(options.era, error.code),
+            message: error.message,
+            ...(error.data === undefined ? {} : { data: error.data }),
+          },
+        };
+      }
+    },
+  };
+}
+
+function toolCallRoute(
+  request: InboundRequest,
+  services: McpServices,
+  context: Pick<RequestContext, 'principal'>,
+  options: DispatchOptions,
+): Route | undefined {
+  const params = request.params;
+  const name = params?.name;
+  if (typeof name !== 'string') return undefined;
+  const tool: ToolDefinition | undefined = options.catalog.byName.get(name);
+  if (!tool) return undefined;
+  const raw = params?.arguments;
+  if (raw !== undefined && !isPlainObject(raw)) return undefined;
+  const meta = metaOf(params);
+  const progressToken = meta?.progressToken;
+  if (progressToken !== undefined && typeof progressToken !== 'string' && typeof progressToken !== 'number') {
+    return undefined;
+  }
+  // A caller with no grant for what the tool needs anywhere may be challenged for a scope: the
+  // reference handler's business (and a rare one).
+  if (tool.requires !== null && !services.files.permitsAnywhere(context.principal, tool.requires)) return undefined;
+  const parsed = tool.input.safeParse(raw ?? {});
+  if (!parsed.success) return undefined;
+  return {
+    method: 'tools/call',
+    tool: tool.name,
+    async run(ctx, notify) {
+      const call = {
+        caller: callerFor(ctx, meta, 'tools/call', tool.name),
+        services: ctx.services,
+        cancelAll: ctx.cancelAll,
+        progressToken,
+        notify,
+        flow: ctx.flow,
+        outcome: ctx.outcome,
+        reportInternal: ctx.reportInternal,
+      };
+      const result = await callTool(tool, parsed.data, call);
+      const text = JSON.stringify(encodeResult(options.era, 'tools/call', { ...result }, options.server));
+      const bounded = boundResult(result, Buffer.byteLength(text), call);
+      if (bounded === result) return { kind: 'result', text };
+      return {
+        kind: 'result',
+        text: JSON.stringify(encodeResult(options.era, 'tools/call', { ...bounded }, options.server)),
+      };
+    },
+  };
+}
