@@ -94,10 +94,7 @@ describe('generated documentation', () => {
       .flat()
       .filter((row) => row.description === '')
       .map((row) => row.path);
-    expect(
-      undescribed,
-      'add .describe() to the field in src/config/*.ts',
-    ).toEqual([]);
+    expect(undescribed, 'add .describe() to the field in src/config/*.ts').toEqual([]);
   });
 
   it('covers every key of the configuration JSON Schema', () => {
