@@ -65,6 +65,13 @@ export const serverSchema = z.strictObject({
     .min(0)
     .default(DEFAULTS.requestTimeoutMs)
     .describe('Time allowed to receive one whole request; 0 = no limit.'),
+  fastPath: z
+    .boolean()
+    .default(true)
+    .describe(
+      'Answer tool calls, tools/list and resources requests directly from the parsed request. false sends every ' +
+        "request through the SDK's reference handler instead: the same answers, several times slower (for diagnosis).",
+    ),
   trustedProxies: z
     .array(z.string().min(1).refine(isProxySpec, 'not an IP address, a CIDR, or loopback/linklocal/uniquelocal'))
     .default([])

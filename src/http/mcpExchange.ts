@@ -179,7 +179,10 @@ export async function serveExchange(
     outcome: {},
     reportInternal: deps.reportInternal,
   };
-  const fast = req.method === 'POST' ? fastRequest(req, parsed, runtime, context, deps.fastPath) : undefined;
+  const fast =
+    req.method === 'POST' && config.server.fastPath
+      ? fastRequest(req, parsed, runtime, context, deps.fastPath)
+      : undefined;
 
   const protocolVersion = summary.protocolVersion ?? (req.headers['mcp-protocol-version'] as string | undefined);
   const { span, context: spanContext } = deps.tracing.startServerSpan(
