@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { ChangeFeed } from './access/changes.js';
@@ -10,6 +11,7 @@ import { McpdError } from './errors.js';
 import { containerMemoryLimit } from './fs/cgroup.js';
 import { RegexPool } from './fs/regex.js';
 import { unreachableRoot } from './fs/roots.js';
+import { StatPool } from './fs/stats.js';
 import { RootWatcher } from './fs/watch.js';
 import { removeStaleTempFiles } from './fs/write.js';
 import { InFlightCalls } from './http/cancellation.js';
@@ -21,7 +23,7 @@ import type { Logger } from './ops/logger.js';
 import { Metrics } from './ops/metrics.js';
 import { Tracing } from './ops/tracing.js';
 import type { PolicyEngine } from './policy/engine.js';
-import { buildRuntime, GREP_WORKERS, type Runtime, type RuntimeShared } from './services.js';
+import { buildRuntime, GREP_WORKERS, type Runtime, type RuntimeShared, STAT_WORKERS } from './services.js';
 import { serveStdioConnection } from './stdio/connection.js';
 
 /**
@@ -149,9 +151,12 @@ class Core {
   private constructor(
     first: Runtime,
     private readonly deps: AppDeps,
-    private readonly shared: RuntimeShared & { readonly regexes: RegexPool },
+    private readonly shared: RuntimeShared & { readonly regexes: RegexPool; readonly stats: StatPool },
   ) {
     this.runtime = first;
+    // Every call in flight listens on this signal until it ends: as many listeners as the
+    // concurrency limits allow, which is no leak.
+    setMaxListeners(0, this.stop.signal);
     this.changes = new ChangeFeed(
       rootWatcher(first.config, first.gate.policy, deps.logger),
       () => this.runtime.gate.policy,
@@ -160,7 +165,11 @@ class Core {
   }
 
   static async start(config: Config, deps: AppDeps, observers?: GateObservers): Promise<Core> {
-    const shared = { ...(observers ? { observers } : {}), regexes: new RegexPool(GREP_WORKERS) };
+    const shared = {
+      ...(observers ? { observers } : {}),
+      regexes: new RegexPool(GREP_WORKERS),
+      stats: new StatPool(STAT_WORKERS),
+    };
     return new Core(await buildRuntime(config, deps.audit, shared), deps, shared);
   }
 
@@ -212,6 +221,7 @@ class Core {
     this.stop.abort(cancelledByShutdown());
     await this.sweeping;
     await this.shared.regexes.close();
+    await this.shared.stats.close();
     this.changes.close();
   }
 }

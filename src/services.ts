@@ -8,6 +8,7 @@ import { DirectoryListings } from './fs/listing.js';
 import { RegexPool } from './fs/regex.js';
 import { NodePathResolver } from './fs/resolver.js';
 import { canonicalizeRoots } from './fs/roots.js';
+import { StatPool } from './fs/stats.js';
 import type { McpServices } from './mcp/scope.js';
 import { PolicyEngine } from './policy/engine.js';
 import { effectiveGrants, GrantTable } from './policy/grants.js';
@@ -30,10 +31,15 @@ export interface RuntimeShared {
   readonly observers?: GateObservers;
   /** grep's regex workers; a runtime built without them gets a pool that starts workers only on use. */
   readonly regexes?: RegexPool;
+  /** Workers that stat the entries of listing pages off the event loop. */
+  readonly stats?: StatPool;
 }
 
 /** Regex workers per process: one per core of the machines mcpd is sized for. */
 export const GREP_WORKERS = 2;
+
+/** Stat workers per process: a page of a thousand entries is a few milliseconds of one. */
+export const STAT_WORKERS = 1;
 
 export async function buildRuntime(config: Config, audit: AuditLog, shared: RuntimeShared = {}): Promise<Runtime> {
   const { roots, problems } = await canonicalizeRoots(config.roots);
@@ -61,7 +67,11 @@ export async function buildRuntime(config: Config, audit: AuditLog, shared: Runt
   return {
     config,
     gate,
-    files: new AuditedFiles(gate, { listings, regexes: shared.regexes ?? new RegexPool(GREP_WORKERS) }),
+    files: new AuditedFiles(gate, {
+      listings,
+      regexes: shared.regexes ?? new RegexPool(GREP_WORKERS),
+      stats: shared.stats ?? new StatPool(STAT_WORKERS),
+    }),
     authenticator: createAuthenticator(config.auth),
   };
 }

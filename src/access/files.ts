@@ -20,7 +20,8 @@ import {
   type TreeResult,
   tree,
 } from '../fs/search.js';
-import { type DetailedEntry, detail, type Entry, everythingUnder, type Viewer, WalkBudget } from '../fs/walk.js';
+import type { StatPool } from '../fs/stats.js';
+import { type DetailedEntry, detailsOf, type Entry, everythingUnder, type Viewer, WalkBudget } from '../fs/walk.js';
 import { createDirectory, deleteEntry, moveEntry, type WriteOutcome, writeFileAtomic } from '../fs/write.js';
 import type { DenyDecision, Operation, Principal, Root, Target } from '../policy/types.js';
 import type { AccessGate, Caller, PathRequest } from './gate.js';
@@ -50,7 +51,11 @@ export { mimeTypeOf };
 export class AuditedFiles {
   constructor(
     private readonly gate: AccessGate,
-    private readonly fs: { readonly listings: DirectoryListings; readonly regexes: RegexPool },
+    private readonly fs: {
+      readonly listings: DirectoryListings;
+      readonly regexes: RegexPool;
+      readonly stats: StatPool;
+    },
   ) {}
 
   private viewer(caller: Caller): Viewer {
@@ -156,8 +161,7 @@ export class AuditedFiles {
         const { names } = listing.snapshot;
         const start = page.after === undefined ? 0 : indexAfter(listing.snapshot, page.after);
         const end = Math.min(names.length, start + page.limit);
-        const indexes = Array.from({ length: Math.max(0, end - start) }, (_, i) => start + i);
-        const entries = await Promise.all(indexes.map((index) => detail(listing, index)));
+        const entries = await detailsOf(listing, start, end, this.fs.stats);
         const last = end < names.length ? names[end - 1] : undefined;
         return { value: { uri: target.uri, entries, total: names.length, ...(last === undefined ? {} : { last }) } };
       } finally {

@@ -1,13 +1,13 @@
 import { lstat, opendir } from 'node:fs/promises';
-import { performance } from 'node:perf_hooks';
-import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { isMcpdError } from '../errors.js';
 import type { PolicyEngine } from '../policy/engine.js';
 import type { Principal, Target } from '../policy/types.js';
+import { pause } from '../slices.js';
 import { type AnchoredDirectory, openAnchored, openChild } from './anchor.js';
 import { type DirectoryListings, DirectoryTooLarge, entryAt, type ListedEntry, type OpenListing } from './listing.js';
 import { isRefusedHardLink, openVerified } from './open.js';
 import type { RegexPool } from './regex.js';
+import type { StatPool } from './stats.js';
 
 export type Entry = ListedEntry;
 
@@ -52,6 +52,55 @@ export async function detail(listing: OpenListing, index: number): Promise<Detai
   };
 }
 
+/** Below this many plain entries, a page stats them here: a worker's round trip costs more than it saves. */
+const STATS_IN_WORKER = 64;
+
+/**
+ * The details of entries [start, end) of a listing. The plain entries of a big page are stat'ed
+ * by the stat workers, through the listing's held descriptor; symlinks (rare) are opened and
+ * proven one by one, as `detail` does. The main thread only assembles the page, in the loop's
+ * shared slice.
+ */
+export async function detailsOf(
+  listing: OpenListing,
+  start: number,
+  end: number,
+  stats: StatPool,
+): Promise<DetailedEntry[]> {
+  const entries = Array.from({ length: Math.max(0, end - start) }, (_, i) => listing.summary(start + i));
+  const plain = entries.filter((entry) => !entry.symlink);
+  if (plain.length < STATS_IN_WORKER) return Promise.all(entries.map((_, i) => detail(listing, start + i)));
+  const found = await stats.stat(
+    listing.at(),
+    plain.map((entry) => entry.name),
+  );
+  const byName = new Map(plain.map((entry, i) => [entry.name, found[i]]));
+  const details: DetailedEntry[] = [];
+  for (const [i, entry] of entries.entries()) {
+    if ((i & 255) === 0) {
+      const turn = pause();
+      if (turn) await turn;
+    }
+    if (entry.symlink) {
+      details.push(await detail(listing, start + i));
+      continue;
+    }
+    const stat = byName.get(entry.name);
+    // A second name of a file the root refuses tells nothing of the file, like a read of it.
+    const shown =
+      stat && !isRefusedHardLink({ isFile: () => stat.isFile, nlink: stat.nlink }, listing.target) ? stat : undefined;
+    details.push({
+      name: entry.name,
+      path: entry.relPath,
+      uri: entry.uri,
+      type: entry.type,
+      size: shown && entry.type === 'file' ? shown.size : 0,
+      modified: new Date(shown ? shown.mtimeMs : 0).toISOString(),
+    });
+  }
+  return details;
+}
+
 async function targetStats(target: Target) {
   const handle = await openVerified(target).catch(() => null);
   if (!handle) return null;
@@ -85,22 +134,6 @@ export class WalkBudget {
   }
 }
 
-/**
- * Yields to the event loop once a slice of work has run for SLICE_MS: a walk over a large tree,
- * with a caller's pattern tested on every name, must never hold the loop for long.
- */
-const SLICE_MS = 10;
-
-export class TimeSlicer {
-  private since = performance.now();
-
-  async pause(): Promise<void> {
-    if (performance.now() - this.since < SLICE_MS) return;
-    await yieldToLoop();
-    this.since = performance.now();
-  }
-}
-
 export interface WalkOptions {
   readonly budget: WalkBudget;
   readonly signal?: AbortSignal;
@@ -122,7 +155,7 @@ export async function* walk(
 ): AsyncGenerator<Entry & { depth: number }> {
   const after = options.after ? options.after.split('/') : undefined;
   const startDepth = start.relPath === '' ? 0 : start.relPath.split('/').length;
-  yield* walkDirectory(viewer, start, 1, after, startDepth, options, new TimeSlicer());
+  yield* walkDirectory(viewer, start, 1, after, startDepth, options);
 }
 
 async function* walkDirectory(
@@ -132,7 +165,6 @@ async function* walkDirectory(
   after: string[] | undefined,
   startDepth: number,
   options: WalkOptions,
-  slicer: TimeSlicer,
 ): AsyncGenerator<Entry & { depth: number }> {
   options.signal?.throwIfAborted();
   let snapshot: Awaited<ReturnType<DirectoryListings['snapshot']>>;
@@ -149,7 +181,9 @@ async function* walkDirectory(
   }
   const index = startDepth + depth - 1;
   for (let i = 0; i < snapshot.names.length; i++) {
-    await slicer.pause();
+    // A caller's pattern is tested on every name: the walk shares the loop's slice with all other work.
+    const turn = pause();
+    if (turn) await turn;
     options.signal?.throwIfAborted();
     const name = snapshot.names[i] as string;
     let resumeInside: string[] | undefined;
@@ -172,7 +206,7 @@ async function* walkDirectory(
     const descend =
       child.type === 'directory' && !child.symlink && (options.maxDepth === undefined || depth < options.maxDepth);
     if (descend) {
-      yield* walkDirectory(viewer, child.target, depth + 1, resumeInside, startDepth, options, slicer);
+      yield* walkDirectory(viewer, child.target, depth + 1, resumeInside, startDepth, options);
       if (options.budget.exhausted) return;
     }
     // Past the resume point at this level: everything after it is new.
@@ -197,7 +231,6 @@ export interface RawEntry {
  */
 export async function* everythingUnder(start: Target, signal?: AbortSignal): AsyncGenerator<RawEntry> {
   const top = await openAnchored(start.absPath, start.display);
-  const slicer = new TimeSlicer();
   const walkFrom = async function* (directory: AnchoredDirectory, prefix: string): AsyncGenerator<RawEntry> {
     const names: { name: string; kind: RawEntry['kind'] }[] = [];
     for await (const dirent of await opendir(directory.at(), { bufferSize: 256 })) {
@@ -211,7 +244,8 @@ export async function* everythingUnder(start: Target, signal?: AbortSignal): Asy
       names.push({ name: dirent.name, kind });
     }
     for (const { name, kind } of names) {
-      await slicer.pause();
+      const turn = pause();
+      if (turn) await turn;
       signal?.throwIfAborted();
       const relPath = prefix === '' ? name : `${prefix}/${name}`;
       yield { relPath, kind };

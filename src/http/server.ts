@@ -27,6 +27,9 @@ export type { EdgeRefusal } from './admission.js';
 
 export const MCP_PATH = '/mcp';
 
+/** Request headers kept per request. */
+export const MAX_HEADERS = 100;
+
 /** Where the protected-resource metadata is served; looked at on every request, derived once. */
 const metadataPathsOf = perConfig((config) => metadataPaths(config.server.publicUrl));
 
@@ -111,6 +114,9 @@ export class HttpEdge {
     this.server.keepAliveTimeout = config.server.keepAliveTimeoutMs;
     this.server.headersTimeout = config.server.headersTimeoutMs;
     this.server.requestTimeout = config.server.requestTimeoutMs;
+    // A client needs a dozen headers; a request with a thousand costs milliseconds of parsing each.
+    // Past this many, Node keeps none of the rest (the 16 KB header limit still refuses a flood).
+    this.server.maxHeadersCount = MAX_HEADERS;
   }
 
   get scheme(): 'http' | 'https' {

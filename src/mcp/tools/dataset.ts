@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import * as z from 'zod';
+import { pause } from '../../slices.js';
 import { defineTool, READ_ONLY } from '../toolkit.js';
 import { pathArg, rootArg } from './common.js';
 
@@ -10,6 +11,18 @@ const HEADER_EXTENSIONS = /\.(csv|tsv)$/i;
  * Counts what a data file holds, one chunk at a time: lines, records (non-empty lines, less the
  * header row of a CSV/TSV), bytes, and a SHA-256 of the whole content.
  */
+/** Bytes counted and hashed between two looks at the loop's slice. */
+const PIECE_BYTES = 1024 * 1024;
+
+/** Whether bytes [start, end) hold anything but spaces, tabs and carriage returns. */
+function hasContent(bytes: Buffer, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) {
+    const byte = bytes[i];
+    if (byte !== 13 && byte !== 32 && byte !== 9) return true;
+  }
+  return false;
+}
+
 class DatasetTally {
   bytes = 0;
   lines = 0;
@@ -17,18 +30,32 @@ class DatasetTally {
   private lineHasContent = false;
   private readonly hash = createHash('sha256');
 
-  add(chunk: Buffer): void {
-    this.hash.update(chunk);
-    this.bytes += chunk.length;
-    for (let i = 0; i < chunk.length; i++) {
-      const byte = chunk[i];
-      if (byte === 10) {
-        this.lines += 1;
-        if (this.lineHasContent) this.nonEmptyLines += 1;
-        this.lineHasContent = false;
-      } else if (byte !== 13 && byte !== 32 && byte !== 9) {
-        this.lineHasContent = true;
-      }
+  /**
+   * Counts and hashes a chunk a piece at a time, each piece in the loop's shared slice: a 16 MiB
+   * chunk is tens of milliseconds of work, which must not hold the loop in one go.
+   */
+  async add(chunk: Buffer): Promise<void> {
+    for (let start = 0; start < chunk.length; start += PIECE_BYTES) {
+      const turn = pause();
+      if (turn) await turn;
+      this.addPiece(chunk.subarray(start, start + PIECE_BYTES));
+    }
+  }
+
+  private addPiece(piece: Buffer): void {
+    this.hash.update(piece);
+    this.bytes += piece.length;
+    let start = 0;
+    while (start < piece.length) {
+      // Newlines are found natively; only a line's leading bytes are looked at to tell it is not blank.
+      const newline = piece.indexOf(10, start);
+      const end = newline === -1 ? piece.length : newline;
+      if (!this.lineHasContent) this.lineHasContent = hasContent(piece, start, end);
+      if (newline === -1) break;
+      this.lines += 1;
+      if (this.lineHasContent) this.nonEmptyLines += 1;
+      this.lineHasContent = false;
+      start = newline + 1;
     }
   }
 
@@ -92,7 +119,7 @@ export const processLargeDataset = defineTool({
       { path, root },
       chunkSize ?? ctx.config.limits.datasetChunkBytes,
       async (chunk, done, size) => {
-        tally.add(chunk);
+        await tally.add(chunk);
         chunks += 1;
         const percent = size > 0 ? Math.min(100, Math.floor((done / size) * 100)) : 100;
         await ctx.progress(
