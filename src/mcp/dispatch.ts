@@ -1,9 +1,18 @@
-import { ProtocolError, type RequestId } from '@modelcontextprotocol/server';
+import { type CallToolResult, ProtocolError, type RequestId } from '@modelcontextprotocol/server';
+import { pause } from '../slices.js';
 import { boundResult, callTool, listResources, type Notify, readResource, resourceTemplates } from './calls.js';
 import type { ToolCatalog } from './catalog.js';
 import { callerFor, type McpServices, type RequestContext } from './context.js';
-import type { ToolDefinition } from './toolkit.js';
-import { type Era, encodeErrorCode, encodeResult, type ProtocolFailure, type ServerInfo } from './wire.js';
+import { asJson, type ToolDefinition } from './toolkit.js';
+import {
+  type Era,
+  encodeErrorCode,
+  encodeResult,
+  encodeToolResult,
+  type ProtocolFailure,
+  type ServerInfo,
+  serialiseStructuredResult,
+} from './wire.js';
 
 /**
  * Dispatch from a parsed JSON-RPC request straight to what answers it: the calls a client makes
@@ -167,13 +176,22 @@ function toolCallRoute(
         reportInternal: ctx.reportInternal,
       };
       const result = await callTool(tool, parsed.data, call);
-      const text = JSON.stringify(encodeResult(options.era, 'tools/call', { ...result }, options.server));
-      const bounded = boundResult(result, Buffer.byteLength(text), call);
-      if (bounded === result) return { kind: 'result', text };
-      return {
-        kind: 'result',
-        text: JSON.stringify(encodeResult(options.era, 'tools/call', { ...bounded }, options.server)),
-      };
+      // A page of a thousand entries is milliseconds of serialising: in the loop's shared slice.
+      const turn = pause();
+      if (turn) await turn;
+      const valueJson = renderedAsJson(tool, result);
+      const bareText = valueJson === undefined ? JSON.stringify(result) : serialiseStructuredResult(valueJson);
+      const bounded = boundResult(result, Buffer.byteLength(bareText), call);
+      if (bounded === result)
+        return { kind: 'result', text: encodeToolResult(options.era, result, bareText, options.server) };
+      return { kind: 'result', text: encodeToolResult(options.era, bounded, JSON.stringify(bounded), options.server) };
     },
   };
+}
+
+/** The JSON of a structured tool's value when its only content is that JSON (the default rendering). */
+function renderedAsJson(tool: ToolDefinition, result: CallToolResult): string | undefined {
+  if (tool.kind !== 'structured' || tool.render !== asJson || result.isError) return undefined;
+  const [block, ...rest] = result.content;
+  return block?.type === 'text' && rest.length === 0 ? block.text : undefined;
 }

@@ -47,6 +47,34 @@ export function encodeResult(era: Era, method: string, result: Result, server: S
   return { ...encoded, _meta: { ...(meta as Result), [SERVER_INFO_META_KEY]: server } };
 }
 
+/**
+ * A tool result as its era writes it, from its bare serialisation (which is what
+ * `limits.maxResultBytes` is measured on, as the reference handler measures it). A 2026-07-28
+ * result without a `_meta` of its own gets its stamps appended to that text rather than being
+ * serialised again: a result can be megabytes.
+ */
+export function encodeToolResult(
+  era: Era,
+  result: Result & { _meta?: unknown; resultType?: unknown },
+  bareText: string,
+  server: ServerInfo,
+): string {
+  if (era === 'legacy') return bareText;
+  if (result._meta !== undefined || result.resultType !== undefined) {
+    return JSON.stringify(encodeResult(era, 'tools/call', result, server));
+  }
+  return `${bareText.slice(0, -1)},"resultType":"complete","_meta":${JSON.stringify({ [SERVER_INFO_META_KEY]: server })}}`;
+}
+
+/**
+ * The bare serialisation of a structured tool's result whose text content is the JSON of its value
+ * (the default rendering), written around that one JSON text: the value is serialised once, not
+ * twice. Parses to exactly the result object.
+ */
+export function serialiseStructuredResult(valueJson: string): string {
+  return `{"content":[{"type":"text","text":${JSON.stringify(valueJson)}}],"structuredContent":${valueJson}}`;
+}
+
 /** A JSON-RPC error as the protocol layer answers it (never an edge refusal). */
 export interface ProtocolFailure {
   readonly code: number;
