@@ -15,14 +15,17 @@ import { StatPool } from './fs/stats.js';
 import { RootWatcher } from './fs/watch.js';
 import { removeStaleTempFiles } from './fs/write.js';
 import { InFlightCalls } from './http/cancellation.js';
-import { createReferenceHandler } from './http/referenceHandler.js';
+import { createReferenceHandler, warmUp } from './http/referenceHandler.js';
 import { HttpEdge, MCP_PATH, MetricsListener } from './http/server.js';
 import { listenerUrl } from './http/url.js';
+import { ALWAYS_WRITABLE } from './mcp/context.js';
+import { logInternalErrors } from './mcp/errors.js';
 import { Lifecycle } from './ops/lifecycle.js';
 import type { Logger } from './ops/logger.js';
 import { Metrics } from './ops/metrics.js';
 import { Tracing } from './ops/tracing.js';
 import type { PolicyEngine } from './policy/engine.js';
+import { ANONYMOUS } from './policy/types.js';
 import { buildRuntime, GREP_WORKERS, type Runtime, type RuntimeShared, STAT_WORKERS } from './services.js';
 import { serveStdioConnection } from './stdio/connection.js';
 
@@ -307,6 +310,18 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
         },
         { op: refusal.op, rule: refusal.rule, reason: refusal.reason, requested: refusal.requested },
       ),
+  });
+  await warmUp(reference, {
+    services: core.current,
+    principal: ANONYMOUS,
+    requestId: 'warm-up',
+    transport: 'http',
+    userAgent: null,
+    signal: new AbortController().signal,
+    cancelAll: stop.signal,
+    flow: ALWAYS_WRITABLE,
+    outcome: {},
+    reportInternal: logInternalErrors(logger),
   });
   const address = await edge.listen();
   const metricsListener =

@@ -11,12 +11,16 @@ import { clientLabel } from '../mcp/envelope.js';
 import type { Logger } from '../ops/logger.js';
 import type { Metrics, RejectionReason } from '../ops/metrics.js';
 import type { Principal } from '../policy/types.js';
+import { pause } from '../slices.js';
 import type { ConcurrencyLimiter } from './concurrency.js';
 import { perConfig } from './perConfig.js';
 import { sendError, sendJson } from './respond.js';
 
 /** The header a request id travels in: from a trusted proxy, and back to the client. */
 export const REQUEST_ID_HEADER = 'x-request-id';
+
+/** Refusal records written between two looks at the loop's shared slice. */
+const REFUSALS_PER_LOOK = 16;
 
 /** A request id we accept from a client or proxy; anything else is replaced, never echoed. */
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -285,8 +289,14 @@ export class Admission {
     const { principal, requestId } = admitted;
     const limits = config.limits;
     const count = Math.max(1, plan.calls.length);
-    const refuse = (reason: RejectionReason, rule: string, message: string, retryAfterSec: number) => {
-      for (const call of plan.calls.length > 0 ? plan.calls : ['(notification)']) {
+    const refuse = async (reason: RejectionReason, rule: string, message: string, retryAfterSec: number) => {
+      const calls = plan.calls.length > 0 ? plan.calls : ['(notification)'];
+      for (const [index, call] of calls.entries()) {
+        // A refused batch is up to a hundred audit records, and refused batches come in bursts.
+        if (index % REFUSALS_PER_LOOK === REFUSALS_PER_LOOK - 1) {
+          const turn = pause();
+          if (turn) await turn;
+        }
         this.deps.onRefusal({
           requestId,
           principal: principal.id,

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
+import { finished } from 'node:stream';
 import proxyAddr from 'proxy-addr';
 import { metadataUrlFor } from '../auth/index.js';
 import type { Config } from '../config/schema.js';
@@ -51,40 +52,27 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer | undefined
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    let tooLarge = false;
     const onData = (chunk: Buffer) => {
+      if (tooLarge) return;
       size += chunk.length;
       if (size > max) {
-        cleanup();
-        // The rest is drained, not read into memory, so the connection can answer the 413.
-        req.resume();
-        resolve(undefined);
+        // The rest is drained, not kept, so the connection can still carry the 413.
+        tooLarge = true;
+        chunks.length = 0;
         return;
       }
       chunks.push(chunk);
     };
-    const onEnd = () => {
-      cleanup();
-      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks));
-    };
-    const onError = (error: Error) => {
-      cleanup();
-      reject(error);
-    };
-    const onClose = () => {
-      if (req.complete) return;
-      cleanup();
-      reject(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
-    };
-    const cleanup = () => {
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onError);
-      req.off('close', onClose);
-    };
     req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', onError);
-    req.on('close', onClose);
+    // The same end-of-stream rules as reading with an async iterator: an error, or a close before
+    // the end, rejects.
+    finished(req, (error) => {
+      req.off('data', onData);
+      if (error) reject(error);
+      else if (tooLarge) resolve(undefined);
+      else resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks));
+    });
   });
 }
 

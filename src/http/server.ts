@@ -15,6 +15,7 @@ import type { Readiness } from '../ops/lifecycle.js';
 import type { Logger } from '../ops/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { Tracing } from '../ops/tracing.js';
+import { pause } from '../slices.js';
 import { Admission, assignRequestId, type EdgeRefusal, userAgentOf } from './admission.js';
 import type { InFlightCalls } from './cancellation.js';
 import { ConcurrencyLimiter } from './concurrency.js';
@@ -26,9 +27,6 @@ import { sendError, sendJson } from './respond.js';
 export type { EdgeRefusal } from './admission.js';
 
 export const MCP_PATH = '/mcp';
-
-/** Request headers kept per request. */
-export const MAX_HEADERS = 100;
 
 /** Where the protected-resource metadata is served; looked at on every request, derived once. */
 const metadataPathsOf = perConfig((config) => metadataPaths(config.server.publicUrl));
@@ -114,9 +112,6 @@ export class HttpEdge {
     this.server.keepAliveTimeout = config.server.keepAliveTimeoutMs;
     this.server.headersTimeout = config.server.headersTimeoutMs;
     this.server.requestTimeout = config.server.requestTimeoutMs;
-    // A client needs a dozen headers; a request with a thousand costs milliseconds of parsing each.
-    // Past this many, Node keeps none of the rest (the 16 KB header limit still refuses a flood).
-    this.server.maxHeadersCount = MAX_HEADERS;
   }
 
   get scheme(): 'http' | 'https' {
@@ -208,6 +203,10 @@ export class HttpEdge {
     this.track(res);
     const message = await readMessage(req, res, config, this.options.metrics);
     if (!message) return;
+    // Requests that arrive together are handled together: past the loop's slice, the rest wait for
+    // the next turn (after the loop polls again, so /health is never queued behind a burst).
+    const turn = pause();
+    if (turn) await turn;
     // Limits are decided from the parsed body, never from a header a client may set at will.
     const listen = message.summary.method === 'subscriptions/listen';
     if (listen) this.inFlight.delete(res);

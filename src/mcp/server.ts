@@ -4,6 +4,7 @@ import {
   type ServerCapabilities,
   type ServerContext,
 } from '@modelcontextprotocol/server';
+import { pause } from '../slices.js';
 import { boundResult, callTool } from './calls.js';
 import { installResources } from './resources.js';
 import type { RequestScope } from './scope.js';
@@ -137,6 +138,10 @@ function registerTool(server: McpServer, scope: RequestScope, tool: ToolDefiniti
         reportInternal: scope.reportInternal,
       };
       const result = await callTool(tool, args, call);
+      // What follows (measuring, then the SDK validating and serialising) is milliseconds for a
+      // big result, and a batch finishes many at once: each goes on in the loop's shared slice.
+      const turn = pause();
+      if (turn) await turn;
       // Off the fast path, the result is measured here; the SDK serialises it again to send it.
       return boundResult(result, Buffer.byteLength(JSON.stringify(result)), call);
     },
