@@ -1,5 +1,5 @@
-import { Worker } from 'node:worker_threads';
 import { McpdError } from '../errors.js';
+import { WorkerPool } from './workers.js';
 
 /** Longest pattern accepted; regexes are client input. */
 export const MAX_PATTERN_LENGTH = 1000;
@@ -57,18 +57,16 @@ export function compilePattern(source: string, caseInsensitive: boolean): { sour
 }
 
 /**
- * A few workers shared by every grep of the process, matching off the event loop with a time
- * budget per file. A call waits for a free worker rather than starting its own; a worker whose
- * pattern ran past the budget is terminated and replaced on next use.
+ * Workers shared by every grep of the process, matching off the event loop with a time budget per
+ * file; a worker whose pattern ran past the budget is terminated and replaced.
  */
 export class RegexPool {
-  private readonly idle: Worker[] = [];
-  private readonly waiting: ((worker: Worker) => void)[] = [];
-  private live = 0;
+  private readonly pool: WorkerPool;
   private nextId = 0;
-  private closed = false;
 
-  constructor(private readonly size: number) {}
+  constructor(size: number) {
+    this.pool = new WorkerPool(WORKER_SOURCE, size);
+  }
 
   async match(
     pattern: { source: string; flags: string },
@@ -76,12 +74,12 @@ export class RegexPool {
     limit: number,
     timeoutMs: number,
   ): Promise<LineMatch[]> {
-    const worker = await this.acquire();
+    const worker = await this.pool.acquire();
     const id = this.nextId++;
     return new Promise<LineMatch[]>((resolve, reject) => {
       const timer = setTimeout(() => {
         cleanup();
-        this.discard(worker);
+        this.pool.discard(worker);
         reject(
           new McpdError('INVALID_ARGUMENT', `the pattern took longer than ${timeoutMs} ms on one file; simplify it`),
         );
@@ -89,12 +87,12 @@ export class RegexPool {
       const onMessage = (message: { id: number; hits: [number, string][] }) => {
         if (message.id !== id) return;
         cleanup();
-        this.release(worker);
+        this.pool.release(worker);
         resolve(message.hits.map(([line, lineText]) => ({ line, text: lineText })));
       };
       const onError = (error: Error) => {
         cleanup();
-        this.discard(worker);
+        this.pool.discard(worker);
         reject(error);
       };
       const cleanup = () => {
@@ -110,46 +108,11 @@ export class RegexPool {
 
   /** Workers started and not terminated. */
   get workers(): number {
-    return this.live;
+    return this.pool.workers;
   }
 
   /** Terminates every worker; matches still waiting fail. */
-  async close(): Promise<void> {
-    this.closed = true;
-    const workers = this.idle.splice(0);
-    await Promise.all(workers.map((worker) => worker.terminate()));
-  }
-
-  private acquire(): Promise<Worker> {
-    if (this.closed) return Promise.reject(new McpdError('UNAVAILABLE', 'the server is shutting down'));
-    const worker = this.idle.pop();
-    if (worker) return Promise.resolve(worker);
-    if (this.live < this.size) {
-      this.live += 1;
-      const fresh = new Worker(WORKER_SOURCE, { eval: true });
-      fresh.unref();
-      return Promise.resolve(fresh);
-    }
-    return new Promise((resolve) => this.waiting.push(resolve));
-  }
-
-  private release(worker: Worker): void {
-    const next = this.waiting.shift();
-    if (next) next(worker);
-    else if (this.closed) void worker.terminate();
-    else this.idle.push(worker);
-  }
-
-  private discard(worker: Worker): void {
-    void worker.terminate();
-    this.live -= 1;
-    // Someone waiting gets a fresh worker in its place.
-    const next = this.waiting.shift();
-    if (next) {
-      this.live += 1;
-      const fresh = new Worker(WORKER_SOURCE, { eval: true });
-      fresh.unref();
-      next(fresh);
-    }
+  close(): Promise<void> {
+    return this.pool.close();
   }
 }

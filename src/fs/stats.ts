@@ -1,5 +1,4 @@
-import { Worker } from 'node:worker_threads';
-import { McpdError } from '../errors.js';
+import { WorkerPool } from './workers.js';
 
 /**
  * The size, time and kind of many entries of one directory, stat'ed off the event loop. A stat
@@ -51,22 +50,22 @@ interface Reply {
   readonly kind: Uint8Array;
 }
 
-/** A few workers for the whole process; a batch waits for a free one. */
+/** Workers for the whole process; a batch waits for a free one. */
 export class StatPool {
-  private readonly idle: Worker[] = [];
-  private readonly waiting: ((worker: Worker) => void)[] = [];
-  private live = 0;
+  private readonly pool: WorkerPool;
   private nextId = 0;
-  private closed = false;
 
-  constructor(private readonly size: number) {}
+  constructor(size: number) {
+    this.pool = new WorkerPool(WORKER_SOURCE, size);
+  }
 
   /** Stats `names` in `directory` (a path through a held descriptor), without following links. */
   async stat(directory: string, names: readonly string[]): Promise<(EntryStats | undefined)[]> {
-    const worker = await this.acquire();
+    const worker = await this.pool.acquire();
     const id = this.nextId++;
+    let reply: Reply;
     try {
-      const reply = await new Promise<Reply>((resolve, reject) => {
+      reply = await new Promise<Reply>((resolve, reject) => {
         const onMessage = (message: Reply) => {
           if (message.id !== id) return;
           cleanup();
@@ -84,65 +83,26 @@ export class StatPool {
         worker.on('error', onError);
         worker.postMessage({ id, directory, names });
       });
-      this.release(worker);
-      return names.map((_, i) => {
-        const kind = reply.kind[i];
-        if (!kind) return undefined;
-        return {
-          isFile: kind === 1,
-          isDirectory: kind === 2,
-          size: reply.size[i] as number,
-          mtimeMs: reply.mtimeMs[i] as number,
-          nlink: reply.nlink[i] as number,
-        };
-      });
     } catch (error) {
-      this.discard(worker);
+      this.pool.discard(worker);
       throw error;
     }
+    this.pool.release(worker);
+    return names.map((_, i) => {
+      const kind = reply.kind[i];
+      if (!kind) return undefined;
+      return {
+        isFile: kind === 1,
+        isDirectory: kind === 2,
+        size: reply.size[i] as number,
+        mtimeMs: reply.mtimeMs[i] as number,
+        nlink: reply.nlink[i] as number,
+      };
+    });
   }
 
   /** Terminates the workers; batches still waiting fail. */
-  async close(): Promise<void> {
-    this.closed = true;
-    for (const waiter of this.waiting.splice(0)) waiter(undefined as unknown as Worker);
-    await Promise.all(this.idle.splice(0).map((worker) => worker.terminate()));
-  }
-
-  private acquire(): Promise<Worker> {
-    if (this.closed) return Promise.reject(new McpdError('UNAVAILABLE', 'the server is shutting down'));
-    const worker = this.idle.pop();
-    if (worker) return Promise.resolve(worker);
-    if (this.live < this.size) {
-      this.live += 1;
-      const fresh = new Worker(WORKER_SOURCE, { eval: true });
-      fresh.unref();
-      return Promise.resolve(fresh);
-    }
-    return new Promise((resolve, reject) =>
-      this.waiting.push((next) =>
-        next ? resolve(next) : reject(new McpdError('UNAVAILABLE', 'the server is shutting down')),
-      ),
-    );
-  }
-
-  private release(worker: Worker): void {
-    const next = this.waiting.shift();
-    if (next) next(worker);
-    else if (this.closed) void worker.terminate();
-    else this.idle.push(worker);
-  }
-
-  private discard(worker: Worker): void {
-    void worker.terminate();
-    this.live -= 1;
-    // Someone waiting gets a fresh worker in its place.
-    const next = this.waiting.shift();
-    if (next) {
-      this.live += 1;
-      const fresh = new Worker(WORKER_SOURCE, { eval: true });
-      fresh.unref();
-      next(fresh);
-    }
+  close(): Promise<void> {
+    return this.pool.close();
   }
 }
