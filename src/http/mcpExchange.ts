@@ -172,26 +172,8 @@ export async function serveExchange(
       ? fastRequest(req, parsed, runtime, context, deps.fastPath)
       : undefined;
 
-  const protocolVersion = summary.protocolVersion ?? (req.headers['mcp-protocol-version'] as string | undefined);
-  const { span, context: spanContext } = deps.tracing.startServerSpan(
-    summary.tool ? `${summary.method} ${summary.tool}` : summary.method,
-    {
-      'mcp.method.name': summary.method,
-      ...(summary.tool ? { 'gen_ai.tool.name': summary.tool } : {}),
-      ...(protocolVersion ? { 'mcp.protocol.version': protocolVersion } : {}),
-      ...(summary.id !== null ? { 'jsonrpc.request.id': String(summary.id) } : {}),
-      'client.address': proxyAddr(req, proxyTrust(config)),
-      'network.protocol.name': 'http',
-      'mcpd.request.id': requestId,
-    },
-    {
-      ...(summary.trace ? { meta: summary.trace } : {}),
-      header: {
-        ...(typeof req.headers.traceparent === 'string' ? { traceparent: req.headers.traceparent } : {}),
-        ...(typeof req.headers.tracestate === 'string' ? { tracestate: req.headers.tracestate } : {}),
-      },
-    },
-  );
+  // With tracing off, no span, no context switch, no attributes computed.
+  const traced = deps.tracing.enabled ? serverSpan(req, summary, requestId, config, deps.tracing) : undefined;
 
   deps.metrics.inFlight.inc();
   let streaming = false;
@@ -209,7 +191,7 @@ export async function serveExchange(
   const onStall = () =>
     deps.logger.warn({ requestId, principal: principal.id }, 'SSE client stopped reading; disconnected');
   try {
-    await otelContext.with(spanContext, async () => {
+    const serve = async () => {
       if (fast) {
         await answer(res, fast, context, {
           headers: { [REQUEST_ID_HEADER]: requestId },
@@ -234,7 +216,8 @@ export async function serveExchange(
         stallTimeoutMs: config.limits.sseStallTimeoutMs,
         onStall,
       });
-    });
+    };
+    await (traced ? otelContext.with(traced.context, serve) : serve());
   } finally {
     await finished;
     unregisterCall();
@@ -258,12 +241,14 @@ export async function serveExchange(
       { mcp_method_name: summary.method, gen_ai_tool_name: summary.tool ?? '', error_type: errorType ?? '' },
       seconds,
     );
-    if (errorType) {
-      span.setAttribute('error.type', errorType);
-      span.setStatus({ code: SpanStatusCode.ERROR });
+    if (traced) {
+      if (errorType) {
+        traced.span.setAttribute('error.type', errorType);
+        traced.span.setStatus({ code: SpanStatusCode.ERROR });
+      }
+      traced.span.setAttribute('http.response.status_code', status);
+      traced.span.end();
     }
-    span.setAttribute('http.response.status_code', status);
-    span.end();
     deps.logger.info(
       {
         requestId,
@@ -275,10 +260,40 @@ export async function serveExchange(
         client: summary.client?.name ?? userAgent,
         ...(summary.client?.version ? { clientVersion: summary.client.version } : {}),
         ...(errorType ? { errorType } : {}),
-        ...(deps.tracing.enabled ? { traceId: span.spanContext().traceId } : {}),
+        ...(traced ? { traceId: traced.span.spanContext().traceId } : {}),
         ...(fast ? {} : { path: 'reference' }),
       },
       'request',
     );
   }
+}
+
+/** The SERVER span of an exchange, parented on the trace context its envelope or headers carry. */
+function serverSpan(
+  req: IncomingMessage,
+  summary: MessageSummary,
+  requestId: string,
+  config: Config,
+  tracing: Tracing,
+) {
+  const protocolVersion = summary.protocolVersion ?? (req.headers['mcp-protocol-version'] as string | undefined);
+  return tracing.startServerSpan(
+    summary.tool ? `${summary.method} ${summary.tool}` : summary.method,
+    {
+      'mcp.method.name': summary.method,
+      ...(summary.tool ? { 'gen_ai.tool.name': summary.tool } : {}),
+      ...(protocolVersion ? { 'mcp.protocol.version': protocolVersion } : {}),
+      ...(summary.id !== null ? { 'jsonrpc.request.id': String(summary.id) } : {}),
+      'client.address': proxyAddr(req, proxyTrust(config)),
+      'network.protocol.name': 'http',
+      'mcpd.request.id': requestId,
+    },
+    {
+      ...(summary.trace ? { meta: summary.trace } : {}),
+      header: {
+        ...(typeof req.headers.traceparent === 'string' ? { traceparent: req.headers.traceparent } : {}),
+        ...(typeof req.headers.tracestate === 'string' ? { tracestate: req.headers.tracestate } : {}),
+      },
+    },
+  );
 }

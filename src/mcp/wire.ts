@@ -12,6 +12,9 @@ export type Era = 'modern' | 'legacy';
 /** The 2026-07-28 revision this server serves to per-request (envelope) clients. */
 export const MODERN_REVISIONS: readonly string[] = ['2026-07-28'];
 
+/** Revisions from this one on are per-request (modern); the SDK compares them as strings too. */
+export const FIRST_MODERN_REVISION = '2026-07-28';
+
 /** The 2026-07-28 operations whose results carry `ttlMs` and `cacheScope`. */
 const CACHEABLE = new Set([
   'tools/list',

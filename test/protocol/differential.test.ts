@@ -518,6 +518,31 @@ function modernOnly(): Case[] {
       ),
     ),
     plain('content-type text/plain', modern('tools/list', {}, { headers: { 'content-type': 'text/plain' } })),
+    // The shapes the fast path's own classification must leave to the SDK's (it sees only strict
+    // requests with valid envelopes): each answered as the reference handler answers it.
+    plain(
+      'a fractional id',
+      rewritten(modern('tools/call', listRoots), (body) => ({ ...body, id: 1.5 })),
+    ),
+    plain(
+      'a key beside jsonrpc, id, method and params',
+      rewritten(modern('tools/list'), (body) => ({ ...body, x: 1 })),
+    ),
+    plain('a fractional progress token', modern('tools/call', listRoots, { meta: { progressToken: 0.5 } })),
+    plain(
+      'a related-task key in _meta',
+      modern('tools/call', listRoots, { meta: { 'io.modelcontextprotocol/related-task': { taskId: 't' } } }),
+    ),
+    plain(
+      'clientCapabilities of the wrong shape',
+      modern('tools/list', {}, { meta: { 'io.modelcontextprotocol/clientCapabilities': { roots: 5 } } }),
+    ),
+    plain(
+      'an unknown log level in the envelope',
+      modern('tools/list', {}, { meta: { 'io.modelcontextprotocol/logLevel': 'loud' } }),
+    ),
+    fast('an integer progress token', modern('tools/call', listRoots, { meta: { progressToken: 7 } })),
+    fast('the same envelope again (remembered)', modern('tools/call', listRoots)),
   ];
 }
 
@@ -531,6 +556,20 @@ function legacyOnly(): Case[] {
     clientInfo: { name: 'differential-legacy', version: '1.0.0' },
   };
   return [
+    plain(
+      'a fractional id',
+      rewritten(legacy('tools/call', listRoots), (body) => ({ ...body, id: 2.5 })),
+    ),
+    plain(
+      'a key beside jsonrpc, id, method and params',
+      rewritten(legacy('tools/list'), (body) => ({ ...body, x: 1 })),
+    ),
+    plain('a fractional progress token', legacy('tools/call', { ...listRoots, _meta: { progressToken: 0.5 } })),
+    plain(
+      'a 2026 version header without the envelope',
+      legacy('tools/list', {}, { headers: { 'mcp-protocol-version': '2026-07-28' } }),
+    ),
+    fast('no version header', legacy('tools/list', {}, { headers: { 'mcp-protocol-version': null } })),
     plain('initialize', legacy('initialize', initialize, { headers: { 'mcp-protocol-version': null } })),
     plain('notifications/initialized', withoutId(legacy('notifications/initialized', undefined))),
     plain(
