@@ -108,7 +108,7 @@ describe('the mcpd command', () => {
     const server = await startServer(await demo.configWith('small-results.yaml', 'limits:\n  maxResultBytes: 1000\n'));
     try {
       const client = await modernHttpClient(server.url);
-      const listing = (await client.callTool({ name: 'directory_tree', arguments: { maxDepth: 5 } })) as {
+      const listing = (await client.callTool({ name: 'grep', arguments: { pattern: '.', include: '*.md' } })) as {
         isError?: boolean;
         content: { text: string }[];
       };

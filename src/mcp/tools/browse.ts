@@ -2,6 +2,7 @@ import * as z from 'zod';
 import { callerGlob, compilePattern, nameMatcher } from '../../access/patterns.js';
 import { defineTool, READ_ONLY } from '../toolkit.js';
 import { cursorArg, decodeCursor, encodeCursor, entryType, pathArg, rootArg } from './common.js';
+import { listingLines, pathsByRoot, shown, text, treeLines } from './render.js';
 
 const clamp = (value: number, min: number, max: number) => Math.min(Math.max(value, min), max);
 
@@ -33,6 +34,7 @@ export const listDirectory = defineTool({
     total: z.number().describe('Visible entries in the directory.'),
     nextCursor: z.string().optional(),
   }),
+  render: listingLines,
   annotations: READ_ONLY,
   requires: 'read',
   async run({ path, root, limit, cursor }, ctx) {
@@ -82,6 +84,7 @@ export const directoryTree = defineTool({
     truncated: z.boolean(),
     truncatedBy: z.array(z.enum(['depth', 'entries'])),
   }),
+  render: treeLines,
   annotations: READ_ONLY,
   requires: 'read',
   async run({ path, root, maxDepth, maxEntries }, ctx) {
@@ -157,6 +160,12 @@ export const searchFiles = defineTool({
     nextCursor: z.string().optional(),
     truncated: z.boolean().describe('True when the walk hit its entry budget before finishing.'),
   }),
+  render: (value) =>
+    text([
+      `${value.matches.length} matches${value.truncated ? ' (the walk stopped at its entry budget)' : ''}`,
+      ...pathsByRoot(value.matches, (match) => shown(match.path, match.type)),
+      ...(value.nextCursor === undefined ? [] : [`more: pass cursor "${value.nextCursor}"`]),
+    ]),
   annotations: READ_ONLY,
   requires: 'read',
   async run({ pattern, root, path, limit, cursor }, ctx) {
@@ -209,6 +218,15 @@ export const grepTool = defineTool({
     skippedTooLarge: z.number(),
     truncated: z.boolean().describe('True when maxMatches or the walk budget cut the search short.'),
   }),
+  render: (value) =>
+    text([
+      `${value.matches.length} matching lines in ${value.filesScanned} files scanned` +
+        (value.skippedBinary + value.skippedTooLarge > 0
+          ? ` (${value.skippedBinary} binary and ${value.skippedTooLarge} too large skipped)`
+          : '') +
+        (value.truncated ? '; cut short' : ''),
+      ...pathsByRoot(value.matches, (match) => `${match.path}:${match.line}: ${match.text}`),
+    ]),
   annotations: READ_ONLY,
   requires: 'read',
   async run({ pattern, caseInsensitive, root, path, include, maxMatches }, ctx) {
