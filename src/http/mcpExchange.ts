@@ -126,7 +126,7 @@ export async function readMessage(
           trace: undefined,
           client: null,
         };
-  return { body, parsed, summary, calls: req.method === 'POST' ? callsOf(parsed) : [] };
+  return { body, parsed, summary, calls: req.method === 'POST' ? callsOf(parsed, summary) : [] };
 }
 
 /**

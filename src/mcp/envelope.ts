@@ -52,9 +52,16 @@ const PROTOCOL_VERSION_KEY = 'io.modelcontextprotocol/protocolVersion';
 
 /**
  * The JSON-RPC requests a message carries (one, or each request of a batch), labelled by method and
- * tool: what limits and refusals count. Notifications and responses carry none.
+ * tool: what limits and refusals count. Notifications and responses carry none. `summary`: the
+ * message's own summary, when it was made already.
  */
-export function callsOf(parsed: unknown): string[] {
+export function callsOf(parsed: unknown, summary?: MessageSummary): string[] {
+  // One message already summarised: its label, without summarising it again.
+  if (summary && !Array.isArray(parsed)) {
+    const { id } = (parsed ?? {}) as { id?: unknown };
+    if (summary.method === 'invalid' || summary.method === 'response' || id === undefined || id === null) return [];
+    return [summary.tool ? `${summary.method} ${summary.tool}` : summary.method];
+  }
   const messages = Array.isArray(parsed) ? parsed : [parsed];
   const calls: string[] = [];
   for (const message of messages) {
