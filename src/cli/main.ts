@@ -2,26 +2,26 @@ import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
-import { getHeapStatistics } from 'node:v8';
-import { createObservers, openAudit, startHttpApp, startStdioApp } from '../app.js';
-import { AuditLog } from '../audit/log.js';
-import { DISCARD_SINK } from '../audit/sink.js';
-import {
-  buildCommitFromEnv,
-  ConfigError,
-  configPathFromEnv,
-  loadConfig,
-  overridesFromEnv,
-  type ServerOverrides,
-} from '../config/load.js';
+import type { AuditLog } from '../audit/log.js';
+import type { ServerOverrides } from '../config/load.js';
+import { ConfigError } from '../config/problems.js';
 import type { Config } from '../config/schema.js';
-import { watchFile } from '../fs/watch.js';
-import { probeHealth } from '../http/probe.js';
-import { listenerUrl } from '../http/url.js';
-import { describeRoots } from '../mcp/tools/roots.js';
-import { createLogger, type Logger } from '../ops/logger.js';
-import { ANONYMOUS, LOCAL, OPERATIONS, type Operation, type Principal } from '../policy/types.js';
-import { buildRuntime } from '../services.js';
+import type { Logger } from '../ops/logger.js';
+import type { Operation, Principal } from '../policy/types.js';
+
+// Each command loads what it runs, when it runs: `--version` and `--help` load nothing, and a
+// command never pays for the modules of another (the HTTP edge, the SDK, the audit sinks).
+const load = {
+  config: () => import('../config/load.js'),
+  core: () => import('../app/core.js'),
+  httpApp: () => import('../app/http.js'),
+  stdioApp: () => import('../app/stdio.js'),
+  audit: () => import('../audit/log.js'),
+  sinks: () => import('../audit/sink.js'),
+  logger: () => import('../ops/logger.js'),
+  services: () => import('../services.js'),
+  policy: () => import('../policy/types.js'),
+};
 
 /** Exit codes: 0 done, 1 failed at run time (or explain said deny), 2 bad usage or configuration. */
 const EXIT_OK = 0;
@@ -115,7 +115,8 @@ function flagOverrides(values: Flags): ServerOverrides {
   return overrides;
 }
 
-function configure(host: CliHost, values: Flags, file?: string): Config {
+async function configure(host: CliHost, values: Flags, file?: string): Promise<Config> {
+  const { configPathFromEnv, loadConfig, overridesFromEnv } = await load.config();
   const env = overridesFromEnv(host.env);
   if (env.problems.length > 0) throw new ConfigError(env.problems, null);
   if (env.overrides.auditPath !== undefined) env.overrides.auditPath = resolve(env.overrides.auditPath);
@@ -166,7 +167,7 @@ function reloader(
   return () => {
     running = running.then(async () => {
       try {
-        const { ignored } = await app.reload(configure(host, values));
+        const { ignored } = await app.reload(await configure(host, values));
         if (ignored.length > 0) logger.warn({ ignored }, 'reloaded; these settings need a restart and were kept');
         else logger.info('configuration reloaded');
       } catch (error) {
@@ -192,7 +193,12 @@ async function runServer(
     close?(): Promise<void>;
   }>,
 ): Promise<number> {
-  const config = configure(host, values);
+  const config = await configure(host, values);
+  const [{ createLogger }, { openAudit }, { watchFile }] = await Promise.all([
+    load.logger(),
+    load.core(),
+    import('../fs/watch.js'),
+  ]);
   // log.format auto: readable lines for a person at a terminal, JSON lines for anything else.
   const pretty =
     config.log.format === 'pretty' ||
@@ -231,6 +237,11 @@ async function runServer(
 
 function runHttp(host: CliHost, values: Flags): Promise<number> {
   return runServer(host, values, async (config, logger, audit) => {
+    const [{ createObservers, startHttpApp }, { buildCommitFromEnv }, { getHeapStatistics }] = await Promise.all([
+      load.httpApp(),
+      load.config(),
+      import('node:v8'),
+    ]);
     const observers = createObservers(config, { version: VERSION, commit: buildCommitFromEnv(host.env) });
     const app = await startHttpApp(config, { logger, audit, version: VERSION, observers });
     logger.info(
@@ -252,6 +263,7 @@ function runHttp(host: CliHost, values: Flags): Promise<number> {
 
 function runStdio(host: CliHost, values: Flags): Promise<number> {
   return runServer(host, values, async (config, logger, audit) => {
+    const { startStdioApp } = await load.stdioApp();
     const app = await startStdioApp(config, {
       logger,
       audit,
@@ -267,8 +279,9 @@ function runStdio(host: CliHost, values: Flags): Promise<number> {
 async function checkConfig(host: CliHost, values: Flags, rest: string[]): Promise<number> {
   const [file] = rest;
   if (!file) throw new UsageError('check-config needs a FILE');
-  const config = configure(host, values, file);
-  const services = await buildRuntime(config, new AuditLog(DISCARD_SINK));
+  const config = await configure(host, values, file);
+  const services = await runtimeFor(config);
+  const { describeRoots } = await import('../mcp/tools/roots.js');
   const summary = {
     ...config,
     // Key material is validated, never printed.
@@ -285,10 +298,12 @@ async function explain(host: CliHost, values: Flags, rest: string[]): Promise<nu
   const [path] = rest;
   if (path === undefined) throw new UsageError('explain needs a PATH');
   const op = values.op as Operation | undefined;
+  const { OPERATIONS } = await load.policy();
   if (!op || !OPERATIONS.includes(op)) throw new UsageError(`explain needs --op ${OPERATIONS.join('|')}`);
   if (values.scope !== undefined && values.principal === undefined) throw new UsageError('--scope needs --principal');
-  const config = configure(host, values);
-  const { gate } = await buildRuntime(config, new AuditLog(DISCARD_SINK));
+  const config = await configure(host, values);
+  const { gate } = await runtimeFor(config);
+  const { ANONYMOUS, LOCAL } = await load.policy();
   // Without --principal: the HTTP caller when auth is off, else what the roots themselves allow (the
   // stdio user); with it: that caller's grants too.
   const principal: Principal = values.principal
@@ -322,12 +337,23 @@ async function explain(host: CliHost, values: Flags, rest: string[]): Promise<nu
   return decision.allow ? EXIT_OK : EXIT_FAILURE;
 }
 
+/** The runtime a config builds, with an audit log that keeps nothing (check-config, explain). */
+async function runtimeFor(config: Config) {
+  const [{ buildRuntime }, { AuditLog }, { DISCARD_SINK }] = await Promise.all([
+    load.services(),
+    load.audit(),
+    load.sinks(),
+  ]);
+  return buildRuntime(config, new AuditLog(DISCARD_SINK));
+}
+
 /** How long a container health check waits for /health. */
 const HEALTHCHECK_TIMEOUT_MS = 3000;
 
 /** Exit 0 when the mcpd serving this config answers /health; for HEALTHCHECK without curl. */
 async function healthcheck(host: CliHost, values: Flags): Promise<number> {
-  const config = configure(host, values);
+  const config = await configure(host, values);
+  const [{ listenerUrl }, { probeHealth }] = await Promise.all([import('../http/url.js'), import('../http/probe.js')]);
   const { host: bind, port, tls } = config.server;
   // A wildcard bind is reached over loopback.
   const target = bind === '0.0.0.0' || bind === '::' ? '127.0.0.1' : bind;

@@ -3,7 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStdioApp } from '../../src/app.js';
+import { startStdioApp } from '../../src/app/stdio.js';
 import { AuditLog } from '../../src/audit/log.js';
 import { DISCARD_SINK } from '../../src/audit/sink.js';
 import { loadConfig } from '../../src/config/load.js';

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
-import { type HttpApp, openAudit, startHttpApp } from '../../src/app.js';
+import { openAudit } from '../../src/app/core.js';
+import { type HttpApp, startHttpApp } from '../../src/app/http.js';
 import type { AuditLog } from '../../src/audit/log.js';
 import { loadConfig, type ServerOverrides } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
