@@ -63,7 +63,7 @@ export interface HttpEdgeOptions {
 /**
  * The node:http(s) edge: probes, metrics and OAuth metadata, then /mcp: admission (Host, Origin,
  * credentials, limits) and the exchange itself behind the endpoint seam, observed and written
- * under backpressure. It owns the drain; readiness is the lifecycle's, the order is app.ts's.
+ * under backpressure. It owns the drain; readiness is the lifecycle's, the order is app/http.ts's.
  */
 export class HttpEdge {
   readonly server: Server | HttpsServer;
