@@ -13,6 +13,8 @@ export interface StdioApp {
   shutdown(): Promise<void>;
   /** The client went away: nothing is left to answer, only records to settle. */
   close(): Promise<void>;
+  /** Requests the fast path answered (the rest went to the SDK's server). */
+  readonly fastAnswered: () => number;
 }
 
 export async function startStdioApp(
@@ -46,6 +48,7 @@ export async function startStdioApp(
       return stopping;
     },
     runtime: () => core.current,
+    fastAnswered: connection.fastAnswered,
     reload: (next) => core.reload(next),
     shutdown: () => {
       stopping ??= core.shutdown(transport);

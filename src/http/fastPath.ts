@@ -3,10 +3,10 @@ import {
   classifyInboundRequest,
   isJsonContentType,
   type JSONRPCRequest,
-  PROTOCOL_VERSION_META_KEY,
   SUPPORTED_PROTOCOL_VERSIONS,
 } from '@modelcontextprotocol/server';
 import type { ToolCatalog } from '../mcp/catalog.js';
+import { canonicalRequest } from '../mcp/classify.js';
 import type { McpServices, RequestContext } from '../mcp/context.js';
 import { type InboundRequest, type Route, route } from '../mcp/dispatch.js';
 import {
@@ -66,65 +66,26 @@ function headersAgree(req: IncomingMessage, request: JSONRPCRequest): boolean {
   return named !== undefined && !named.startsWith('=?') && named === value;
 }
 
-const isPlainObject = (value: unknown): value is Record<string, unknown> =>
-  value !== null && typeof value === 'object' && !Array.isArray(value);
-
-const REQUEST_KEYS = new Set(['jsonrpc', 'id', 'method', 'params']);
-const RELATED_TASK_META_KEY = 'io.modelcontextprotocol/related-task';
-
-/** Envelopes (less their progress token) already judged, by their JSON: a client sends the same one every time. */
-const envelopeVerdicts = new Map<string, boolean>();
-const MAX_ENVELOPE_VERDICTS = 256;
-
-/** Whether a 2026-07-28 `_meta` envelope is valid, as the SDK's classification judges it, remembered. */
-function validEnvelope(meta: Record<string, unknown>): boolean {
-  const { progressToken: _token, ...rest } = meta;
-  const key = JSON.stringify(rest);
-  let verdict = envelopeVerdicts.get(key);
-  if (verdict === undefined) {
-    const probe = { jsonrpc: '2.0', id: 0, method: 'tools/list', params: { _meta: rest } };
-    verdict = classifyInboundRequest({ httpMethod: 'POST', body: probe }).kind === 'modern';
-    if (envelopeVerdicts.size >= MAX_ENVELOPE_VERDICTS) envelopeVerdicts.clear();
-    envelopeVerdicts.set(key, verdict);
-  }
-  return verdict;
-}
-
 /**
- * The era of a request in the shape nearly every request has, decided without the SDK's full
- * classification (which validates the whole message against its schemas on every request): a
- * strict JSON-RPC request (only jsonrpc, id, method, params; an integer or string id; a plain
- * params object whose `_meta` holds nothing but a progress token and the envelope) that is not
- * the 2025 handshake, whose standard headers agree with its body. Anything else is `undefined`,
- * and the SDK's classification decides; test/protocol/differential.test.ts holds the two together.
+ * The era of a canonical request (mcp/classify.ts) once HTTP's standard headers are checked
+ * against it: the version header may not name a modern revision for a 2025-era body, and must
+ * repeat the revision (with Mcp-Method the method) of a 2026-07-28 one.
  */
-function canonicalEra(req: IncomingMessage, body: Record<string, unknown>): Era | undefined {
-  if (body.jsonrpc !== '2.0' || typeof body.method !== 'string' || body.method === 'initialize') return undefined;
-  const { id, params } = body;
-  if (typeof id !== 'string' && !Number.isInteger(id)) return undefined;
-  for (const key in body) if (!REQUEST_KEYS.has(key)) return undefined;
-  if (params !== undefined && !isPlainObject(params)) return undefined;
-  const meta = params?._meta;
-  if (meta !== undefined && !isPlainObject(meta)) return undefined;
-  const token = meta?.progressToken;
-  if (token !== undefined && typeof token !== 'string' && !Number.isInteger(token)) return undefined;
-  if (meta !== undefined && RELATED_TASK_META_KEY in meta) return undefined;
+function canonicalEra(req: IncomingMessage, body: unknown): Era | undefined {
+  const canonical = canonicalRequest(body);
+  if (!canonical) return undefined;
   const headerVersion = header(req, 'mcp-protocol-version');
-  if (meta === undefined || !(PROTOCOL_VERSION_META_KEY in meta)) {
-    // No envelope: a 2025-era request, unless its header names a modern revision.
-    if (headerVersion !== undefined && headerVersion >= FIRST_MODERN_REVISION) return undefined;
-    return 'legacy';
+  if (canonical.era === 'legacy') {
+    return headerVersion !== undefined && headerVersion >= FIRST_MODERN_REVISION ? undefined : 'legacy';
   }
-  const claimed = meta[PROTOCOL_VERSION_META_KEY];
-  if (typeof claimed !== 'string' || !MODERN_REVISIONS.includes(claimed)) return undefined;
-  if (headerVersion !== claimed || header(req, 'mcp-method') !== body.method) return undefined;
-  return validEnvelope(meta) ? 'modern' : undefined;
+  const method = (body as { method: string }).method;
+  return headerVersion === canonical.revision && header(req, 'mcp-method') === method ? 'modern' : undefined;
 }
 
 /** The era a request is served in by the fast path, or undefined when the reference handler must answer it. */
 function eraOf(req: IncomingMessage, parsed: unknown): Era | undefined {
   if (!isJsonContentType(req.headers['content-type'] ?? null)) return undefined;
-  const canonical = isPlainObject(parsed) ? canonicalEra(req, parsed) : undefined;
+  const canonical = canonicalEra(req, parsed);
   if (canonical === 'modern') return headersAgree(req, parsed as JSONRPCRequest) ? 'modern' : undefined;
   if (canonical === 'legacy') return legacyAccepted(req) ? 'legacy' : undefined;
   const protocolVersion = header(req, 'mcp-protocol-version');

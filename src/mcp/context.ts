@@ -48,6 +48,8 @@ export interface RequestContext {
   readonly transport: Transport;
   /** The HTTP User-Agent (bounded, sanitised): recorded always, and the client when no name is known. */
   readonly userAgent: string | null;
+  /** The client's name when the connection knows it (a 2025 stdio handshake); an envelope's name wins. */
+  readonly clientName?: string | null;
   /** Aborted when the client cancels or goes away. */
   readonly signal: AbortSignal;
   /** Aborted when the process gives up on in-flight work (shutdown past its grace period). */
@@ -62,17 +64,16 @@ export interface RequestContext {
  * declares, else `fallbackClient` (a stdio client's handshake name), else its User-Agent.
  */
 export function callerFor(
-  context: Pick<RequestContext, 'principal' | 'requestId' | 'transport' | 'userAgent' | 'signal'>,
+  context: Pick<RequestContext, 'principal' | 'requestId' | 'transport' | 'userAgent' | 'signal' | 'clientName'>,
   meta: Record<string, unknown> | undefined,
   method: string,
   tool: string | null,
-  fallbackClient: string | null = null,
 ): Caller & { readonly signal: AbortSignal } {
   const declared = meta?.[CLIENT_INFO_META_KEY] as { name?: unknown } | undefined;
   return {
     principal: context.principal,
     requestId: context.requestId,
-    client: clientLabel(declared?.name) ?? fallbackClient ?? context.userAgent,
+    client: clientLabel(declared?.name) ?? context.clientName ?? context.userAgent,
     userAgent: context.userAgent,
     transport: context.transport,
     method,

@@ -59,12 +59,12 @@ export function createScope(options: ScopeOptions): RequestScope {
         requestId: options.requestId(id),
         transport: options.transport,
         userAgent: options.userAgent,
+        clientName: options.clientName(),
         signal,
       },
       meta,
       method,
       tool,
-      options.clientName(),
     );
   return {
     services: options.services,

@@ -15,14 +15,17 @@ import {
 import { StdioServerTransport, serveStdio } from '@modelcontextprotocol/server/stdio';
 import type { ChangeFeed } from '../access/changes.js';
 import { jsonRpcError, McpdError } from '../errors.js';
+import { toolCatalog } from '../mcp/catalog.js';
+import { canonicalRequest } from '../mcp/classify.js';
 import { ALWAYS_WRITABLE, type McpServices } from '../mcp/context.js';
 import { clientLabel, type MessageSummary, summarizeMessage } from '../mcp/envelope.js';
 import { logInternalErrors } from '../mcp/errors.js';
 import { createScope } from '../mcp/scope.js';
-import { buildServer } from '../mcp/server.js';
+import { buildServer, serverInfo } from '../mcp/server.js';
 import { InFlight } from '../ops/inflight.js';
 import type { Logger } from '../ops/logger.js';
 import { LOCAL } from '../policy/types.js';
+import { StdioFastPath } from './fastPath.js';
 
 function errorResponse(error: McpdError, id: RequestId | null = null): JSONRPCMessage {
   return jsonRpcError(error, id) as unknown as JSONRPCMessage;
@@ -72,6 +75,8 @@ class ObservedTransport implements Transport {
     private readonly inner: Transport,
     observe: (message: JSONRPCMessage) => void,
     private readonly answered: (message: JSONRPCMessage) => void = () => {},
+    /** Takes a message it answers itself, calling `done` once answered; false passes it to the SDK. */
+    private readonly take: (message: JSONRPCMessage, done: () => void) => boolean = () => false,
   ) {
     let markClosed!: () => void;
     this.closed = new Promise((resolve) => {
@@ -87,6 +92,8 @@ class ObservedTransport implements Transport {
         if (message.method !== 'subscriptions/listen') this.inFlight.add(message.id);
       }
       observe(message);
+      const id = isJSONRPCRequest(message) ? message.id : undefined;
+      if (this.take(message, () => id !== undefined && this.inFlight.delete(id))) return;
       this.onmessage?.(message, extra);
     };
     inner.onerror = (error) => {
@@ -136,6 +143,8 @@ export interface StdioOptions {
 }
 
 export interface StdioConnection {
+  /** Requests answered by the fast path (the rest by the SDK's server). */
+  readonly fastAnswered: () => number;
   /** Resolves when the client closes stdin (or the connection is closed). */
   readonly closed: Promise<void>;
   /** Stops taking requests; resolves when those in flight are answered, or after graceMs. */
@@ -166,18 +175,35 @@ export function serveStdioConnection(options: StdioOptions): StdioConnection {
   );
   // A 2025-era handshake is audited once answered: it is where the client names itself.
   const handshakes = new Map<RequestId, MessageSummary>();
+  const info = serverInfo(options.version);
+  const fast = new StdioFastPath({
+    services: options.services,
+    cancelAll: options.cancelAll,
+    connectionId,
+    catalog: toolCatalog(info),
+    server: info,
+    output: options.output,
+    reportInternal,
+  });
+  // 2026-07-28 requests the SDK is serving: the first one it answers settles the connection's era.
+  const modernOpening = new Set<RequestId>();
   const transport = new ObservedTransport(
     stdio,
     (message) => {
       if (!('method' in message)) return;
       if (message.method === 'subscriptions/listen' || message.method === 'resources/subscribe') startFeed();
       if (message.method === 'initialize' && 'id' in message) handshakes.set(message.id, summarizeMessage(message));
+      else if ('id' in message && message.method !== 'server/discover' && canonicalRequest(message)?.era === 'modern') {
+        modernOpening.add(message.id);
+      }
     },
     (response) => {
       const id = 'id' in response ? response.id : undefined;
+      if (id !== undefined && modernOpening.delete(id) && isJSONRPCResultResponse(response)) fast.pin('modern');
       const handshake = id === undefined ? undefined : handshakes.get(id);
       if (id === undefined || !handshake) return;
       handshakes.delete(id);
+      if (isJSONRPCResultResponse(response)) fast.pin('legacy', handshake.client?.name ?? null);
       options.services().gate.recordInitialize(
         {
           principal: LOCAL,
@@ -195,6 +221,7 @@ export function serveStdioConnection(options: StdioOptions): StdioConnection {
         },
       );
     },
+    (message, done) => fast.take(message, done),
   );
 
   const handle = serveStdio(
@@ -237,6 +264,7 @@ export function serveStdioConnection(options: StdioOptions): StdioConnection {
       stopFeed?.();
     }),
     drain: (graceMs) => transport.drain(graceMs),
+    fastAnswered: () => fast.answered,
     close: async () => {
       stopFeed?.();
       await handle.close();
