@@ -245,23 +245,58 @@ export interface ListedEntry {
   readonly target: Target;
 }
 
+/**
+ * An entry of a snapshot. Its URI and its target are made only when asked for: a walk looks at
+ * every name and keeps few, and a target costs a path join, a URI and a display string.
+ */
+class SnapshotEntry implements ListedEntry {
+  readonly name: string;
+  readonly root: Root;
+  readonly relPath: string;
+  readonly type: EntryType;
+  readonly symlink: boolean;
+  private made: { uri?: string; target?: Target } = {};
+
+  constructor(
+    private readonly policy: PolicyEngine,
+    directory: Target,
+    private readonly snapshot: Snapshot,
+    private readonly index: number,
+    /** How deep a walk found it (the start directory's children are 1). */
+    readonly depth = 0,
+  ) {
+    this.name = snapshot.names[index] as string;
+    const flag = snapshot.flags[index] as number;
+    this.type = KINDS[flag & 3] as EntryType;
+    this.symlink = (flag & SYMLINK_BIT) !== 0;
+    this.root = directory.root;
+    this.relPath = directory.relPath === '' ? this.name : `${directory.relPath}/${this.name}`;
+  }
+
+  get uri(): string {
+    this.made.uri ??= uriFor(this.root, this.relPath);
+    return this.made.uri;
+  }
+
+  get target(): Target {
+    this.made.target ??= this.policy.targetFor(
+      this.root,
+      this.snapshot.links.get(this.index) ?? this.relPath,
+      this.type,
+    );
+    return this.made.target;
+  }
+}
+
 /** The entry at `index` of a snapshot of the directory `directory`. */
-export function entryAt(policy: PolicyEngine, directory: Target, snapshot: Snapshot, index: number): ListedEntry {
-  const name = snapshot.names[index] as string;
-  const flag = snapshot.flags[index] as number;
-  const type = KINDS[flag & 3] as EntryType;
-  const symlink = (flag & SYMLINK_BIT) !== 0;
-  const relPath = directory.relPath === '' ? name : `${directory.relPath}/${name}`;
-  const targetRel = snapshot.links.get(index) ?? relPath;
-  return {
-    name,
-    root: directory.root,
-    relPath,
-    uri: uriFor(directory.root, relPath),
-    type,
-    symlink,
-    target: policy.targetFor(directory.root, targetRel, type),
-  };
+export function entryAt(
+  policy: PolicyEngine,
+  directory: Target,
+  snapshot: Snapshot,
+  index: number,
+  depth = 0,
+): ListedEntry & { readonly depth: number } {
+  return new SnapshotEntry(policy, directory, snapshot, index, depth);
 }
 
 /** Index of the first name after `after` in a sorted snapshot (binary search). */

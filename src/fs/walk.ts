@@ -198,10 +198,10 @@ async function* walkDirectory(
         }
       }
     }
-    const child = entryAt(viewer.policy, directory, snapshot, i);
+    const child = entryAt(viewer.policy, directory, snapshot, i, depth);
     if (yieldSelf) {
       if (!options.budget.spend()) return;
-      yield { ...child, depth };
+      yield child;
     }
     const descend =
       child.type === 'directory' && !child.symlink && (options.maxDepth === undefined || depth < options.maxDepth);
