@@ -216,10 +216,7 @@ async function runServer(
       onReload: () => void reload(),
       onForce: (signal) => {
         logger.warn({ signal }, 'second signal: exiting now');
-        void audit.close().finally(() => {
-          logger.flush();
-          host.exitNow(EXIT_FAILURE);
-        });
+        void audit.close().finally(() => logger.flush(() => host.exitNow(EXIT_FAILURE)));
       },
     });
     void app.ended?.then(() => resolve('stdin closed'));
@@ -231,7 +228,7 @@ async function runServer(
   else await app.shutdown();
   await audit.close();
   logger.info('stopped');
-  logger.flush();
+  await new Promise<void>((resolve) => logger.flush(() => resolve()));
   return EXIT_OK;
 }
 
