@@ -374,11 +374,19 @@ export function parseGlob(pattern: string, options: GlobOptions = {}): Glob {
     anchored,
     caseInsensitive: fold,
     matchNames,
-    test: (relPath) => {
-      if (relPath === '') return false;
-      const names = (fold ? relPath.toLowerCase() : relPath).split('/');
-      return matchNames(names, names.length);
-    },
+    test: anchored
+      ? (relPath) => {
+          if (relPath === '') return false;
+          const names = (fold ? relPath.toLowerCase() : relPath).split('/');
+          return matchNames(names, names.length);
+        }
+      : // Only the last name can match: no need to split the path (a search tests every name it walks).
+        (relPath) => {
+          if (relPath === '') return false;
+          const last = relPath.slice(relPath.lastIndexOf('/') + 1);
+          const name = fold ? last.toLowerCase() : last;
+          return alternatives.some((alt) => matchSegment(alt[0] as Segment, name));
+        },
   };
 }
 

@@ -8,6 +8,7 @@ import { DirectoryListings } from './fs/listing.js';
 import { RegexPool } from './fs/regex.js';
 import { NodePathResolver } from './fs/resolver.js';
 import { canonicalizeRoots } from './fs/roots.js';
+import { DirectoryReaders } from './fs/readers.js';
 import { StatPool } from './fs/stats.js';
 import type { McpServices } from './mcp/scope.js';
 import { PolicyEngine } from './policy/engine.js';
@@ -33,6 +34,8 @@ export interface RuntimeShared {
   readonly regexes?: RegexPool;
   /** Workers that stat the entries of listing pages off the event loop. */
   readonly stats?: StatPool;
+  /** Workers that read directories in batches for walks. */
+  readonly readers?: DirectoryReaders;
 }
 
 /** Regex workers per process: one per core of the machines mcpd is sized for. */
@@ -40,6 +43,9 @@ export const GREP_WORKERS = 2;
 
 /** Stat workers per process: a page of a thousand entries is a few milliseconds of one. */
 export const STAT_WORKERS = 1;
+
+/** Directory-reading workers per process: a walk keeps one busy while the main thread filters what the other read. */
+export const READER_WORKERS = 2;
 
 export async function buildRuntime(config: Config, audit: AuditLog, shared: RuntimeShared = {}): Promise<Runtime> {
   const { roots, problems } = await canonicalizeRoots(config.roots);
@@ -62,6 +68,7 @@ export async function buildRuntime(config: Config, audit: AuditLog, shared: Runt
     maxEntries: config.limits.maxDirectoryEntries,
     maxCachedEntries: config.limits.listingCacheEntries,
     linkTtlMs: LINK_SNAPSHOT_TTL_MS,
+    readers: shared.readers ?? new DirectoryReaders(READER_WORKERS),
   });
   const gate = new AccessGate(policy, audit, shared.observers);
   return {

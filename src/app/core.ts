@@ -6,6 +6,7 @@ import { StreamAuditSink } from '../audit/sink.js';
 import type { Config } from '../config/schema.js';
 import { McpdError } from '../errors.js';
 import { RegexPool } from '../fs/regex.js';
+import { DirectoryReaders } from '../fs/readers.js';
 import { StatPool } from '../fs/stats.js';
 import { RootWatcher } from '../fs/watch.js';
 import { removeStaleTempFiles } from '../fs/write.js';
@@ -13,7 +14,14 @@ import type { Logger } from '../ops/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { Tracing } from '../ops/tracing.js';
 import type { PolicyEngine } from '../policy/engine.js';
-import { buildRuntime, GREP_WORKERS, type Runtime, type RuntimeShared, STAT_WORKERS } from '../services.js';
+import {
+  buildRuntime,
+  GREP_WORKERS,
+  READER_WORKERS,
+  type Runtime,
+  type RuntimeShared,
+  STAT_WORKERS,
+} from '../services.js';
 
 /**
  * Composition: wires config, policy, auth, audit, MCP and the HTTP edge into a running server, and
@@ -133,7 +141,11 @@ export class Core {
   private constructor(
     first: Runtime,
     private readonly deps: AppDeps,
-    private readonly shared: RuntimeShared & { readonly regexes: RegexPool; readonly stats: StatPool },
+    private readonly shared: RuntimeShared & {
+      readonly regexes: RegexPool;
+      readonly stats: StatPool;
+      readonly readers: DirectoryReaders;
+    },
   ) {
     this.runtime = first;
     // Every call in flight listens on this signal until it ends: as many listeners as the
@@ -151,6 +163,7 @@ export class Core {
       ...(observers ? { observers } : {}),
       regexes: new RegexPool(GREP_WORKERS),
       stats: new StatPool(STAT_WORKERS),
+      readers: new DirectoryReaders(READER_WORKERS),
     };
     return new Core(await buildRuntime(config, deps.audit, shared), deps, shared);
   }
@@ -204,6 +217,7 @@ export class Core {
     await this.sweeping;
     await this.shared.regexes.close();
     await this.shared.stats.close();
+    await this.shared.readers.close();
     this.changes.close();
   }
 }

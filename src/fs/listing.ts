@@ -5,6 +5,7 @@ import { uriFor } from '../policy/paths.js';
 import { LOCAL, type Root, type Target } from '../policy/types.js';
 import { pause, sortInSlices } from '../slices.js';
 import { type AnchoredDirectory, openAnchored } from './anchor.js';
+import { type DirectoryReaders, RAW_DIRECTORY, RAW_FILE, RAW_SYMLINK, type RawDirectory } from './readers.js';
 
 /** What an entry is, packed in a byte: the kind, and whether the entry itself is a symlink. */
 const KIND_FILE = 0;
@@ -36,12 +37,24 @@ export interface ListingOptions {
   readonly maxCachedEntries: number;
   /** How long a snapshot with symlinks is trusted: a link's target can change without its directory changing. */
   readonly linkTtlMs: number;
+  /** Workers that read many directories per message (walks read ahead with them); absent, walks read one at a time. */
+  readonly readers?: DirectoryReaders;
 }
 
 interface Cached {
   readonly snapshot: Snapshot;
   readonly expiresAt: number;
+  /** The directory's canonical path, so that a read can say which snapshot it already holds. */
+  readonly path: string;
 }
+
+/** Whether entry `index` of a snapshot is a directory itself (not a link to one): what a walk enters. */
+export function isPlainDirectory(snapshot: Snapshot, index: number): boolean {
+  return (snapshot.flags[index] as number) === KIND_DIRECTORY;
+}
+
+/** errno codes (and the readers' MOVED) that mean a directory is not there for this caller. */
+const GONE = new Set(['MOVED', 'ENOENT', 'ENOTDIR', 'ELOOP', 'EACCES', 'EPERM']);
 
 /** The coarsest file-system timestamp mcpd expects (FAT and some network file systems: 2 s). */
 const RACY_WINDOW_MS = 2000;
@@ -60,6 +73,8 @@ export class DirectoryTooLarge extends McpdError {}
 export class DirectoryListings {
   private readonly cache = new Map<string, Cached>();
   private readonly building = new Map<string, Promise<Snapshot>>();
+  /** Path to key of the snapshot cached for it. */
+  private readonly keyOfPath = new Map<string, string>();
   private cachedEntries = 0;
   /** Directories read whole from disk so far (a cache hit reads none): what tests and metrics look at. */
   reads = 0;
@@ -150,26 +165,84 @@ export class DirectoryListings {
     // A directory changed within the last tick of its file system's clock may change again under the
     // same mtime (the "racy git" problem): such a snapshot serves the callers waiting for it, and is
     // not kept.
-    if (Number(stats.mtimeMs) + RACY_WINDOW_MS <= this.now()) this.remember(key, snapshot);
+    if (Number(stats.mtimeMs) + RACY_WINDOW_MS <= this.now()) this.remember(key, snapshot, target.absPath);
     return snapshot;
   }
 
-  private remember(key: string, snapshot: Snapshot): void {
+  /**
+   * Snapshots of many directories read in one message to a reader worker (one promise each, in
+   * order): what a walk reads ahead with. Same proofs, same cache as `snapshot`; a directory whose
+   * cached snapshot is still current is not read again. Without readers, each is read on its own.
+   */
+  readMany(targets: readonly Target[]): Promise<Snapshot>[] {
+    const readers = this.options.readers;
+    if (!readers) return targets.map((target) => this.snapshot(target));
+    const requests = targets.map((target) => {
+      const known = this.keyOfPath.get(target.absPath);
+      return known === undefined ? { path: target.absPath } : { path: target.absPath, known };
+    });
+    const replies = readers.read(requests, this.options.maxEntries);
+    return targets.map((target, i) => replies.then((all) => this.fromRaw(target, all[i] as RawDirectory)));
+  }
+
+  private async fromRaw(target: Target, raw: RawDirectory): Promise<Snapshot> {
+    if ('error' in raw) {
+      if (GONE.has(raw.error)) throw notFoundOrDenied(target.display);
+      throw new McpdError('INTERNAL', `reading ${target.display} failed: ${raw.error}`);
+    }
+    if ('tooLarge' in raw) throw tooLarge(target.display, this.options.maxEntries);
+    if ('unchanged' in raw) {
+      const cached = this.cache.get(raw.key);
+      if (cached && cached.expiresAt > this.now()) {
+        this.cache.delete(raw.key);
+        this.cache.set(raw.key, cached);
+        return cached.snapshot;
+      }
+      // Evicted or expired since the request left: read it the ordinary way.
+      return this.snapshot(target);
+    }
+    this.reads += 1;
+    const found: { name: string; flag: number; link?: string }[] = [];
+    for (let i = 0; i < raw.names.length; i++) {
+      const turn = pause();
+      if (turn) await turn;
+      const name = raw.names[i] as string;
+      const kind = raw.kinds[i] as number;
+      const relPath = target.relPath === '' ? name : `${target.relPath}/${name}`;
+      if (kind === RAW_SYMLINK) {
+        const link = await this.resolveLink(target.root, relPath);
+        if (link) found.push({ name, flag: link.flag | SYMLINK_BIT, link: link.relPath });
+        continue;
+      }
+      const flag = kind === RAW_DIRECTORY ? KIND_DIRECTORY : kind === RAW_FILE ? KIND_FILE : KIND_OTHER;
+      if (!this.policy.isVisibleIn(target.root, relPath, flag === KIND_DIRECTORY ? 'directory' : 'file')) continue;
+      found.push({ name, flag });
+    }
+    // Already sorted by the worker; filtering keeps the order.
+    const snapshot = toSnapshot(found);
+    if (raw.mtimeMs + RACY_WINDOW_MS <= this.now()) this.remember(raw.key, snapshot, target.absPath);
+    return snapshot;
+  }
+
+  private remember(key: string, snapshot: Snapshot, path: string): void {
     const size = snapshot.names.length;
     if (size > this.options.maxCachedEntries) return;
     const previous = this.cache.get(key);
-    if (previous) {
-      this.cache.delete(key);
-      this.cachedEntries -= previous.snapshot.names.length;
-    }
+    if (previous) this.forget(key, previous);
     const expiresAt = snapshot.links.size > 0 ? this.now() + this.options.linkTtlMs : Number.POSITIVE_INFINITY;
-    this.cache.set(key, { snapshot, expiresAt });
+    this.cache.set(key, { snapshot, expiresAt, path });
+    this.keyOfPath.set(path, key);
     this.cachedEntries += size;
     for (const [oldKey, old] of this.cache) {
       if (this.cachedEntries <= this.options.maxCachedEntries) break;
-      this.cache.delete(oldKey);
-      this.cachedEntries -= old.snapshot.names.length;
+      this.forget(oldKey, old);
     }
+  }
+
+  private forget(key: string, cached: Cached): void {
+    this.cache.delete(key);
+    this.cachedEntries -= cached.snapshot.names.length;
+    if (this.keyOfPath.get(cached.path) === key) this.keyOfPath.delete(cached.path);
   }
 
   private async read(directory: AnchoredDirectory, target: Target): Promise<Snapshot> {
@@ -192,11 +265,7 @@ export class DirectoryListings {
       if (turn) await turn;
       if (seen > this.options.maxEntries) {
         await handle.close().catch(() => {});
-        throw new DirectoryTooLarge(
-          'TOO_LARGE',
-          `${target.display} has more than ${this.options.maxEntries} entries (limits.maxDirectoryEntries); ` +
-            'list a narrower directory or use search_files',
-        );
+        throw tooLarge(target.display, this.options.maxEntries);
       }
       const relPath = target.relPath === '' ? dirent.name : `${target.relPath}/${dirent.name}`;
       if (dirent.isSymbolicLink()) {
@@ -205,19 +274,11 @@ export class DirectoryListings {
         continue;
       }
       const flag = dirent.isDirectory() ? KIND_DIRECTORY : dirent.isFile() ? KIND_FILE : KIND_OTHER;
-      if (!this.policy.isVisible(root, relPath, flag === KIND_DIRECTORY ? 'directory' : 'file')) continue;
+      if (!this.policy.isVisibleIn(root, relPath, flag === KIND_DIRECTORY ? 'directory' : 'file')) continue;
       found.push({ name: dirent.name, flag });
     }
     // Sorting 200,000 names at once holds the loop for a fifth of a second: in slices.
-    const sorted = await sortInSlices(found, (a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    const links = new Map<number, string>();
-    const flags = new Uint8Array(sorted.length);
-    const names = sorted.map((entry, index) => {
-      flags[index] = entry.flag;
-      if (entry.link !== undefined) links.set(index, entry.link);
-      return entry.name;
-    });
-    return { names, flags, links };
+    return toSnapshot(await sortInSlices(found, (a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)));
   }
 
   /** A link is shown as what it resolves to, and only when that is readable inside its own root. */
@@ -230,6 +291,25 @@ export class DirectoryListings {
     const flag = kind === 'directory' ? KIND_DIRECTORY : kind === 'file' ? KIND_FILE : KIND_OTHER;
     return { flag, relPath: decision.target.relPath };
   }
+}
+
+function toSnapshot(sorted: readonly { name: string; flag: number; link?: string }[]): Snapshot {
+  const links = new Map<number, string>();
+  const flags = new Uint8Array(sorted.length);
+  const names = sorted.map((entry, index) => {
+    flags[index] = entry.flag;
+    if (entry.link !== undefined) links.set(index, entry.link);
+    return entry.name;
+  });
+  return { names, flags, links };
+}
+
+function tooLarge(display: string, maxEntries: number): DirectoryTooLarge {
+  return new DirectoryTooLarge(
+    'TOO_LARGE',
+    `${display} has more than ${maxEntries} entries (limits.maxDirectoryEntries); ` +
+      'list a narrower directory or use search_files',
+  );
 }
 
 /** One entry of a snapshot, as walks and listings see it. */

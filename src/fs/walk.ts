@@ -6,6 +6,7 @@ import { pause } from '../slices.js';
 import { type AnchoredDirectory, openAnchored, openChild } from './anchor.js';
 import { type DirectoryListings, DirectoryTooLarge, entryAt, type ListedEntry, type OpenListing } from './listing.js';
 import { isRefusedHardLink, openVerified } from './open.js';
+import { ReadAhead } from './readAhead.js';
 import type { RegexPool } from './regex.js';
 import type { StatPool } from './stats.js';
 
@@ -153,64 +154,97 @@ export async function* walk(
   start: Target,
   options: WalkOptions,
 ): AsyncGenerator<Entry & { depth: number }> {
-  const after = options.after ? options.after.split('/') : undefined;
   const startDepth = start.relPath === '' ? 0 : start.relPath.split('/').length;
-  yield* walkDirectory(viewer, start, 1, after, startDepth, options);
+  const ahead = new ReadAhead(viewer.listings, viewer.policy, {
+    ...(options.maxDepth === undefined ? {} : { maxDepth: options.maxDepth }),
+    ...(options.after === undefined ? {} : { after: options.after }),
+  });
+  // One frame per directory being walked, deepest last: an explicit stack, not nested generators,
+  // so an entry found ten levels down is handed over once, not through ten `yield*`s.
+  const frames: Frame[] = [];
+  try {
+    const first = await enter(viewer, start, 1, options.after ? options.after.split('/') : undefined, options, ahead);
+    if (first) frames.push(first);
+    while (frames.length > 0) {
+      const frame = frames.at(-1) as Frame;
+      const { snapshot, depth } = frame;
+      if (frame.next >= snapshot.names.length) {
+        frames.pop();
+        continue;
+      }
+      // A caller's pattern is tested on every name: the walk shares the loop's slice with all other work.
+      const turn = pause();
+      if (turn) await turn;
+      options.signal?.throwIfAborted();
+      const i = frame.next++;
+      const name = snapshot.names[i] as string;
+      let resumeInside: string[] | undefined;
+      let yieldSelf = true;
+      const after = frame.after;
+      if (after) {
+        const mark = after[startDepth + depth - 1];
+        if (mark !== undefined) {
+          if (name < mark) continue;
+          if (name === mark) {
+            yieldSelf = false;
+            resumeInside = startDepth + depth < after.length ? after : undefined;
+          }
+        }
+        // Past the resume point at this level: everything after it is new.
+        frame.after = undefined;
+      }
+      const child = entryAt(viewer.policy, frame.directory, snapshot, i, depth);
+      if (yieldSelf) {
+        if (!options.budget.spend()) return;
+        yield child;
+      }
+      const descend =
+        child.type === 'directory' && !child.symlink && (options.maxDepth === undefined || depth < options.maxDepth);
+      if (descend) {
+        const inner = await enter(viewer, child.target, depth + 1, resumeInside, options, ahead);
+        if (inner) frames.push(inner);
+      }
+    }
+  } finally {
+    ahead.close();
+  }
 }
 
-async function* walkDirectory(
+interface Frame {
+  readonly directory: Target;
+  readonly snapshot: Awaited<ReturnType<DirectoryListings['snapshot']>>;
+  /** Depth of this directory's entries (the start's are 1). */
+  readonly depth: number;
+  /** Index of the next entry to visit. */
+  next: number;
+  /** The resume path while this directory is on it, until its mark is passed. */
+  after: string[] | undefined;
+}
+
+/** A directory's frame, or undefined when it is skipped (too large, or gone mid-walk). */
+async function enter(
   viewer: Viewer,
   directory: Target,
   depth: number,
   after: string[] | undefined,
-  startDepth: number,
   options: WalkOptions,
-): AsyncGenerator<Entry & { depth: number }> {
+  ahead: ReadAhead,
+): Promise<Frame | undefined> {
   options.signal?.throwIfAborted();
-  let snapshot: Awaited<ReturnType<DirectoryListings['snapshot']>>;
   try {
-    snapshot = await viewer.listings.snapshot(directory);
+    const readAhead = ahead.take(directory);
+    const snapshot = await (readAhead ?? viewer.listings.snapshot(directory));
+    // Read here, not ahead: its subdirectories are not queued yet.
+    if (!readAhead) ahead.seed(directory, snapshot, depth);
+    return { directory, snapshot, depth, next: 0, after };
   } catch (error) {
     if (depth > 1 && error instanceof DirectoryTooLarge) {
       options.budget.skipped += 1;
-      return;
+      return undefined;
     }
     // A directory that vanished (or was swapped) mid-walk is simply no longer there.
-    if (depth > 1 && isMcpdError(error) && error.code === 'NOT_FOUND_OR_DENIED') return;
+    if (depth > 1 && isMcpdError(error) && error.code === 'NOT_FOUND_OR_DENIED') return undefined;
     throw error;
-  }
-  const index = startDepth + depth - 1;
-  for (let i = 0; i < snapshot.names.length; i++) {
-    // A caller's pattern is tested on every name: the walk shares the loop's slice with all other work.
-    const turn = pause();
-    if (turn) await turn;
-    options.signal?.throwIfAborted();
-    const name = snapshot.names[i] as string;
-    let resumeInside: string[] | undefined;
-    let yieldSelf = true;
-    if (after) {
-      const mark = after[index];
-      if (mark !== undefined) {
-        if (name < mark) continue;
-        if (name === mark) {
-          yieldSelf = false;
-          resumeInside = index + 1 < after.length ? after : undefined;
-        }
-      }
-    }
-    const child = entryAt(viewer.policy, directory, snapshot, i, depth);
-    if (yieldSelf) {
-      if (!options.budget.spend()) return;
-      yield child;
-    }
-    const descend =
-      child.type === 'directory' && !child.symlink && (options.maxDepth === undefined || depth < options.maxDepth);
-    if (descend) {
-      yield* walkDirectory(viewer, child.target, depth + 1, resumeInside, startDepth, options);
-      if (options.budget.exhausted) return;
-    }
-    // Past the resume point at this level: everything after it is new.
-    after = undefined;
   }
 }
 

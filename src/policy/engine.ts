@@ -151,21 +151,28 @@ export class PolicyEngine {
     return this.rulesFor(root).read.match(relPath) !== undefined;
   }
 
+  /**
+   * isVisible for an entry of a directory that is itself visible (what a directory read judges):
+   * its ancestors are known not to be excluded, so only the entry's own path is tested.
+   */
+  isVisibleIn(root: Root, relPath: string, kind: EntryKind): boolean {
+    if (this.exclude.match(relPath)) return false;
+    if (kind === 'directory') return true;
+    return this.rulesFor(root).read.match(relPath) !== undefined;
+  }
+
   /** Whether a directory's subtree is hidden entirely (so walks need not descend). */
   isExcluded(relPath: string): boolean {
     return this.exclude.matchSelfOrAncestor(relPath) !== undefined;
   }
 
-  /** A Target for an entry found by walking a canonical directory (no symlink on the way). */
+  /**
+   * A Target for an entry found by walking a canonical directory (no symlink on the way). Its URI
+   * and display name are made when first asked for: a walk makes a target for every directory it
+   * enters and shows few of them.
+   */
   targetFor(root: Root, relPath: string, kind: EntryKind): Target {
-    return {
-      root,
-      relPath,
-      absPath: relPath === '' ? root.canonicalPath : posix.join(root.canonicalPath, relPath),
-      uri: uriFor(root, relPath),
-      display: displayFor(root, relPath),
-      kind,
-    };
+    return new FoundTarget(root, relPath, kind);
   }
 
   rootByName(name: string): Root | undefined {
@@ -208,5 +215,27 @@ function describeResolution(reason: 'loop' | 'dangling-symlink' | 'not-a-directo
       return 'path too long';
     case 'io':
       return 'the path could not be resolved';
+  }
+}
+
+class FoundTarget implements Target {
+  readonly absPath: string;
+  private madeUri: string | undefined;
+
+  constructor(
+    readonly root: Root,
+    readonly relPath: string,
+    readonly kind: EntryKind,
+  ) {
+    this.absPath = relPath === '' ? root.canonicalPath : posix.join(root.canonicalPath, relPath);
+  }
+
+  get uri(): string {
+    this.madeUri ??= uriFor(this.root, this.relPath);
+    return this.madeUri;
+  }
+
+  get display(): string {
+    return displayFor(this.root, this.relPath);
   }
 }
