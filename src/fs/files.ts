@@ -100,6 +100,11 @@ export interface ReadOptions {
   readonly range: ReadRange;
   readonly maxBytes: number;
   readonly signal?: AbortSignal;
+  /**
+   * Asked, once the bytes to return are known and before they are read, whether they may be
+   * (a batch's shared budget); throws to refuse.
+   */
+  readonly admit?: (bytes: number) => Promise<void>;
 }
 
 function tooLarge(what: string, size: number, max: number): McpdError {
@@ -131,6 +136,7 @@ export async function readTarget(target: Target, options: ReadOptions): Promise<
       const [start, length] = range.kind === 'bytes' ? [range.offset, range.length ?? size - range.offset] : [0, size];
       const span = Math.max(0, Math.min(length, size - start));
       if (span > maxBytes) throw tooLarge(range.kind === 'bytes' ? 'the requested range' : 'the file', span, maxBytes);
+      await options.admit?.(span);
       const data = await readAt(handle, start, span);
       if (data.length < span) throw changedWhileReading(target);
       return { kind: 'binary', data, info, mimeType: mime };
@@ -142,6 +148,7 @@ export async function readTarget(target: Target, options: ReadOptions): Promise<
     const wanted = range.kind === 'bytes' ? (range.length ?? size - start) : size;
     const span = Math.max(0, Math.min(wanted, size - start));
     if (span > maxBytes) throw tooLarge(range.kind === 'bytes' ? 'the requested range' : 'the file', span, maxBytes);
+    await options.admit?.(span);
     const data = await readAt(handle, start, span);
     if (data.length < span) throw changedWhileReading(target);
     return {

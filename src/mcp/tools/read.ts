@@ -76,8 +76,15 @@ function present(result: ReadResult): { metadata: ReadMetadata; block: ContentBl
 
 const metadataBlock = (value: object): ContentBlock => ({ type: 'text', text: JSON.stringify(value) });
 
-async function readOne(ctx: ToolContext, path: string, root: string | undefined, range: ReadRange, maxBytes: number) {
-  const result = await ctx.files.read(ctx.caller, { path, root }, { range, maxBytes });
+async function readOne(
+  ctx: ToolContext,
+  path: string,
+  root: string | undefined,
+  range: ReadRange,
+  maxBytes: number,
+  admit?: (bytes: number) => Promise<void>,
+) {
+  const result = await ctx.files.read(ctx.caller, { path, root }, { range, maxBytes, ...(admit ? { admit } : {}) });
   const bytes = result.kind === 'binary' ? result.data.length : Buffer.byteLength(result.text);
   return { ...present(result), bytes };
 }
@@ -121,31 +128,88 @@ export const readMultipleFiles = defineContentTool({
       ctx.files.refuse(ctx.caller, { op: 'read', rule: 'limit:batch-files', reason, requested: 'read_multiple_files' });
       throw new McpdError('TOO_LARGE', reason);
     }
-    let budget = maxBatchBytes;
-    const content: ContentBlock[] = [];
-    for (const [index, path] of paths.entries()) {
-      ctx.signal.throwIfAborted();
+    // Files are read BATCH_PARALLELISM at a time, and admitted to the shared budget in request
+    // order once their size is known: the answer is the one reading them one by one would give.
+    const budget = new OrderedBudget(maxBatchBytes);
+    const content: ContentBlock[][] = [];
+    const readAt = async (index: number, path: string) => {
       try {
-        if (budget <= 0)
-          throw new McpdError(
-            'TOO_LARGE',
-            `the batch reached its ${maxBatchBytes}-byte budget; read this file separately`,
-          );
-        const { metadata, block, bytes } = await readOne(
-          ctx,
-          path,
-          root,
-          { kind: 'whole' },
-          Math.min(maxReadBytes, budget),
+        ctx.signal.throwIfAborted();
+        const { metadata, block } = await readOne(ctx, path, root, { kind: 'whole' }, maxReadBytes, (bytes) =>
+          budget.admit(index, bytes),
         );
-        budget -= bytes;
-        content.push(metadataBlock({ index, ok: true, ...metadata }), block);
+        content[index] = [metadataBlock({ index, ok: true, ...metadata }), block];
       } catch (error) {
-        if (!isMcpdError(error)) throw error;
+        // A cancelled call fails as a whole; a file that fails on its own is reported in its entry.
+        if (!isMcpdError(error) || ctx.signal.aborted) throw error;
         // The request's own path is not echoed: it may be a host path outside every root.
-        content.push(metadataBlock({ index, ok: false, error: { code: error.code, message: error.message } }));
+        content[index] = [metadataBlock({ index, ok: false, error: { code: error.code, message: error.message } })];
+      } finally {
+        budget.pass(index);
       }
-    }
-    return content;
+    };
+    let next = 0;
+    const worker = async () => {
+      while (next < paths.length) {
+        const index = next++;
+        await readAt(index, paths[index] as string);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(BATCH_PARALLELISM, paths.length) }, worker));
+    ctx.signal.throwIfAborted();
+    return content.flat();
   },
 });
+
+/** Files of a batch read at once: enough to overlap their thread-pool round trips, few enough to share. */
+const BATCH_PARALLELISM = 8;
+
+/**
+ * A batch's byte budget, handed out in request order: file i is admitted only after every file
+ * before it was admitted or failed, so which files fit does not depend on which read finished
+ * first. Files start in order, so the lowest one in flight can always be admitted.
+ */
+class OrderedBudget {
+  private remaining: number;
+  private turn = 0;
+  private readonly done = new Set<number>();
+  private readonly waiting = new Map<number, () => void>();
+
+  constructor(private readonly total: number) {
+    this.remaining = total;
+  }
+
+  async admit(index: number, bytes: number): Promise<void> {
+    if (this.turn < index) await new Promise<void>((resolve) => this.waiting.set(index, resolve));
+    try {
+      if (this.remaining <= 0) {
+        throw new McpdError('TOO_LARGE', `the batch reached its ${this.total}-byte budget; read this file separately`);
+      }
+      if (bytes > this.remaining) {
+        throw new McpdError(
+          'TOO_LARGE',
+          `the file is ${bytes} bytes and ${this.remaining} of the batch's ${this.total}-byte budget are left; ` +
+            'read this file separately',
+          { size: bytes, limit: this.remaining },
+        );
+      }
+      this.remaining -= bytes;
+    } finally {
+      // Admitted or refused, the next file's turn comes now, not when this one's read ends.
+      this.pass(index);
+    }
+  }
+
+  /** File `index` is done with the budget (admitted, refused, or failed before asking); again is nothing. */
+  pass(index: number): void {
+    if (index < this.turn || this.done.has(index)) return;
+    this.done.add(index);
+    while (this.done.has(this.turn)) {
+      this.done.delete(this.turn);
+      this.turn += 1;
+    }
+    const wake = this.waiting.get(this.turn);
+    this.waiting.delete(this.turn);
+    wake?.();
+  }
+}
