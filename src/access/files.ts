@@ -9,7 +9,7 @@ import {
   readTarget,
   statTarget,
 } from '../fs/files.js';
-import { type DirectoryListings, indexAfter } from '../fs/listing.js';
+import { type DirectoryListings, indexAfter, type Snapshot } from '../fs/listing.js';
 import type { RegexPool } from '../fs/regex.js';
 import {
   type GrepResult,
@@ -21,7 +21,16 @@ import {
   tree,
 } from '../fs/search.js';
 import type { StatPool } from '../fs/stats.js';
-import { type DetailedEntry, detailsOf, type Entry, everythingUnder, type Viewer, WalkBudget } from '../fs/walk.js';
+import {
+  type DetailedEntry,
+  detailsOf,
+  type Entry,
+  everythingUnder,
+  type ListedSummary,
+  summariesOf,
+  type Viewer,
+  WalkBudget,
+} from '../fs/walk.js';
 import { createDirectory, deleteEntry, moveEntry, type WriteOutcome, writeFileAtomic } from '../fs/write.js';
 import type { DenyDecision, Operation, Principal, Root, Target } from '../policy/types.js';
 import type { AccessGate, Caller, PathRequest } from './gate.js';
@@ -92,7 +101,11 @@ export class AuditedFiles {
 
   // Reading.
 
-  async read(caller: Caller, at: PathArgs, options: { range: ReadRange; maxBytes: number }): Promise<ReadResult> {
+  async read(
+    caller: Caller,
+    at: PathArgs,
+    options: { range: ReadRange; maxBytes: number; admit?: (bytes: number) => Promise<void> },
+  ): Promise<ReadResult> {
     return this.gate.access(caller, { op: 'read', ...at }, async (target) => {
       if (target.kind === 'missing') throw notFoundOrDenied(target.display);
       const result = await readTarget(target, { ...options, signal: caller.signal });
@@ -148,22 +161,34 @@ export class AuditedFiles {
 
   // Listing and searching.
 
-  /** One page of a directory, from a shared snapshot, found by binary search on `after`. */
+  /**
+   * One page of a directory, from a shared snapshot, found by binary search on `after`. Entries
+   * are stat'ed only with `details`: names and kinds come from the directory read alone.
+   */
   async list(
     caller: Caller,
     at: PathArgs,
-    page: { readonly after?: string | undefined; readonly limit: number },
-  ): Promise<{ uri: string; entries: DetailedEntry[]; total: number; last?: string }> {
+    page: { readonly after?: string | undefined; readonly limit: number; readonly details: boolean },
+  ): Promise<{ uri: string; entries: (ListedSummary | DetailedEntry)[]; total: number; last?: string }> {
     return this.gate.access(caller, { op: 'list', ...at }, async (target) => {
       requireDirectory(target);
+      const pageOf = (snapshot: Snapshot) => {
+        const start = page.after === undefined ? 0 : indexAfter(snapshot, page.after);
+        const end = Math.min(snapshot.names.length, start + page.limit);
+        const last = end < snapshot.names.length ? snapshot.names[end - 1] : undefined;
+        const rest = { uri: target.uri, total: snapshot.names.length, ...(last === undefined ? {} : { last }) };
+        return { start, end, rest };
+      };
+      if (!page.details) {
+        // Names and kinds only: the snapshot is all it takes, and no descriptor needs holding.
+        const snapshot = await this.fs.listings.snapshot(target);
+        const { start, end, rest } = pageOf(snapshot);
+        return { value: { ...rest, entries: await summariesOf(this.gate.policy, target, snapshot, start, end) } };
+      }
       const listing = await this.fs.listings.open(target);
       try {
-        const { names } = listing.snapshot;
-        const start = page.after === undefined ? 0 : indexAfter(listing.snapshot, page.after);
-        const end = Math.min(names.length, start + page.limit);
-        const entries = await detailsOf(listing, start, end, this.fs.stats);
-        const last = end < names.length ? names[end - 1] : undefined;
-        return { value: { uri: target.uri, entries, total: names.length, ...(last === undefined ? {} : { last }) } };
+        const { start, end, rest } = pageOf(listing.snapshot);
+        return { value: { ...rest, entries: await detailsOf(listing, start, end, this.fs.stats) } };
       } finally {
         await listing.close();
       }

@@ -57,9 +57,15 @@ export const limitsSchema = z.strictObject({
   maxDirectoryEntries: positiveInt
     .default(DEFAULTS.maxDirectoryEntries)
     .describe('A directory with more entries is refused by list_directory (TOO_LARGE) and skipped by walks.'),
-  listingCacheEntries: positiveInt
+  listingCacheEntries: z
+    .number()
+    .int()
+    .min(0)
     .default(DEFAULTS.listingCacheEntries)
-    .describe('Entries of directory listings kept in memory across calls (least recently used go first).'),
+    .describe(
+      'Entries of directory listings kept in memory across calls (least recently used go first); ' +
+        '0 reads every directory afresh on every call.',
+    ),
   maxConcurrentRequests: positiveInt
     .default(DEFAULTS.maxConcurrentRequests)
     .describe('MCP requests served at once by this process; more get 429 with Retry-After.'),

@@ -102,8 +102,12 @@ export class DirectoryListings {
     }
   }
 
-  /** The snapshot alone (for walks, which need no stat). */
+  /**
+   * The snapshot alone (for walks and listings without stats). With reader workers, one message
+   * to a worker opens, proves, checks and reads the directory; without, it is read here.
+   */
   async snapshot(target: Target): Promise<Snapshot> {
+    if (this.options.readers) return this.readMany([target])[0] as Promise<Snapshot>;
     const directory = await openAnchored(target.absPath, target.display);
     try {
       return await this.snapshotOf(directory, target);
@@ -226,7 +230,7 @@ export class DirectoryListings {
 
   private remember(key: string, snapshot: Snapshot, path: string): void {
     const size = snapshot.names.length;
-    if (size > this.options.maxCachedEntries) return;
+    if (size > this.options.maxCachedEntries || this.options.maxCachedEntries === 0) return;
     const previous = this.cache.get(key);
     if (previous) this.forget(key, previous);
     const expiresAt = snapshot.links.size > 0 ? this.now() + this.options.linkTtlMs : Number.POSITIVE_INFINITY;

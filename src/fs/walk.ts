@@ -4,7 +4,14 @@ import type { PolicyEngine } from '../policy/engine.js';
 import type { Principal, Target } from '../policy/types.js';
 import { pause } from '../slices.js';
 import { type AnchoredDirectory, openAnchored, openChild } from './anchor.js';
-import { type DirectoryListings, DirectoryTooLarge, entryAt, type ListedEntry, type OpenListing } from './listing.js';
+import {
+  type DirectoryListings,
+  DirectoryTooLarge,
+  entryAt,
+  type ListedEntry,
+  type OpenListing,
+  type Snapshot,
+} from './listing.js';
 import { isRefusedHardLink, openVerified } from './open.js';
 import { ReadAhead } from './readAhead.js';
 import type { RegexPool } from './regex.js';
@@ -51,6 +58,41 @@ export async function detail(listing: OpenListing, index: number): Promise<Detai
     modified: stats ? stats.mtime.toISOString() : new Date(0).toISOString(),
     ...(entry.symlink ? { symlink: true as const } : {}),
   };
+}
+
+/** What a listing shows of an entry without stat'ing it. */
+export interface ListedSummary {
+  readonly name: string;
+  readonly path: string;
+  readonly uri: string;
+  readonly type: 'file' | 'directory' | 'other';
+  readonly symlink?: true;
+}
+
+/** Entries [start, end) of a snapshot of `directory` as names and kinds: no stat, no descriptor held. */
+export async function summariesOf(
+  policy: PolicyEngine,
+  directory: Target,
+  snapshot: Snapshot,
+  start: number,
+  end: number,
+): Promise<ListedSummary[]> {
+  const summaries: ListedSummary[] = [];
+  for (let i = start; i < end; i++) {
+    if (((i - start) & 1023) === 1023) {
+      const turn = pause();
+      if (turn) await turn;
+    }
+    const entry = entryAt(policy, directory, snapshot, i);
+    summaries.push({
+      name: entry.name,
+      path: entry.relPath,
+      uri: entry.uri,
+      type: entry.type,
+      ...(entry.symlink ? { symlink: true as const } : {}),
+    });
+  }
+  return summaries;
 }
 
 /** Below this many plain entries, a page stats them here: a worker's round trip costs more than it saves. */

@@ -57,8 +57,9 @@ describe('workspace tools over a real client', () => {
     let cursor: string | undefined;
     let pages = 0;
     do {
-      const page = (await ok('list_directory', { path: 'workspace/many', limit: 10, ...(cursor ? { cursor } : {}) }))
-        .structuredContent as {
+      const page = (
+        await ok('list_directory', { path: 'workspace/many', limit: 10, details: true, ...(cursor ? { cursor } : {}) })
+      ).structuredContent as {
         entries: { name: string; type: string; size: number }[];
         total: number;
         nextCursor?: string;
@@ -76,6 +77,14 @@ describe('workspace tools over a real client', () => {
     expect(seen).toHaveLength(25);
     expect(new Set(seen).size).toBe(25);
     expect(seen).toEqual([...seen].sort());
+    // Without details, names and kinds only: nothing is stat'ed.
+    const bare = (await ok('list_directory', { path: 'workspace/many', limit: 5 })).structuredContent as {
+      entries: Record<string, unknown>[];
+    };
+    expect(bare.entries).toHaveLength(5);
+    for (const entry of bare.entries) {
+      expect(Object.keys(entry).sort()).toEqual(['name', 'path', 'type', 'uri']);
+    }
     expect((await failure('list_directory', { path: 'workspace/many', cursor: 'not-a-cursor' })).code).toBe(
       'INVALID_ARGUMENT',
     );

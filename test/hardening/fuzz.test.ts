@@ -1061,6 +1061,7 @@ describe('the tools, fuzzed end to end with links made on the fly and a director
       call('get_file_info', onePath([...READABLE, ...DIRECTORIES])),
       call('process_large_dataset', onePath(READABLE)),
       call('list_directory', onePath(DIRECTORIES)),
+      call('list_directory', onePath(DIRECTORIES, { details: true })),
       call('directory_tree', onePath(DIRECTORIES, { maxDepth: 5 })),
       call(
         'search_files',

@@ -159,7 +159,12 @@ describe('a directory swapped for a symlink to outside while calls run', () => {
       },
       () => {
         const base = pick(['swap', 'swaplink']);
-        return { tool: 'list_directory', args: { path: form(pick([base, `${base}/sub`])) }, records: 1 };
+        return {
+          tool: 'list_directory',
+          // With details, every entry is stat'ed through the held directory: the path a swap would attack.
+          args: { path: form(pick([base, `${base}/sub`])), details: pick([true, false]) },
+          records: 1,
+        };
       },
       () => {
         const base = pick(['swap', 'swaplink']);

@@ -11,8 +11,8 @@ const listedEntry = z.object({
   path: z.string().describe('Root-relative path.'),
   uri: z.string(),
   type: entryType,
-  size: z.number(),
-  modified: z.string(),
+  size: z.number().optional().describe('Bytes (files; 0 otherwise). With details only.'),
+  modified: z.string().optional().describe('Last modification, ISO 8601. With details only.'),
   symlink: z.literal(true).optional(),
 });
 
@@ -20,13 +20,18 @@ export const listDirectory = defineTool({
   name: 'list_directory',
   title: 'List directory',
   description:
-    'List the entries of a directory inside a root, sorted by name, with type, size and modification time. ' +
-    'Excluded and unreadable entries are not shown. Paginated: pass nextCursor back to get the next page.',
+    'List the entries of a directory inside a root, sorted by name, with their type; with details, also size ' +
+    'and modification time. Excluded and unreadable entries are not shown. Paginated: pass nextCursor back ' +
+    'to get the next page.',
   input: z.object({
     path: pathArg.default('').describe('Directory to list; the root itself when empty.'),
     root: rootArg,
     limit: z.number().int().positive().optional().describe('Entries per page (server default and maximum apply).'),
     cursor: cursorArg,
+    details: z
+      .boolean()
+      .optional()
+      .describe('Also give each entry its size and modification time (one stat per entry; default false).'),
   }),
   output: z.object({
     uri: z.string(),
@@ -37,10 +42,14 @@ export const listDirectory = defineTool({
   render: listingLines,
   annotations: READ_ONLY,
   requires: 'read',
-  async run({ path, root, limit, cursor }, ctx) {
+  async run({ path, root, limit, cursor, details }, ctx) {
     const pageSize = clamp(limit ?? ctx.config.limits.listPageSize, 1, ctx.config.limits.maxListPageSize);
     const after = cursor ? decodeCursor('ls', cursor, z.object({ after: z.string() })).after : undefined;
-    const page = await ctx.files.list(ctx.caller, { path, root }, { after, limit: pageSize });
+    const page = await ctx.files.list(
+      ctx.caller,
+      { path, root },
+      { after, limit: pageSize, details: details === true },
+    );
     return {
       uri: page.uri,
       entries: page.entries,

@@ -21,15 +21,32 @@ export function text(lines: readonly string[]): ContentBlock[] {
 export function listingLines(value: {
   uri: string;
   total: number;
-  entries: readonly { name: string; type: EntryKind; symlink?: true }[];
+  entries: readonly { name: string; type: EntryKind; symlink?: true; size?: number; modified?: string }[];
   nextCursor?: string;
 }): ContentBlock[] {
   const head = `${value.uri}: ${value.entries.length} of ${value.total} entries`;
   const lines = value.entries.map(
-    (entry) => `${TAG[entry.type]} ${shown(entry.name, entry.type)}${entry.symlink ? ' (link)' : ''}`,
+    (entry) =>
+      `${TAG[entry.type]} ${shown(entry.name, entry.type)}${entry.symlink ? ' (link)' : ''}` +
+      (entry.modified === undefined
+        ? ''
+        : `  ${entry.type === 'file' ? humanSize(entry.size ?? 0) : '-'}  ${entry.modified}`),
   );
   const tail = value.nextCursor === undefined ? [] : [`more: pass cursor "${value.nextCursor}"`];
   return text([head, ...lines, ...tail]);
+}
+
+/** Bytes the way `ls -h` prints them. */
+export function humanSize(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ['KB', 'MB', 'GB', 'TB'];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${value < 10 ? value.toFixed(1) : Math.round(value)} ${units[unit]}`;
 }
 
 export interface TreeLine {
