@@ -1,6 +1,7 @@
 // npm run bench: every benchmark, each reporting ratios against a baseline measured in the same run.
-// BENCH_ONLY=request-path|auth|observability runs one of them.
+// BENCH_ONLY=request-path|auth|observability|filesystem runs one of them.
 import { authOverhead } from './auth-overhead.js';
+import { filesystem } from './filesystem.js';
 import { observabilityOverhead } from './observability-overhead.js';
 import { requestPath } from './request-path.js';
 
@@ -8,3 +9,4 @@ const only = process.env.BENCH_ONLY;
 if (!only || only === 'request-path') await requestPath();
 if (!only || only === 'auth') await authOverhead();
 if (!only || only === 'observability') await observabilityOverhead();
+if (!only || only === 'filesystem') await filesystem();

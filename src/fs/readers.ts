@@ -84,7 +84,6 @@ export interface DirectoryRequest {
 /** Directory-reading workers for the whole process; a batch waits for a free one. */
 export class DirectoryReaders {
   private readonly pool: WorkerPool;
-  private nextId = 0;
 
   constructor(size: number) {
     this.pool = new WorkerPool(WORKER_SOURCE, size);
@@ -92,37 +91,11 @@ export class DirectoryReaders {
 
   /** Reads `directories` in order, each up to `maxEntries` entries. */
   async read(directories: readonly DirectoryRequest[], maxEntries: number): Promise<RawDirectory[]> {
-    const worker = await this.pool.acquire();
-    const id = this.nextId++;
-    try {
-      const replies = await new Promise<RawDirectory[]>((resolve, reject) => {
-        const onMessage = (message: { id: number; replies: RawDirectory[] }) => {
-          if (message.id !== id) return;
-          cleanup();
-          resolve(message.replies);
-        };
-        const onError = (error: Error) => {
-          cleanup();
-          reject(error);
-        };
-        const cleanup = () => {
-          worker.off('message', onMessage);
-          worker.off('error', onError);
-        };
-        worker.on('message', onMessage);
-        worker.on('error', onError);
-        worker.postMessage({
-          id,
-          directories: directories.map(({ path, known }) => ({ path, known: known ?? '' })),
-          maxEntries,
-        });
-      });
-      this.pool.release(worker);
-      return replies;
-    } catch (error) {
-      this.pool.discard(worker);
-      throw error;
-    }
+    const reply = await this.pool.call<{ id: number; replies: RawDirectory[] }>({
+      directories: directories.map(({ path, known }) => ({ path, known: known ?? '' })),
+      maxEntries,
+    });
+    return reply.replies;
   }
 
   /** Terminates the workers; batches still waiting fail. */

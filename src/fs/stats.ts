@@ -53,7 +53,6 @@ interface Reply {
 /** Workers for the whole process; a batch waits for a free one. */
 export class StatPool {
   private readonly pool: WorkerPool;
-  private nextId = 0;
 
   constructor(size: number) {
     this.pool = new WorkerPool(WORKER_SOURCE, size);
@@ -61,33 +60,7 @@ export class StatPool {
 
   /** Stats `names` in `directory` (a path through a held descriptor), without following links. */
   async stat(directory: string, names: readonly string[]): Promise<(EntryStats | undefined)[]> {
-    const worker = await this.pool.acquire();
-    const id = this.nextId++;
-    let reply: Reply;
-    try {
-      reply = await new Promise<Reply>((resolve, reject) => {
-        const onMessage = (message: Reply) => {
-          if (message.id !== id) return;
-          cleanup();
-          resolve(message);
-        };
-        const onError = (error: Error) => {
-          cleanup();
-          reject(error);
-        };
-        const cleanup = () => {
-          worker.off('message', onMessage);
-          worker.off('error', onError);
-        };
-        worker.on('message', onMessage);
-        worker.on('error', onError);
-        worker.postMessage({ id, directory, names });
-      });
-    } catch (error) {
-      this.pool.discard(worker);
-      throw error;
-    }
-    this.pool.release(worker);
+    const reply = await this.pool.call<Reply>({ directory, names });
     return names.map((_, i) => {
       const kind = reply.kind[i];
       if (!kind) return undefined;

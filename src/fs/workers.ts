@@ -11,11 +11,46 @@ export class WorkerPool {
   private readonly waiting: ((worker: Worker | undefined) => void)[] = [];
   private live = 0;
   private closed = false;
+  private nextId = 0;
 
   constructor(
     private readonly source: string,
     private readonly size: number,
   ) {}
+
+  /**
+   * Sends `message` (with an `id` added) to a free worker and resolves with the reply carrying the
+   * same id; a worker that fails is discarded, a worker that answered goes back to the pool.
+   */
+  async call<Reply extends { id: number }>(message: object): Promise<Reply> {
+    const worker = await this.acquire();
+    const id = this.nextId++;
+    try {
+      const reply = await new Promise<Reply>((resolve, reject) => {
+        const onMessage = (answer: Reply) => {
+          if (answer.id !== id) return;
+          cleanup();
+          resolve(answer);
+        };
+        const onError = (error: Error) => {
+          cleanup();
+          reject(error);
+        };
+        const cleanup = () => {
+          worker.off('message', onMessage);
+          worker.off('error', onError);
+        };
+        worker.on('message', onMessage);
+        worker.on('error', onError);
+        worker.postMessage({ ...message, id });
+      });
+      this.release(worker);
+      return reply;
+    } catch (error) {
+      this.discard(worker);
+      throw error;
+    }
+  }
 
   /** Workers started and not terminated. */
   get workers(): number {
