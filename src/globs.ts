@@ -329,6 +329,10 @@ export interface Glob {
   readonly caseInsensitive: boolean;
   /** Whether the path made of the first `count` names matches. */
   matchNames(names: readonly string[], count: number): boolean;
+  /** For a pattern without "/" (`anchored` false): whether a name (folded when folding) matches. */
+  matchName(name: string): boolean;
+  /** Whether every non-empty path matches (a globstar, or a globstar then a star): no need to look at it. */
+  readonly matchesEverything: boolean;
   /** Convenience: matches a root-relative path. */
   test(relPath: string): boolean;
 }
@@ -369,11 +373,20 @@ export function parseGlob(pattern: string, options: GlobOptions = {}): Glob {
         const name = names[count - 1] as string;
         return alternatives.some((alt) => matchSegment(alt[0] as Segment, name));
       };
+  const matchName = (name: string) => alternatives.some((alt) => matchSegment(alt[0] as Segment, name));
+  // Globstars and at most one "*" match any path of one name or more.
+  const matchesEverything = alternatives.some(
+    (alt) =>
+      alt.every((segment) => segment.kind === 'globstar' || segment.kind === 'anything') &&
+      alt.filter((segment) => segment.kind === 'anything').length <= 1,
+  );
   return {
     pattern,
     anchored,
     caseInsensitive: fold,
     matchNames,
+    matchName,
+    matchesEverything,
     test: anchored
       ? (relPath) => {
           if (relPath === '') return false;
@@ -384,8 +397,7 @@ export function parseGlob(pattern: string, options: GlobOptions = {}): Glob {
         (relPath) => {
           if (relPath === '') return false;
           const last = relPath.slice(relPath.lastIndexOf('/') + 1);
-          const name = fold ? last.toLowerCase() : last;
-          return alternatives.some((alt) => matchSegment(alt[0] as Segment, name));
+          return matchName(fold ? last.toLowerCase() : last);
         },
   };
 }
@@ -423,12 +435,31 @@ export class GlobList {
     return (this.fold ? relPath.toLowerCase() : relPath).split('/');
   }
 
-  /** The first pattern matching `relPath`, or undefined. */
+  /**
+   * The first pattern matching `relPath`, or undefined. Hot (every entry of every listing and
+   * walk): a pattern without "/" looks at the last name only, and the path is split only when an
+   * anchored pattern needs it.
+   */
   match(relPath: string): string | undefined {
     if (relPath === '' || this.globs.length === 0) return undefined;
-    const names = this.names(relPath);
-    for (const glob of this.globs) if (glob.matchNames(names, names.length)) return glob.pattern;
+    let last: string | undefined;
+    let names: string[] | undefined;
+    for (const glob of this.globs) {
+      if (glob.matchesEverything) return glob.pattern;
+      if (!glob.anchored) {
+        last ??= this.lastName(relPath);
+        if (glob.matchName(last)) return glob.pattern;
+        continue;
+      }
+      names ??= this.names(relPath);
+      if (glob.matchNames(names, names.length)) return glob.pattern;
+    }
     return undefined;
+  }
+
+  private lastName(relPath: string): string {
+    const last = relPath.slice(relPath.lastIndexOf('/') + 1);
+    return this.fold ? last.toLowerCase() : last;
   }
 
   /**

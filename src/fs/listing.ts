@@ -343,7 +343,7 @@ class SnapshotEntry implements ListedEntry {
 
   constructor(
     private readonly policy: PolicyEngine,
-    directory: Target,
+    private readonly directory: Target,
     private readonly snapshot: Snapshot,
     private readonly index: number,
     /** How deep a walk found it (the start directory's children are 1). */
@@ -358,7 +358,7 @@ class SnapshotEntry implements ListedEntry {
   }
 
   get uri(): string {
-    this.made.uri ??= uriFor(this.root, this.relPath);
+    this.made.uri ??= uriWithin(this.directory, this.name);
     return this.made.uri;
   }
 
@@ -370,6 +370,11 @@ class SnapshotEntry implements ListedEntry {
     );
     return this.made.target;
   }
+}
+
+/** The URI of `name` inside `directory`: its URI, encoded once, and the name's (uriFor, one segment at a time). */
+function uriWithin(directory: Target, name: string): string {
+  return `${directory.uri}/${encodeURIComponent(name)}`;
 }
 
 /** The entry at `index` of a snapshot of the directory `directory`. */
@@ -416,7 +421,7 @@ export class OpenListing {
     return {
       name,
       relPath,
-      uri: uriFor(this.target.root, relPath),
+      uri: uriWithin(this.target, name),
       type: KINDS[flag & 3] as EntryType,
       symlink: (flag & SYMLINK_BIT) !== 0,
     };
