@@ -9,8 +9,8 @@
  * mcpd caches directory listings across calls (keyed by each directory's identity and change
  * time), so a second search in the same process is not the same work as the first. The listing,
  * tree and search rows therefore run against a long-lived mcpd with that cache off
- * (`limits.listingCacheEntries: 0`): every call reads every directory, as the official server
- * does. Extra rows time the same calls in a second long-lived mcpd with the cache on (its
+ * and its search index off (`limits.listingCacheEntries: 0`, `limits.searchIndexMaxEntries: 0`):
+ * every call reads every directory, as the official server does. Extra rows time the same calls in a second long-lived mcpd with the cache on (its
  * default), after one untimed call has filled it. Both mcpd processes and the official server are
  * warmed by the untimed round, so no row pays for a cold JIT.
  *
@@ -125,7 +125,7 @@ function mcpdConfig(tree: GeneratedTree, cache: boolean): string {
     `  maxDirectoryEntries: ${UNBOUNDED}`,
     '  toolTimeoutMs: 600000',
     '  rateLimit: { perSecond: 1000000, burst: 1000000 }',
-    ...(cache ? [] : ['  listingCacheEntries: 0']),
+    ...(cache ? [] : ['  listingCacheEntries: 0', '  searchIndexMaxEntries: 0']),
     '',
   ].join('\n');
 }
@@ -582,8 +582,9 @@ function printReport(report: {
       `mcpd "${SEARCHES.few.mcpd}" and "${SEARCHES.many.mcpd}" (names at any depth); ` +
       `fd --hidden --no-ignore --glob "${SEARCHES.few.fd}" / "${SEARCHES.many.fd}".`,
     "Trees and searches: mcpd hides the tree's .env and *.key files (built-in excludes), the official server lists them.",
-    'mcpd listing, tree and search rows: a long-lived mcpd with its listing cache off (limits.listingCacheEntries: 0); ' +
-      '"warm cache" rows: a second one with the cache on, filled by the untimed round.',
+    'mcpd listing, tree and search rows: a long-lived mcpd with its listing cache and search index off; ' +
+      '"warm cache" rows: a second one with both on (defaults), filled by the untimed round; ' +
+      'its search index is checked again (one lstat per directory) when older than limits.searchIndexTtlMs.',
   );
   if (report.fdNote) out.push(`No fd anchor: ${report.fdNote}.`);
   process.stdout.write(`${out.join('\n')}\n`);

@@ -5,6 +5,7 @@ import { type Authenticator, createAuthenticator } from './auth/index.js';
 import { ConfigError } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { DirectoryListings } from './fs/listing.js';
+import { NameIndex } from './fs/nameIndex.js';
 import { DirectoryReaders } from './fs/readers.js';
 import { RegexPool } from './fs/regex.js';
 import { NodePathResolver } from './fs/resolver.js';
@@ -64,12 +65,18 @@ export async function buildRuntime(config: Config, audit: AuditLog, shared: Runt
     resolver: new NodePathResolver(),
     grants: new GrantTable(effectiveGrants(config.grants, config.auth)),
   });
+  const readers = shared.readers ?? new DirectoryReaders(READER_WORKERS);
   const listings = new DirectoryListings(policy, {
     maxEntries: config.limits.maxDirectoryEntries,
     maxCachedEntries: config.limits.listingCacheEntries,
     linkTtlMs: LINK_SNAPSHOT_TTL_MS,
-    readers: shared.readers ?? new DirectoryReaders(READER_WORKERS),
+    readers,
   });
+  const { searchIndexMaxEntries, searchIndexTtlMs } = config.limits;
+  const index =
+    searchIndexMaxEntries > 0
+      ? new NameIndex(listings, readers, policy, { maxEntries: searchIndexMaxEntries, ttlMs: searchIndexTtlMs })
+      : undefined;
   const gate = new AccessGate(policy, audit, shared.observers);
   return {
     config,
@@ -78,6 +85,7 @@ export async function buildRuntime(config: Config, audit: AuditLog, shared: Runt
       listings,
       regexes: shared.regexes ?? new RegexPool(GREP_WORKERS),
       stats: shared.stats ?? new StatPool(STAT_WORKERS),
+      ...(index ? { index } : {}),
     }),
     authenticator: createAuthenticator(config.auth),
   };

@@ -10,6 +10,7 @@ import {
   statTarget,
 } from '../fs/files.js';
 import { type DirectoryListings, indexAfter, type Snapshot } from '../fs/listing.js';
+import type { Candidate, NameIndex } from '../fs/nameIndex.js';
 import type { RegexPool } from '../fs/regex.js';
 import {
   type GrepResult,
@@ -64,8 +65,19 @@ export class AuditedFiles {
       readonly listings: DirectoryListings;
       readonly regexes: RegexPool;
       readonly stats: StatPool;
+      /** Search's name indexes: told of every change made through mcpd, which they then rebuild. */
+      readonly index?: NameIndex;
     },
   ) {}
+
+  /** Runs a change of names under `roots`: whatever happens, their name indexes are not trusted after it. */
+  private async changing<T>(roots: readonly Target[], change: () => Promise<T>): Promise<T> {
+    try {
+      return await change();
+    } finally {
+      for (const target of roots) this.fs.index?.forget(target.root);
+    }
+  }
 
   private viewer(caller: Caller): Viewer {
     return { policy: this.gate.policy, principal: caller.principal, ...this.fs };
@@ -211,7 +223,7 @@ export class AuditedFiles {
   async search(
     caller: Caller,
     scope: SearchScope,
-    matches: (entry: Entry) => boolean,
+    matches: (entry: Candidate) => boolean,
     options: { readonly limit: number; readonly resume?: ResumePoint | undefined; readonly maxEntries: number },
   ): Promise<SearchResult & { truncated: boolean }> {
     const budget = new WalkBudget(options.maxEntries);
@@ -289,10 +301,12 @@ export class AuditedFiles {
   ): Promise<WriteOutcome & { uri: string }> {
     return this.gate.access(caller, { op: 'write', ...at }, async (target) => {
       refuseSymlink(target);
-      const outcome = await writeFileAtomic(target, data, {
-        ...(options.createOnly ? { createOnly: true } : {}),
-        ...(options.expectedEtag === undefined ? {} : { expectedEtag: options.expectedEtag }),
-      });
+      const outcome = await this.changing([target], () =>
+        writeFileAtomic(target, data, {
+          ...(options.createOnly ? { createOnly: true } : {}),
+          ...(options.expectedEtag === undefined ? {} : { expectedEtag: options.expectedEtag }),
+        }),
+      );
       return { value: { ...outcome, uri: target.uri }, bytes: data.length };
     });
   }
@@ -343,10 +357,12 @@ export class AuditedFiles {
     return this.gate.access(caller, { op: 'write', ...at }, async (target) => {
       refuseSymlink(target);
       const policy = this.gate.policy;
-      const { created } = await createDirectory(
-        target,
-        recursive,
-        (relPath) => policy.judge('write', policy.targetFor(target.root, relPath, 'missing')).allow,
+      const { created } = await this.changing([target], () =>
+        createDirectory(
+          target,
+          recursive,
+          (relPath) => policy.judge('write', policy.targetFor(target.root, relPath, 'missing')).allow,
+        ),
       );
       return { value: { uri: target.uri, created } };
     });
@@ -355,7 +371,7 @@ export class AuditedFiles {
   async delete(caller: Caller, at: PathArgs): Promise<{ uri: string; type: 'file' | 'directory' }> {
     return this.gate.access(caller, { op: 'write', ...at }, async (target) => {
       if (target.kind === 'missing') throw notFoundOrDenied(target.display);
-      const { type } = await deleteEntry(target);
+      const { type } = await this.changing([target], () => deleteEntry(target));
       return { value: { uri: target.uri, type } };
     });
   }
@@ -382,9 +398,11 @@ export class AuditedFiles {
       ],
       async ([, from, to]) => {
         if (!from || !to || from.kind === 'missing') throw notFoundOrDenied(from?.display ?? null);
-        await moveEntry(from, to, async (kind) => {
-          if (kind === 'directory') await this.judgeCarried(caller, from, to, options.maxEntries);
-        });
+        await this.changing([from, to], () =>
+          moveEntry(from, to, async (kind) => {
+            if (kind === 'directory') await this.judgeCarried(caller, from, to, options.maxEntries);
+          }),
+        );
         return { value: { source: from.uri, destination: to.uri } };
       },
     );

@@ -51,6 +51,10 @@ export const DEFAULTS = {
   maxDirectoryEntries: 200_000,
   /** Directory entries all cached listings hold together (names and a byte each: about 50 bytes per entry). */
   listingCacheEntries: 500_000,
+  /** Entries of a root's search name index (about 60 bytes each): bigger roots are walked. */
+  searchIndexMaxEntries: 500_000,
+  /** How long a search index is trusted before its directories are checked again (the staleness bound). */
+  searchIndexTtlMs: 2000,
   datasetChunkBytes: 64 * 1024,
   resourcePageSize: 100,
   /** Collapse bursts of file-system events for one file into one notification. */

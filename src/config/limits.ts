@@ -66,6 +66,24 @@ export const limitsSchema = z.strictObject({
       'Entries of directory listings kept in memory across calls (least recently used go first); ' +
         '0 reads every directory afresh on every call.',
     ),
+  searchIndexMaxEntries: z
+    .number()
+    .int()
+    .min(0)
+    .default(DEFAULTS.searchIndexMaxEntries)
+    .describe(
+      'Visible entries of a root that search_files may keep in a name index (about 60 bytes each) and scan ' +
+        'instead of walking; a bigger root is walked; 0 turns the index off.',
+    ),
+  searchIndexTtlMs: z
+    .number()
+    .int()
+    .min(0)
+    .default(DEFAULTS.searchIndexTtlMs)
+    .describe(
+      "How long a search index is used before its directories are checked again: a change made behind mcpd's " +
+        'back is seen by search_files within this bound (changes made through mcpd at once).',
+    ),
   maxConcurrentRequests: positiveInt
     .default(DEFAULTS.maxConcurrentRequests)
     .describe('MCP requests served at once by this process; more get 429 with Retry-After.'),

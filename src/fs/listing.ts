@@ -28,6 +28,8 @@ export interface Snapshot {
   readonly flags: Uint8Array;
   /** The canonical root-relative target of each symlink entry, by index. */
   readonly links: ReadonlyMap<number, string>;
+  /** The directory's identity and change time when it was read (device, inode, mtime, ctime). */
+  readonly key: string;
 }
 
 export interface ListingOptions {
@@ -163,7 +165,7 @@ export class DirectoryListings {
     }
     const pending = this.building.get(key);
     if (pending) return pending;
-    const build = this.read(directory, target).finally(() => this.building.delete(key));
+    const build = this.read(directory, target, key).finally(() => this.building.delete(key));
     this.building.set(key, build);
     const snapshot = await build;
     // A directory changed within the last tick of its file system's clock may change again under the
@@ -223,7 +225,7 @@ export class DirectoryListings {
       found.push({ name, flag });
     }
     // Already sorted by the worker; filtering keeps the order.
-    const snapshot = toSnapshot(found);
+    const snapshot = toSnapshot(found, raw.key);
     if (raw.mtimeMs + RACY_WINDOW_MS <= this.now()) this.remember(raw.key, snapshot, target.absPath);
     return snapshot;
   }
@@ -249,7 +251,7 @@ export class DirectoryListings {
     if (this.keyOfPath.get(cached.path) === key) this.keyOfPath.delete(cached.path);
   }
 
-  private async read(directory: AnchoredDirectory, target: Target): Promise<Snapshot> {
+  private async read(directory: AnchoredDirectory, target: Target, key: string): Promise<Snapshot> {
     this.reads += 1;
     const { root } = target;
     const found: { name: string; flag: number; link?: string }[] = [];
@@ -282,7 +284,7 @@ export class DirectoryListings {
       found.push({ name: dirent.name, flag });
     }
     // Sorting 200,000 names at once holds the loop for a fifth of a second: in slices.
-    return toSnapshot(await sortInSlices(found, (a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)));
+    return toSnapshot(await sortInSlices(found, (a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)), key);
   }
 
   /** A link is shown as what it resolves to, and only when that is readable inside its own root. */
@@ -297,7 +299,7 @@ export class DirectoryListings {
   }
 }
 
-function toSnapshot(sorted: readonly { name: string; flag: number; link?: string }[]): Snapshot {
+function toSnapshot(sorted: readonly { name: string; flag: number; link?: string }[], key: string): Snapshot {
   const links = new Map<number, string>();
   const flags = new Uint8Array(sorted.length);
   const names = sorted.map((entry, index) => {
@@ -305,7 +307,7 @@ function toSnapshot(sorted: readonly { name: string; flag: number; link?: string
     if (entry.link !== undefined) links.set(index, entry.link);
     return entry.name;
   });
-  return { names, flags, links };
+  return { names, flags, links, key };
 }
 
 function tooLarge(display: string, maxEntries: number): DirectoryTooLarge {

@@ -51,7 +51,21 @@ function readOne(path, known, maxEntries) {
     if (fd >= 0) fs.closeSync(fd);
   }
 }
-parentPort.on('message', ({ id, directories, maxEntries }) => {
+function changed(path, key) {
+  try {
+    const stats = fs.lstatSync(path, { bigint: true });
+    return !stats.isDirectory() || stats.dev + ':' + stats.ino + ':' + stats.mtimeNs + ':' + stats.ctimeNs !== key;
+  } catch {
+    return true;
+  }
+}
+parentPort.on('message', ({ id, directories, maxEntries, check }) => {
+  if (check) {
+    const changedAt = [];
+    for (let i = 0; i < check.length; i++) if (changed(check[i].path, check[i].key)) changedAt.push(i);
+    parentPort.postMessage({ id, changed: changedAt });
+    return;
+  }
   const replies = directories.map(({ path, known }) => readOne(path, known, maxEntries));
   parentPort.postMessage({ id, replies });
 });
@@ -96,6 +110,16 @@ export class DirectoryReaders {
       maxEntries,
     });
     return reply.replies;
+  }
+
+  /**
+   * Which of `directories` changed since they were read under `key`: one lstat each, by path (a
+   * path that now leads elsewhere, through a swapped link, finds another identity and counts as
+   * changed). What changed is read again, proven, by the caller.
+   */
+  async changed(directories: readonly { path: string; key: string }[]): Promise<number[]> {
+    const reply = await this.pool.call<{ id: number; changed: number[] }>({ check: directories });
+    return reply.changed;
   }
 
   /** Terminates the workers; batches still waiting fail. */

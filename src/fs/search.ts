@@ -2,6 +2,7 @@ import { McpdError } from '../errors.js';
 import { CALLER_GLOB_LIMITS, compileGlob, GlobSyntaxError } from '../globs.js';
 import type { Target } from '../policy/types.js';
 import { looksBinary, readAt } from './files.js';
+import type { Candidate } from './nameIndex.js';
 import { openRegularFile } from './open.js';
 import type { LineMatch } from './regex.js';
 import { type Entry, hasVisibleEntries, type Viewer, WalkBudget, walk } from './walk.js';
@@ -15,7 +16,7 @@ export interface ResumePoint {
 const GLOB_CHARS = /[*?[\]{}!]/;
 
 /** A name query: a glob when it has glob characters (gitignore-like), else a case-insensitive substring. */
-export function nameMatcher(query: string): (entry: Entry) => boolean {
+export function nameMatcher(query: string): (entry: Candidate) => boolean {
   if (GLOB_CHARS.test(query)) {
     const test = callerGlob(query, true);
     return (entry) => test(entry.relPath);
@@ -47,11 +48,14 @@ export interface SearchResult {
   readonly next?: ResumePoint;
 }
 
-/** Walks each start in turn and returns up to `limit` entries whose name matches. */
+/**
+ * Walks each start in turn and returns up to `limit` entries whose name matches. A root with a
+ * current name index is scanned from it instead (same entries, same order, same cursors).
+ */
 export async function searchNames(
   viewer: Viewer,
   starts: readonly Target[],
-  matches: (entry: Entry) => boolean,
+  matches: (entry: Candidate) => boolean,
   options: SearchOptions,
 ): Promise<SearchResult> {
   const found: Entry[] = [];
@@ -59,6 +63,19 @@ export async function searchNames(
   for (let index = options.resume?.start ?? 0; index < starts.length; index++) {
     const start = starts[index] as Target;
     const after = index === options.resume?.start ? options.resume.after : undefined;
+    const scanned = await viewer.index?.search(start, matches, {
+      limit: options.limit - found.length,
+      budget: options.budget,
+      ...(after === undefined ? {} : { after }),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    if (scanned) {
+      if (scanned.matches.length > 0) lastStart = index;
+      found.push(...scanned.matches);
+      if (scanned.more) return { matches: found, next: { start: lastStart, after: (found.at(-1) as Entry).relPath } };
+      if (options.budget.exhausted) break;
+      continue;
+    }
     for await (const entry of walk(viewer, start, { budget: options.budget, signal: options.signal, after })) {
       if (!matches(entry)) continue;
       // One match past the limit proves there is a next page; it is found again from the cursor.

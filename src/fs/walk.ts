@@ -12,6 +12,7 @@ import {
   type OpenListing,
   type Snapshot,
 } from './listing.js';
+import type { NameIndex } from './nameIndex.js';
 import { isRefusedHardLink, openVerified } from './open.js';
 import { ReadAhead } from './readAhead.js';
 import type { RegexPool } from './regex.js';
@@ -26,6 +27,8 @@ export interface Viewer {
   readonly listings: DirectoryListings;
   /** The process's regex workers (grep). */
   readonly regexes: RegexPool;
+  /** Name indexes searches scan instead of walking, when they are current. */
+  readonly index?: NameIndex;
 }
 
 export interface DetailedEntry {

@@ -154,7 +154,9 @@ export const searchFiles = defineTool({
   description:
     'Find files and directories by name across roots. A pattern with glob characters (* ? [ ] { }) is a glob: ' +
     'without "/" it matches names at any depth, with "/" it matches root-relative paths. Any other pattern is a ' +
-    'case-insensitive substring of the name. Paginated with limit and cursor.',
+    'case-insensitive substring of the name. Paginated with limit and cursor. Repeated searches are served ' +
+    "from a name index: changes made through this server show at once, changes made behind the server's " +
+    'back within a couple of seconds (limits.searchIndexTtlMs).',
   input: z.object({
     pattern: z.string().min(1).max(1000),
     root: rootArg.describe('Search only this root (name or URI).'),
