@@ -181,14 +181,19 @@ export class AuditedFiles {
     caller: Caller,
     at: PathArgs,
     page: { readonly after?: string | undefined; readonly limit: number; readonly details: boolean },
-  ): Promise<{ uri: string; entries: (ListedSummary | DetailedEntry)[]; total: number; last?: string }> {
+  ): Promise<{ uri: string; path: string; entries: (ListedSummary | DetailedEntry)[]; total: number; last?: string }> {
     return this.gate.access(caller, { op: 'list', ...at }, async (target) => {
       requireDirectory(target);
       const pageOf = (snapshot: Snapshot) => {
         const start = page.after === undefined ? 0 : indexAfter(snapshot, page.after);
         const end = Math.min(snapshot.names.length, start + page.limit);
         const last = end < snapshot.names.length ? snapshot.names[end - 1] : undefined;
-        const rest = { uri: target.uri, total: snapshot.names.length, ...(last === undefined ? {} : { last }) };
+        const rest = {
+          uri: target.uri,
+          path: target.relPath,
+          total: snapshot.names.length,
+          ...(last === undefined ? {} : { last }),
+        };
         return { start, end, rest };
       };
       if (!page.details) {

@@ -29,7 +29,7 @@ function readOne(path, known, maxEntries) {
     const key = stats.dev + ':' + stats.ino + ':' + stats.mtimeNs + ':' + stats.ctimeNs;
     const mtimeMs = Number(stats.mtimeMs);
     if (key === known) return { key, mtimeMs, unchanged: true };
-    const dir = fs.opendirSync(own, { bufferSize: 256 });
+    const dir = fs.opendirSync(own, { bufferSize: 1024 });
     const found = [];
     let dirent;
     try {

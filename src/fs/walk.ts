@@ -33,8 +33,6 @@ export interface Viewer {
 
 export interface DetailedEntry {
   readonly name: string;
-  readonly path: string;
-  readonly uri: string;
   readonly type: 'file' | 'directory' | 'other';
   readonly size: number;
   readonly modified: string;
@@ -54,8 +52,6 @@ export async function detail(listing: OpenListing, index: number): Promise<Detai
   const stats = found && !isRefusedHardLink(found, entry.target) ? found : null;
   return {
     name: entry.name,
-    path: entry.relPath,
-    uri: entry.uri,
     type: entry.type,
     size: stats && entry.type === 'file' ? stats.size : 0,
     modified: stats ? stats.mtime.toISOString() : new Date(0).toISOString(),
@@ -66,8 +62,6 @@ export async function detail(listing: OpenListing, index: number): Promise<Detai
 /** What a listing shows of an entry without stat'ing it. */
 export interface ListedSummary {
   readonly name: string;
-  readonly path: string;
-  readonly uri: string;
   readonly type: 'file' | 'directory' | 'other';
   readonly symlink?: true;
 }
@@ -89,8 +83,6 @@ export async function summariesOf(
     const entry = entryAt(policy, directory, snapshot, i);
     summaries.push({
       name: entry.name,
-      path: entry.relPath,
-      uri: entry.uri,
       type: entry.type,
       ...(entry.symlink ? { symlink: true as const } : {}),
     });
@@ -137,8 +129,6 @@ export async function detailsOf(
       stat && !isRefusedHardLink({ isFile: () => stat.isFile, nlink: stat.nlink }, listing.target) ? stat : undefined;
     details.push({
       name: entry.name,
-      path: entry.relPath,
-      uri: entry.uri,
       type: entry.type,
       size: shown && entry.type === 'file' ? shown.size : 0,
       modified: new Date(shown ? shown.mtimeMs : 0).toISOString(),

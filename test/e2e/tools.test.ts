@@ -83,7 +83,7 @@ describe('workspace tools over a real client', () => {
     };
     expect(bare.entries).toHaveLength(5);
     for (const entry of bare.entries) {
-      expect(Object.keys(entry).sort()).toEqual(['name', 'path', 'type', 'uri']);
+      expect(Object.keys(entry).sort()).toEqual(['name', 'type']);
     }
     expect((await failure('list_directory', { path: 'workspace/many', cursor: 'not-a-cursor' })).code).toBe(
       'INVALID_ARGUMENT',

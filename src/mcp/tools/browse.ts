@@ -7,9 +7,7 @@ import { listingLines, pathsByRoot, shown, text, treeLines } from './render.js';
 const clamp = (value: number, min: number, max: number) => Math.min(Math.max(value, min), max);
 
 const listedEntry = z.object({
-  name: z.string(),
-  path: z.string().describe('Root-relative path.'),
-  uri: z.string(),
+  name: z.string().describe("The entry's path is the listing's path joined with its name, its URI likewise."),
   type: entryType,
   size: z.number().optional().describe('Bytes (files; 0 otherwise). With details only.'),
   modified: z.string().optional().describe('Last modification, ISO 8601. With details only.'),
@@ -35,6 +33,7 @@ export const listDirectory = defineTool({
   }),
   output: z.object({
     uri: z.string(),
+    path: z.string().describe("The directory's root-relative path ('' for the root)."),
     entries: z.array(listedEntry),
     total: z.number().describe('Visible entries in the directory.'),
     nextCursor: z.string().optional(),
@@ -52,6 +51,7 @@ export const listDirectory = defineTool({
     );
     return {
       uri: page.uri,
+      path: page.path,
       entries: page.entries,
       total: page.total,
       ...(page.last === undefined ? {} : { nextCursor: encodeCursor('ls', { after: page.last }) }),
