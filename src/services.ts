@@ -87,6 +87,6 @@ export async function buildRuntime(config: Config, audit: AuditLog, shared: Runt
       stats: shared.stats ?? new StatPool(STAT_WORKERS),
       ...(index ? { index } : {}),
     }),
-    authenticator: createAuthenticator(config.auth),
+    authenticator: await createAuthenticator(config.auth),
   };
 }

@@ -2,7 +2,6 @@ import { getOAuthProtectedResourceMetadataUrl } from '@modelcontextprotocol/serv
 import { type AuthConfig, DEFAULT_SCOPES } from '../config/schema.js';
 import { ANONYMOUS } from '../policy/types.js';
 import { ApiKeyAuthenticator } from './apiKeys.js';
-import { JwtAuthenticator } from './jwt.js';
 import type { Authenticator, AuthOutcome } from './types.js';
 
 export type { Authenticator, AuthOutcome } from './types.js';
@@ -18,14 +17,17 @@ class NoAuthenticator implements Authenticator {
   }
 }
 
-export function createAuthenticator(auth: AuthConfig): Authenticator {
+/** The authenticator for `auth`; the JWT library is loaded only when JWTs are configured. */
+export async function createAuthenticator(auth: AuthConfig): Promise<Authenticator> {
   switch (auth.mode) {
     case 'none':
       return new NoAuthenticator();
     case 'apiKeys':
       return new ApiKeyAuthenticator(auth.apiKeys);
-    case 'jwt':
+    case 'jwt': {
+      const { JwtAuthenticator } = await import('./jwt.js');
       return new JwtAuthenticator(auth.jwt);
+    }
   }
 }
 

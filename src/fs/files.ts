@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { BigIntStats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { lookup } from 'mime-types';
+import { createRequire } from 'node:module';
+import type MimeTypes from 'mime-types';
 import { McpdError, notFoundOrDenied } from '../errors.js';
 import type { EntryKind, Target } from '../policy/types.js';
 import { isRefusedHardLink, openRegularFile, openVerified } from './open.js';
@@ -34,8 +35,16 @@ export function etagOf(stats: BigIntStats): string {
   return `"${digest.slice(0, 22)}"`;
 }
 
+/**
+ * mime-types, loaded on the first lookup: building its table of some 2,000 types is milliseconds
+ * that a start (or a process that never reads a file) need not pay. Required from node_modules,
+ * not bundled.
+ */
+let mimeTypes: typeof MimeTypes | undefined;
+
 export function mimeTypeOf(name: string): string | null {
-  return lookup(name) || null;
+  mimeTypes ??= createRequire(import.meta.url)('mime-types') as typeof MimeTypes;
+  return mimeTypes.lookup(name) || null;
 }
 
 function typeOf(stats: BigIntStats): FileInfo['type'] {

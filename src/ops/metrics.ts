@@ -139,7 +139,4 @@ export class Metrics {
 
 const NOOP_INSTRUMENT = { inc() {}, dec() {}, set() {}, observe() {} };
 
-/** A root label value: configured names only; anything else collapses to one value. */
-export function rootLabel(root: string | null): string {
-  return root ?? 'none';
-}
+export { rootLabel } from './labels.js';
