@@ -11,8 +11,8 @@ import { type DirectoryReaders, RAW_DIRECTORY, RAW_FILE, RAW_SYMLINK, type RawDi
 const KIND_FILE = 0;
 const KIND_DIRECTORY = 1;
 const KIND_OTHER = 2;
-const SYMLINK_BIT = 4;
-const KINDS = ['file', 'directory', 'other'] as const;
+export const SYMLINK_BIT = 4;
+export const KINDS = ['file', 'directory', 'other'] as const;
 
 export type EntryType = (typeof KINDS)[number];
 

@@ -1,7 +1,14 @@
 import type { PolicyEngine } from '../policy/engine.js';
 import type { Root, Target } from '../policy/types.js';
 import { pause } from '../slices.js';
-import { type DirectoryListings, entryAt, isPlainDirectory, type ListedEntry, type Snapshot } from './listing.js';
+import {
+  type DirectoryListings,
+  isPlainDirectory,
+  KINDS,
+  type ListedEntry,
+  SYMLINK_BIT,
+  type Snapshot,
+} from './listing.js';
 import type { DirectoryReaders } from './readers.js';
 
 export interface NameIndexOptions {
@@ -62,6 +69,45 @@ class BuiltIndex {
   }
 }
 
+/** A hit, made as a walk makes its entries: the URI and the target only when asked for. */
+class IndexedEntry implements ListedEntry {
+  readonly name: string;
+  readonly root: Root;
+  readonly relPath: string;
+  readonly type: ListedEntry['type'];
+  readonly symlink: boolean;
+  private madeUri: string | undefined;
+  private madeTarget: Target | undefined;
+
+  constructor(
+    private readonly policy: PolicyEngine,
+    private readonly index: BuiltIndex,
+    private readonly entry: number,
+  ) {
+    const flag = index.flags[entry] as number;
+    this.name = index.names[entry] as string;
+    this.root = index.root;
+    this.relPath = index.relPathOf(entry);
+    this.type = KINDS[flag & 3] as ListedEntry['type'];
+    this.symlink = (flag & SYMLINK_BIT) !== 0;
+  }
+
+  get uri(): string {
+    const directory = this.index.dirs[this.index.parents[this.entry] as number] as Target;
+    this.madeUri ??= `${directory.uri}/${encodeURIComponent(this.name)}`;
+    return this.madeUri;
+  }
+
+  get target(): Target {
+    this.madeTarget ??= this.policy.targetFor(
+      this.root,
+      this.index.links.get(this.entry) ?? this.relPath,
+      this.type,
+    );
+    return this.madeTarget;
+  }
+}
+
 /** The scan's view of one entry: reused for every entry, so a scan of a million allocates nothing per name. */
 class Cursor implements Candidate {
   name = '';
@@ -75,7 +121,6 @@ class Cursor implements Candidate {
   }
 }
 
-const KINDS = ['file', 'directory', 'other'] as const;
 
 export interface IndexScan {
   readonly matches: ListedEntry[];
@@ -159,16 +204,7 @@ export class NameIndex {
   }
 
   private entryOf(index: BuiltIndex, entry: number): ListedEntry {
-    const directory = index.dirs[index.parents[entry] as number] as Target;
-    // A one-entry snapshot in the shape a listing gives, so the entry is made exactly as a walk makes it.
-    const link = index.links.get(entry);
-    const snapshot: Snapshot = {
-      names: [index.names[entry] as string],
-      flags: Uint8Array.of(index.flags[entry] as number),
-      links: link === undefined ? new Map() : new Map([[0, link]]),
-      key: '',
-    };
-    return entryAt(this.policy, directory, snapshot, 0);
+    return new IndexedEntry(this.policy, index, entry);
   }
 
   /** The root's index if it is current; else none, and one is built in the background. */

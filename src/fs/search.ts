@@ -1,5 +1,5 @@
 import { McpdError } from '../errors.js';
-import { CALLER_GLOB_LIMITS, compileGlob, GlobSyntaxError } from '../globs.js';
+import { CALLER_GLOB_LIMITS, type Glob, GlobSyntaxError, parseGlob } from '../globs.js';
 import type { Target } from '../policy/types.js';
 import { looksBinary, readAt } from './files.js';
 import type { Candidate } from './nameIndex.js';
@@ -18,8 +18,10 @@ const GLOB_CHARS = /[*?[\]{}!]/;
 /** A name query: a glob when it has glob characters (gitignore-like), else a case-insensitive substring. */
 export function nameMatcher(query: string): (entry: Candidate) => boolean {
   if (GLOB_CHARS.test(query)) {
-    const test = callerGlob(query, true);
-    return (entry) => test(entry.relPath);
+    const glob = callerGlobOf(query, true);
+    if (glob.anchored) return (entry) => glob.test(entry.relPath);
+    // Without "/", only the name can match: the path is never made (a scan tests a million names).
+    return (entry) => glob.matchName(entry.name.toLowerCase());
   }
   const needle = query.toLowerCase();
   return (entry) => entry.name.toLowerCase().includes(needle);
@@ -27,8 +29,12 @@ export function nameMatcher(query: string): (entry: Candidate) => boolean {
 
 /** A glob a caller sent, under the caller bounds; a bad one is the caller's INVALID_ARGUMENT. */
 export function callerGlob(pattern: string, caseInsensitive: boolean): (relPath: string) => boolean {
+  return callerGlobOf(pattern, caseInsensitive).test;
+}
+
+function callerGlobOf(pattern: string, caseInsensitive: boolean): Glob {
   try {
-    return compileGlob(pattern, { caseInsensitive, ...CALLER_GLOB_LIMITS });
+    return parseGlob(pattern, { caseInsensitive, ...CALLER_GLOB_LIMITS });
   } catch (error) {
     if (error instanceof GlobSyntaxError) throw new McpdError('INVALID_ARGUMENT', `invalid glob: ${error.message}`);
     throw error;
