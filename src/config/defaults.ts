@@ -51,7 +51,7 @@ export const DEFAULTS = {
   maxDirectoryEntries: 200_000,
   /** Directory entries all cached listings hold together (names and a byte each: about 50 bytes per entry). */
   listingCacheEntries: 500_000,
-  /** Entries of a root's search name index (about 60 bytes each): bigger roots are walked. */
+  /** Entries of a root's search name index (about 85 bytes each): bigger roots are walked. */
   searchIndexMaxEntries: 500_000,
   /** How long a search index is trusted before its directories are checked again (the staleness bound). */
   searchIndexTtlMs: 2000,

@@ -72,7 +72,7 @@ export const limitsSchema = z.strictObject({
     .min(0)
     .default(DEFAULTS.searchIndexMaxEntries)
     .describe(
-      'Visible entries of a root that search_files may keep in a name index (about 60 bytes each) and scan ' +
+      'Visible entries of a root that search_files may keep in a name index (about 85 bytes each) and scan ' +
         'instead of walking; a bigger root is walked; 0 turns the index off.',
     ),
   searchIndexTtlMs: z
