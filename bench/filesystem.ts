@@ -29,6 +29,7 @@ import { fileURLToPath } from 'node:url';
 import { findFd, residentBytes, runCommand } from './fs/anchors.js';
 import { StdioClient, type ToolAnswer } from './fs/client.js';
 import { type GeneratedFile, type GeneratedTree, generateTree, isExcludedByMcpd, WIDE_ENTRIES } from './fs/generate.js';
+import { HttpMcpd } from './fs/http.js';
 
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 const BIN = here('../dist/main.js');
@@ -151,7 +152,7 @@ const formatBytes = (bytes: number) =>
 
 export async function filesystem(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'mcpd-bench-fs-'));
-  const clients: StdioClient[] = [];
+  const clients: { close(): Promise<unknown> }[] = [];
   try {
     const generationStarted = performance.now();
     const tree = await generateTree(join(work, 'tree'), { files: FILES });
@@ -179,6 +180,9 @@ export async function filesystem(): Promise<void> {
     clients.push(mcpd);
     const uncached = await StdioClient.connect('mcpd (no cache)', process.execPath, mcpdArgs(false));
     clients.push(uncached);
+    // The same configuration served over HTTP, for the big read (the official server has no HTTP).
+    const overHttp = await HttpMcpd.start([BIN, 'serve', '--config', join(work, 'mcpd.yaml')]);
+    clients.push(overHttp);
 
     const abs = (relPath: string) => (relPath === '' ? tree.root : join(tree.root, relPath));
     const under = (dir: string) => {
@@ -410,6 +414,21 @@ export async function filesystem(): Promise<void> {
             expect(run.bytes === tree.bigFileBytes, 'cat big read');
             return run.ms;
           },
+        },
+      },
+      {
+        label: `read a ${tree.bigFileBytes / 2 ** 20} MiB file whole, over HTTP`,
+        sameAs: `read a ${tree.bigFileBytes / 2 ** 20} MiB file whole`,
+        mcpd: async () => {
+          const { ms, body } = await overHttp.call('read_file', { path: tree.bigFile });
+          const answer = JSON.parse(body) as { result: { content: { text: string }[] } };
+          const [metadata, contents] = answer.result.content;
+          expect(
+            (JSON.parse(metadata?.text ?? '{}') as { complete?: boolean }).complete === true &&
+              contents?.text.length === tree.bigFileBytes,
+            'mcpd big read over HTTP',
+          );
+          return ms;
         },
       },
       {

@@ -1,4 +1,4 @@
-import { mkdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DirectoryListings } from '../../src/fs/listing.js';
@@ -129,12 +129,14 @@ describe('search from a name index', () => {
     const viewer = await indexed();
     const walked = viewerWith(false);
     const before = await search(viewer, '*');
-    // Behind mcpd's back: a new file, a deletion, a rename, a directory swapped for a link out.
+    // Behind mcpd's back: a new file, a deletion, a rename, a directory swapped for a link out, a chmod.
     await writeFile(join(dir, 'B', 'new.md'), '');
     await rm(join(dir, 'a', 'd0', 'x0.lock'));
     await rename(join(dir, 'é', 'd1'), join(dir, 'é', 'renamed'));
     await rename(join(dir, 'z z', 'd4'), join(dir, 'z z-d4-away'));
     await symlink(outside, join(dir, 'z z', 'd4'));
+    // A mode change moves a directory's ctime, not its names: seen as a change all the same.
+    await chmod(join(dir, 'a', 'd1'), 0o700);
     // Within the bound, the index may answer as it was; it never shows what lies outside.
     const within = await search(viewer, '*');
     expect(within.paths).toEqual(before.paths);

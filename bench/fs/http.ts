@@ -1,0 +1,74 @@
+/**
+ * mcpd over HTTP for the filesystem benchmark's big-read row: `mcpd serve` on a free loopback port,
+ * one 2026-07-28 tools/call per POST, timed from sending the request to the last byte of the
+ * answer (parsing it is the client's cost, done after the clock stops).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { performance } from 'node:perf_hooks';
+
+const META = {
+  'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+  'io.modelcontextprotocol/clientInfo': { name: 'mcpd-bench', version: '1' },
+  'io.modelcontextprotocol/clientCapabilities': {},
+};
+
+export class HttpMcpd {
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly url: string,
+  ) {}
+
+  /** Starts `node <args> --port 0` and waits for the line that says where it listens. */
+  static start(args: readonly string[]): Promise<HttpMcpd> {
+    const child = spawn(process.execPath, [...args, '--port', '0', '--log-level', 'info'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    let started = false;
+    return new Promise((resolve, reject) => {
+      child.stderr?.on('data', (chunk: Buffer) => {
+        if (started) return;
+        stderr += chunk;
+        const match = /"url":"([^"]+)"/.exec(stderr);
+        if (!match?.[1]) return;
+        started = true;
+        resolve(new HttpMcpd(child, match[1]));
+      });
+      child.on('exit', (code) => {
+        if (!started) reject(new Error(`mcpd serve exited with ${code}: ${stderr}`));
+      });
+    });
+  }
+
+  async call(tool: string, args: Record<string, unknown>): Promise<{ ms: number; body: string }> {
+    const started = performance.now();
+    const response = await fetch(this.url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-protocol-version': '2026-07-28',
+        'mcp-method': 'tools/call',
+        'mcp-name': tool,
+      },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'tools/call',
+        params: { name: tool, arguments: args, _meta: META },
+      }),
+    });
+    const bytes = await response.arrayBuffer();
+    const ms = performance.now() - started;
+    if (response.status !== 200) throw new Error(`${tool} over HTTP answered ${response.status}`);
+    return { ms, body: Buffer.from(bytes).toString('utf8') };
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.child.exitCode !== null) return resolve();
+      this.child.once('exit', () => resolve());
+      this.child.kill('SIGTERM');
+    });
+  }
+}
