@@ -27,8 +27,12 @@ export interface Candidate {
 
 /** Directories read per message while building. */
 const BUILD_BATCH = 64;
-/** Entries matched between looks at the loop's slice. */
-const SCAN_STRIDE = 4096;
+/**
+ * Entries matched between looks at the loop's slice. A caller's glob may cost up to about a
+ * millisecond a name (its bounds allow it), so the scan looks every 16: never more than a few
+ * milliseconds past the slice.
+ */
+const SCAN_STRIDE = 16;
 /** As the listings: a directory changed within the last tick of a coarse clock may change again unseen. */
 const RACY_WINDOW_MS = 2000;
 
@@ -281,26 +285,34 @@ export class NameIndex {
     const links = new Map<number, string>();
     const dirEntry = new Int32Array(dirs.length).fill(-1);
     const dirEnd = new Int32Array(dirs.length);
+    // An explicit stack, not recursion, and in slices: half a million entries are tens of milliseconds.
     let at = 0;
-    const place = (dir: number) => {
-      const snapshot = snapshots[dir] as Snapshot;
-      let child = 0;
-      for (let i = 0; i < snapshot.names.length; i++) {
-        const entry = at++;
-        names[entry] = snapshot.names[i] as string;
-        flags[entry] = snapshot.flags[i] as number;
-        parents[entry] = dir;
-        const link = snapshot.links.get(i);
-        if (link !== undefined) links.set(entry, link);
-        if (isPlainDirectory(snapshot, i)) {
-          const sub = (children[dir] as number[])[child++] as number;
-          dirEntry[sub] = entry;
-          place(sub);
-        }
+    const stack: { dir: number; next: number; child: number }[] = [{ dir: 0, next: 0, child: 0 }];
+    while (stack.length > 0) {
+      const frame = stack.at(-1) as { dir: number; next: number; child: number };
+      const snapshot = snapshots[frame.dir] as Snapshot;
+      if (frame.next >= snapshot.names.length) {
+        dirEnd[frame.dir] = at;
+        stack.pop();
+        continue;
       }
-      dirEnd[dir] = at;
-    };
-    place(0);
+      if ((at & 4095) === 4095) {
+        const turn = pause();
+        if (turn) await turn;
+      }
+      const i = frame.next++;
+      const entry = at++;
+      names[entry] = snapshot.names[i] as string;
+      flags[entry] = snapshot.flags[i] as number;
+      parents[entry] = frame.dir;
+      const link = snapshot.links.get(i);
+      if (link !== undefined) links.set(entry, link);
+      if (isPlainDirectory(snapshot, i)) {
+        const sub = (children[frame.dir] as number[])[frame.child++] as number;
+        dirEntry[sub] = entry;
+        stack.push({ dir: sub, next: 0, child: 0 });
+      }
+    }
     const dirByPath = new Map(dirs.map((directory, i) => [directory.relPath, i]));
     this.builds += 1;
     return new BuiltIndex(
