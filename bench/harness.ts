@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { listeningUrl } from './listening.js';
 
 const DEMO = fileURLToPath(new URL('../demo', import.meta.url));
 const BIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
@@ -89,20 +90,7 @@ function serve(variant: Variant, config: string): Promise<Target> {
   const child = spawn(process.execPath, [BIN, 'serve', '--config', config, '--port', '0', '--log-level', 'info'], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
-  let stderr = '';
-  let started = false;
-  return new Promise((resolve, reject) => {
-    child.stderr?.on('data', (chunk: Buffer) => {
-      // Once started, its request log is drained (a full pipe would stall it) but not kept.
-      if (started) return;
-      stderr += chunk;
-      const match = /"url":"([^"]+)"/.exec(stderr);
-      if (!match?.[1]) return;
-      started = true;
-      resolve({ name: variant.name, url: match[1], token: variant.token, child });
-    });
-    child.on('exit', (code) => reject(new Error(`${variant.name} exited with ${code}: ${stderr}`)));
-  });
+  return listeningUrl(child, variant.name).then((url) => ({ name: variant.name, url, token: variant.token, child }));
 }
 
 async function stopAll(targets: readonly Target[]): Promise<void> {

@@ -17,6 +17,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { listeningUrl } from './listening.js';
 
 const run = promisify(execFile);
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
@@ -114,22 +115,7 @@ function start(name: string, args: readonly string[], dir: string): Promise<Serv
     ['-c', SERVER_CORE, process.execPath, '--expose-gc', '-r', here('./peers/memory-probe.cjs'), ...args],
     { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, BENCH_MEMORY_FILE: memoryFile } },
   );
-  let stderr = '';
-  let started = false;
-  return new Promise((resolve, reject) => {
-    child.stderr?.on('data', (chunk: Buffer) => {
-      // Once started, its log is drained (a full pipe would stall it) but not kept.
-      if (started) return;
-      stderr += chunk;
-      const match = /"url":"([^"]+)"/.exec(stderr);
-      if (!match?.[1]) return;
-      started = true;
-      resolve({ name, url: match[1], child, memoryFile });
-    });
-    child.on('exit', (code) => {
-      if (!started) reject(new Error(`${name} exited with ${code}: ${stderr}`));
-    });
-  });
+  return listeningUrl(child, name).then((url) => ({ name, url, child, memoryFile }));
 }
 
 async function stop(servers: readonly Server[]): Promise<void> {

@@ -5,6 +5,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
+import { listeningUrl } from '../listening.js';
 
 const META = {
   'io.modelcontextprotocol/protocolVersion': '2026-07-28',
@@ -19,25 +20,11 @@ export class HttpMcpd {
   ) {}
 
   /** Starts `node <args> --port 0` and waits for the line that says where it listens. */
-  static start(args: readonly string[]): Promise<HttpMcpd> {
+  static async start(args: readonly string[]): Promise<HttpMcpd> {
     const child = spawn(process.execPath, [...args, '--port', '0', '--log-level', 'info'], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
-    let stderr = '';
-    let started = false;
-    return new Promise((resolve, reject) => {
-      child.stderr?.on('data', (chunk: Buffer) => {
-        if (started) return;
-        stderr += chunk;
-        const match = /"url":"([^"]+)"/.exec(stderr);
-        if (!match?.[1]) return;
-        started = true;
-        resolve(new HttpMcpd(child, match[1]));
-      });
-      child.on('exit', (code) => {
-        if (!started) reject(new Error(`mcpd serve exited with ${code}: ${stderr}`));
-      });
-    });
+    return new HttpMcpd(child, await listeningUrl(child, 'mcpd serve'));
   }
 
   async call(tool: string, args: Record<string, unknown>): Promise<{ ms: number; body: string }> {
