@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { listeningUrl } from './listening.js';
+import { modernToolCall } from './modern.js';
 
 const DEMO = fileURLToPath(new URL('../demo', import.meta.url));
 const BIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
@@ -106,18 +107,8 @@ async function stopAll(targets: readonly Target[]): Promise<void> {
   );
 }
 
-const META = {
-  'io.modelcontextprotocol/protocolVersion': '2026-07-28',
-  'io.modelcontextprotocol/clientInfo': { name: 'bench', version: '1' },
-  'io.modelcontextprotocol/clientCapabilities': {},
-};
 /** The cheap call every benchmark drives: metadata of one small file (a policy decision, a stat, an audit line). */
-const BODY = JSON.stringify({
-  jsonrpc: '2.0',
-  id: 1,
-  method: 'tools/call',
-  params: { name: 'get_file_info', arguments: { path: 'README.md' }, _meta: META },
-});
+const CALL = (token?: string) => modernToolCall('get_file_info', { path: 'README.md' }, token);
 
 interface RoundResult {
   readonly perSecond: number;
@@ -134,18 +125,8 @@ async function drive(target: Target, calls: number): Promise<RoundResult> {
     while (next < calls) {
       next += 1;
       const t0 = performance.now();
-      const response = await fetch(target.url, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          accept: 'application/json, text/event-stream',
-          'mcp-protocol-version': '2026-07-28',
-          'mcp-method': 'tools/call',
-          'mcp-name': 'get_file_info',
-          ...(target.token ? { authorization: `Bearer ${target.token}` } : {}),
-        },
-        body: BODY,
-      });
+      const { headers, body } = CALL(target.token);
+      const response = await fetch(target.url, { method: 'POST', headers, body });
       if (response.status !== 200) throw new Error(`${target.name}: HTTP ${response.status}`);
       await response.arrayBuffer();
       latencies.push(performance.now() - t0);

@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { listeningUrl } from './listening.js';
+import { modernToolCall } from './modern.js';
 
 const run = promisify(execFile);
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
@@ -58,35 +59,13 @@ interface LoadResult {
   readonly timeouts: number;
 }
 
-const MODERN_META = {
-  'io.modelcontextprotocol/protocolVersion': '2026-07-28',
-  'io.modelcontextprotocol/clientInfo': { name: 'bench', version: '1' },
-  'io.modelcontextprotocol/clientCapabilities': {},
-};
-
 function modern(
   server: Server,
   tool: string,
   args: Record<string, unknown>,
   token?: string,
 ): Omit<Target, 'name' | 'expect'> {
-  return {
-    server,
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      'mcp-protocol-version': '2026-07-28',
-      'mcp-method': 'tools/call',
-      'mcp-name': tool,
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-    },
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'tools/call',
-      params: { name: tool, arguments: args, _meta: MODERN_META },
-    }),
-  };
+  return { server, ...modernToolCall(tool, args, token) };
 }
 
 /** A 2025-11-25 client after its initialize: stateless, the version in a header, no envelope. */

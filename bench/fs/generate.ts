@@ -18,6 +18,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { prng } from '../../test/helpers/random.js';
 
 export interface GeneratedFile {
   /** Root-relative, "/"-separated. */
@@ -93,18 +94,6 @@ const EXTENSIONS: readonly (readonly [string, number])[] = [
   ['log', 0.1],
 ];
 
-/** mulberry32: a small seeded generator, enough for shapes and sizes (not for anything secret). */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** True for the names mcpd's built-in excludes hide (the generator makes only these two kinds). */
 export const isExcludedByMcpd = (relPath: string): boolean => {
   const name = relPath.slice(relPath.lastIndexOf('/') + 1);
@@ -113,7 +102,7 @@ export const isExcludedByMcpd = (relPath: string): boolean => {
 
 /** Plans the tree (names, sizes) without touching the disk, then writes it. */
 export async function generateTree(root: string, options: TreeOptions): Promise<GeneratedTree> {
-  const rand = random(options.seed ?? 20261130);
+  const rand = prng(options.seed ?? 20261130);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(rand() * items.length)] as T;
   const dirs: string[] = [];
   const files: GeneratedFile[] = [];

@@ -6,12 +6,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { listeningUrl } from '../listening.js';
-
-const META = {
-  'io.modelcontextprotocol/protocolVersion': '2026-07-28',
-  'io.modelcontextprotocol/clientInfo': { name: 'mcpd-bench', version: '1' },
-  'io.modelcontextprotocol/clientCapabilities': {},
-};
+import { modernToolCall } from '../modern.js';
 
 export class HttpMcpd {
   private constructor(
@@ -29,22 +24,8 @@ export class HttpMcpd {
 
   async call(tool: string, args: Record<string, unknown>): Promise<{ ms: number; body: string }> {
     const started = performance.now();
-    const response = await fetch(this.url, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        'mcp-protocol-version': '2026-07-28',
-        'mcp-method': 'tools/call',
-        'mcp-name': tool,
-      },
-      body: JSON.stringify({
-        jsonrpc: '2.0',
-        id: 1,
-        method: 'tools/call',
-        params: { name: tool, arguments: args, _meta: META },
-      }),
-    });
+    const { headers, body } = modernToolCall(tool, args);
+    const response = await fetch(this.url, { method: 'POST', headers, body });
     const bytes = await response.arrayBuffer();
     const ms = performance.now() - started;
     if (response.status !== 200) throw new Error(`${tool} over HTTP answered ${response.status}`);

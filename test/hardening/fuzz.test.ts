@@ -16,6 +16,7 @@ import { canonicalizeRoots } from '../../src/fs/roots.js';
 import { PolicyEngine } from '../../src/policy/engine.js';
 import { ANONYMOUS, type Decision, type Operation, type Root } from '../../src/policy/types.js';
 import { readAudit, waitForAudit } from '../helpers/audit.js';
+import { prng } from '../helpers/random.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { type Swapper, snapshotTree, startSwapper } from '../helpers/swapper.js';
 import { tempDir, writeTree } from '../helpers/workspace.js';
@@ -104,18 +105,6 @@ function percentEncode(text: string, pick: () => number): string {
     }
   }
   return out;
-}
-
-/** A small deterministic PRNG (mulberry32), seeded by fast-check, for per-character choices. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Segments no well-behaved client sends. */

@@ -5,6 +5,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditRecord } from '../../src/audit/record.js';
 import { readAudit, waitForAudit } from '../helpers/audit.js';
+import { prng } from '../helpers/random.js';
 import { messagesOf, postModern } from '../helpers/raw.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { type Swapper, type SwapReport, snapshotTree, startSwapper } from '../helpers/swapper.js';
@@ -39,18 +40,6 @@ const SEED = Number(process.env.MCPD_RACE_SEED ?? 20_260_728);
 const MARKER = `OUTSIDE-MARKER-${randomBytes(8).toString('hex')}`;
 const CANARY = `canary-${randomBytes(6).toString('hex')}`;
 const STALE_TEMP = `.mcpd-tmp-${CANARY}`;
-
-/** A small deterministic PRNG (mulberry32): the same seed gives the same sequence of calls. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Call {
   readonly tool: string;
