@@ -184,8 +184,10 @@ export class DirectoryListings {
     const readers = this.options.readers;
     if (!readers) return targets.map((target) => this.snapshot(target));
     const requests = targets.map((target) => {
+      // Only a snapshot still fit to serve may be vouched for (one with links expires).
       const known = this.keyOfPath.get(target.absPath);
-      return known === undefined ? { path: target.absPath } : { path: target.absPath, known };
+      const usable = known !== undefined && (this.cache.get(known)?.expiresAt ?? 0) > this.now();
+      return usable ? { path: target.absPath, known } : { path: target.absPath };
     });
     const replies = readers.read(requests, this.options.maxEntries);
     return targets.map((target, i) => replies.then((all) => this.fromRaw(target, all[i] as RawDirectory)));
@@ -204,8 +206,13 @@ export class DirectoryListings {
         this.cache.set(raw.key, cached);
         return cached.snapshot;
       }
-      // Evicted or expired since the request left: read it the ordinary way.
-      return this.snapshot(target);
+      // Evicted or expired since the request left: forget it, and read the directory afresh.
+      const stale = this.cache.get(raw.key);
+      if (stale) this.forget(raw.key, stale);
+      if (this.keyOfPath.get(target.absPath) === raw.key) this.keyOfPath.delete(target.absPath);
+      const readers = this.options.readers as DirectoryReaders;
+      const [fresh] = await readers.read([{ path: target.absPath }], this.options.maxEntries);
+      return this.fromRaw(target, fresh as RawDirectory);
     }
     this.reads += 1;
     const found: { name: string; flag: number; link?: string }[] = [];
@@ -288,6 +295,16 @@ export class DirectoryListings {
   }
 
   /** A link is shown as what it resolves to, and only when that is readable inside its own root. */
+  /**
+   * What the link at `relPath` is shown as: the kind it resolves to (with the link bit) and its
+   * canonical root-relative target, or undefined when it is not shown (it leads outside its root,
+   * to something unreadable, or nowhere).
+   */
+  async linkTarget(root: Root, relPath: string): Promise<{ flag: number; relPath: string } | undefined> {
+    const link = await this.resolveLink(root, relPath);
+    return link && { flag: link.flag | SYMLINK_BIT, relPath: link.relPath };
+  }
+
   private async resolveLink(root: Root, relPath: string): Promise<{ flag: number; relPath: string } | undefined> {
     if (this.policy.isExcluded(relPath)) return undefined;
     const decision = await this.policy.decide(LOCAL, 'read', uriFor(root, relPath));

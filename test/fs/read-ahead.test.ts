@@ -100,6 +100,25 @@ describe('walks read ahead by workers', () => {
     expect(await paths(viewerOf(true), { max: 25 })).toEqual(all.slice(0, 25));
   });
 
+  it('read a directory with links again once their time is up (it once looped on the expired snapshot)', async () => {
+    let skew = 10_000;
+    const listings = new DirectoryListings(
+      policy,
+      { maxEntries: 100_000, maxCachedEntries: 200_000, linkTtlMs: 1000, readers },
+      () => Date.now() + skew,
+    );
+    const root = await allowedTarget(policy, 'list', '');
+    const first = await listings.snapshot(root);
+    expect(first.links.size).toBe(1);
+    const reads = listings.reads;
+    expect(await listings.snapshot(root)).toBe(first);
+    expect(listings.reads).toBe(reads);
+    skew += 5000;
+    const again = await listings.snapshot(root);
+    expect(listings.reads).toBe(reads + 1);
+    expect(again.names).toEqual(first.names);
+  });
+
   it('never read a directory whose path leads through a link swapped in after it was queued', async () => {
     const viewer = viewerOf(true);
     const queued = await allowedTarget(policy, 'list', 'B/d0');
