@@ -33,6 +33,8 @@ const BUILD_BATCH = 64;
  * milliseconds past the slice.
  */
 const SCAN_STRIDE = 16;
+/** Links resolved at once when an index is checked again. */
+const LINK_CHECKS = 16;
 /** As the listings: a directory changed within the last tick of a coarse clock may change again unseen. */
 const RACY_WINDOW_MS = 2000;
 
@@ -46,8 +48,8 @@ const RACY_WINDOW_MS = 2000;
  * through proven descriptors, so it holds nothing a walk could not have shown, and every hit is
  * still a name the caller's tool decides on before touching it. What it can be is stale: it is
  * used for `ttlMs` after it was built or checked; after that each of its directories is lstat'ed
- * (in a worker) and any change, or a directory changed too recently to trust its time, makes the
- * next search walk and a new index be built.
+ * (in a worker) and each of its links resolved again, and any change, or a directory changed too
+ * recently to trust its time, makes the next search walk and a new index be built.
  */
 class BuiltIndex {
   constructor(
@@ -134,7 +136,7 @@ export class NameIndex {
   private readonly building = new Map<string, Promise<void>>();
   /** Roots changed while their index was being built: that build is thrown away. */
   private readonly stale = new Set<string>();
-  /** Indexes built so far (a test and the metrics look at it). */
+  /** Indexes built so far (tests look at it). */
   builds = 0;
 
   constructor(
@@ -216,7 +218,7 @@ export class NameIndex {
       const changed = await this.readers.changed(
         index.dirs.map((directory, i) => ({ path: directory.absPath, key: index.dirKeys[i] as string })),
       );
-      if (changed.length === 0 && this.built.get(root.name) === index) {
+      if (changed.length === 0 && (await this.linksHold(index)) && this.built.get(root.name) === index) {
         index.checkedAt = checkedAt;
         return index;
       }
@@ -224,6 +226,25 @@ export class NameIndex {
     }
     this.startBuild(root);
     return undefined;
+  }
+
+  /**
+   * Whether every link of the index still resolves as it did. A link's target can change without
+   * any directory of the root changing (a link outside the root that it goes through, say), so
+   * directory identities alone cannot vouch for it.
+   */
+  private async linksHold(index: BuiltIndex): Promise<boolean> {
+    const links = [...index.links];
+    for (let at = 0; at < links.length; at += LINK_CHECKS) {
+      const checks = await Promise.all(
+        links.slice(at, at + LINK_CHECKS).map(async ([entry, target]) => {
+          const now = await this.listings.linkTarget(index.root, index.relPathOf(entry));
+          return now !== undefined && now.relPath === target && now.flag === index.flags[entry];
+        }),
+      );
+      if (checks.includes(false)) return false;
+    }
+    return true;
   }
 
   private startBuild(root: Root): void {

@@ -57,7 +57,7 @@ afterAll(async () => {
 function viewerWith(withIndex: boolean): Viewer & { index?: NameIndex } {
   const listings = new DirectoryListings(
     policy,
-    { maxEntries: 100_000, maxCachedEntries: 200_000, linkTtlMs: 60_000, readers },
+    { maxEntries: 100_000, maxCachedEntries: 200_000, linkTtlMs: TTL_MS, readers },
     now,
   );
   const index = withIndex
@@ -126,7 +126,11 @@ describe('search from a name index', () => {
   });
 
   it('is never staler than its bound: changes behind its back show once the bound has passed', async () => {
+    // A link that reaches back inside through a link outside the root: shown while it does.
+    await symlink(join(dir, 'B'), join(outside, 'back'));
+    await symlink(join(outside, 'back'), join(dir, 'a', 'd2', 'via-outside'));
     const viewer = await indexed();
+    expect((await search(viewer, 'via-outside')).paths).toHaveLength(1);
     const walked = viewerWith(false);
     const before = await search(viewer, '*');
     // Behind mcpd's back: a new file, a deletion, a rename, a directory swapped for a link out, a chmod.
@@ -137,6 +141,9 @@ describe('search from a name index', () => {
     await symlink(outside, join(dir, 'z z', 'd4'));
     // A mode change moves a directory's ctime, not its names: seen as a change all the same.
     await chmod(join(dir, 'a', 'd1'), 0o700);
+    // The link outside now leads elsewhere outside: no directory of the root changed.
+    await rm(join(outside, 'back'));
+    await symlink(join(outside, 'sub'), join(outside, 'back'));
     // Within the bound, the index may answer as it was; it never shows what lies outside.
     const within = await search(viewer, '*');
     expect(within.paths).toEqual(before.paths);
@@ -150,6 +157,7 @@ describe('search from a name index', () => {
     expect(after.paths.some((line) => line.startsWith('a/d0/x0.lock '))).toBe(false);
     expect(after.paths.some((line) => line.startsWith('é/renamed '))).toBe(true);
     expect(after.paths.some((line) => line.includes('outside-secret'))).toBe(false);
+    expect(after.paths.some((line) => line.includes('via-outside'))).toBe(false);
     // And the next index is built from the changed tree.
     await viewer.index.settled();
     expect(await search(viewer, '*')).toEqual(await search(walked, '*'));
