@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
+import { type BigIntStats, constants } from 'node:fs';
 import { link, lstat, mkdir, open, opendir, rename, rmdir, unlink } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
@@ -128,10 +128,12 @@ export async function writeFileAtomic(
         0o600,
       );
       let published = false;
+      let own: BigIntStats;
       try {
         await handle.writeFile(data);
         await handle.chmod(existing?.isFile() ? Number(existing.mode) & 0o7777 : 0o644);
         await handle.sync();
+        own = await handle.stat({ bigint: true });
         await handle.close();
         if (options.createOnly) {
           try {
@@ -145,7 +147,16 @@ export async function writeFileAtomic(
           published = true;
           await unlink(parent.at(tempName));
         } else {
-          await rename(parent.at(tempName), parent.at(name));
+          try {
+            await rename(parent.at(tempName), parent.at(name));
+          } catch (error) {
+            // A directory made at that name since it was looked at (a concurrent create_directory).
+            const code = (error as NodeJS.ErrnoException).code;
+            if (code === 'EISDIR' || code === 'ENOTEMPTY' || code === 'EEXIST') {
+              throw new McpdError('NOT_A_FILE', `${target.display} is a directory`);
+            }
+            throw error;
+          }
           published = true;
         }
         await syncDirectory(parent);
@@ -153,8 +164,11 @@ export async function writeFileAtomic(
         await handle.close().catch(() => {});
         if (!published) await unlink(parent.at(tempName)).catch(() => {});
       }
-      // Stat the published entry through the same descriptor: the write happened, whatever the path does now.
-      const written = await lstat(parent.at(name), { bigint: true });
+      // Stat the published entry through the same descriptor (a rename moves its ctime, which the
+      // ETag covers). If another call removed or replaced it in between, the write still happened:
+      // it is described as written, not as whatever stands there now, and not as a failure.
+      const there = await lstat(parent.at(name), { bigint: true }).catch(() => null);
+      const written = there && there.dev === own.dev && there.ino === own.ino ? there : own;
       return { info: describe(target, written), created: existing === null };
     }),
   );
