@@ -56,9 +56,11 @@ describe('client matrix: each client the way its users run it, against the built
   beforeAll(async () => {
     demo = await demoCopy();
     readme = await readFile(join(demo.project, 'README.md'), 'utf8');
-    // Big enough that a cancel lands long before the end: about 28 MB in 4 KiB chunks.
+    // Big enough that a cancel lands long before the end, even through mcp-remote, which reads the
+    // server's stream as fast as it comes and forwards the cancel on its own request: about 170 MB
+    // in 4 KiB chunks (28 MB once let a loaded CI machine finish first).
     const rows = Array.from({ length: 50_000 }, (_, i) => `${i},row ${i},${'x'.repeat(60)}`).join('\n');
-    await writeFile(join(demo.project, 'workspace/huge.csv'), `${rows}\n`.repeat(8));
+    await writeFile(join(demo.project, 'workspace/huge.csv'), `${rows}\n`.repeat(48));
   });
 
   afterAll(async () => {
