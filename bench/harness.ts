@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { listeningUrl } from './listening.js';
-import { modernToolCall } from './modern.js';
+import { modernToolCall } from './toolCalls.js';
 
 const DEMO = fileURLToPath(new URL('../demo', import.meta.url));
 const BIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { listeningUrl } from './listening.js';
-import { modernToolCall } from './modern.js';
+import { legacyToolCall, modernToolCall } from './toolCalls.js';
 
 const run = promisify(execFile);
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
@@ -59,33 +59,21 @@ interface LoadResult {
   readonly timeouts: number;
 }
 
-function modern(
-  server: Server,
+type Call = (
   tool: string,
   args: Record<string, unknown>,
   token?: string,
-): Omit<Target, 'name' | 'expect'> {
-  return { server, ...modernToolCall(tool, args, token) };
-}
+) => { headers: Record<string, string>; body: string };
 
-/** A 2025-11-25 client after its initialize: stateless, the version in a header, no envelope. */
-function legacy(
-  server: Server,
-  tool: string,
-  args: Record<string, unknown>,
-  token?: string,
-): Omit<Target, 'name' | 'expect'> {
-  return {
+/** A target on `server` for one era's request. */
+const on =
+  (call: Call) =>
+  (server: Server, tool: string, args: Record<string, unknown>, token?: string): Omit<Target, 'name' | 'expect'> => ({
     server,
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      'mcp-protocol-version': '2025-11-25',
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-    },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: tool, arguments: args } }),
-  };
-}
+    ...call(tool, args, token),
+  });
+const modern = on(modernToolCall);
+const legacy = on(legacyToolCall);
 
 function start(name: string, args: readonly string[], dir: string): Promise<Server> {
   const memoryFile = join(dir, `${name}.memory.json`);

@@ -6,7 +6,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { listeningUrl } from '../listening.js';
-import { modernToolCall } from '../modern.js';
+import { modernToolCall } from '../toolCalls.js';
 
 export class HttpMcpd {
   private constructor(

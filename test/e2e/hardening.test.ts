@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAudit, waitForAudit } from '../helpers/audit.js';
 import { modernHttpClient } from '../helpers/clients.js';
 import { runCommand } from '../helpers/process.js';
-import { messagesOf, postModern, rawRequest } from '../helpers/raw.js';
+import { messagesOf, postLegacy, postModern, rawRequest } from '../helpers/raw.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { until } from '../helpers/wait.js';
 import { demoCopy } from '../helpers/workspace.js';
@@ -60,21 +60,6 @@ describe('H2: a hostile glob cannot freeze the event loop', () => {
     expect(result.structuredContent?.matches).toEqual([]);
   });
 });
-
-/** A raw 2025-era POST (no _meta envelope), with whatever extra headers an attacker adds. */
-function postLegacy(url: string, body: unknown, headers: Record<string, string> = {}, signal?: AbortSignal) {
-  return fetch(url, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      'mcp-protocol-version': '2025-03-26',
-      ...headers,
-    },
-    body: JSON.stringify(body),
-    ...(signal ? { signal } : {}),
-  });
-}
 
 const slowCall = (id: number) => ({
   jsonrpc: '2.0',

@@ -5,7 +5,7 @@ import type { Client } from '@modelcontextprotocol/client';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { modernHttpClient } from '../helpers/clients.js';
 import { runCommand, type ServingProcess, serveMcpd } from '../helpers/process.js';
-import { messagesOf, modernRequest } from '../helpers/raw.js';
+import { messagesOf, modernRequest, postLegacy } from '../helpers/raw.js';
 import {
   followStderr,
   formatPhase,
@@ -81,21 +81,6 @@ const hugeName = (i: number) => `f-${String(i).padStart(5, '0')}.md`;
 const hostileName = (i: number) => `${'a'.repeat(240)}-${i}.md`;
 /** A line on which ^(a+)+$ backtracks exponentially. */
 const CATASTROPHIC_LINE = `${'a'.repeat(3999)}!`;
-
-/** A raw 2025-era POST (no _meta envelope, no Mcp-Method unless given), as test/e2e/hardening.test.ts sends. */
-function postLegacy(url: string, body: unknown, headers: Record<string, string> = {}, signal?: AbortSignal) {
-  return fetch(url, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      'mcp-protocol-version': '2025-03-26',
-      ...headers,
-    },
-    body: JSON.stringify(body),
-    ...(signal ? { signal } : {}),
-  });
-}
 
 const toolCall = (id: number, name: string, args: Record<string, unknown>) => ({
   jsonrpc: '2.0',

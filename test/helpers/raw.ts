@@ -70,6 +70,21 @@ export function postModern(
 }
 
 /** Parses a JSON or single-message SSE response body into its JSON-RPC message(s). */
+/** A raw 2025-era POST (no _meta envelope, no Mcp-Method unless given), with whatever extra headers a test (or an attacker) adds. */
+export function postLegacy(url: string, body: unknown, headers: Record<string, string> = {}, signal?: AbortSignal) {
+  return fetch(url, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': '2025-03-26',
+      ...headers,
+    },
+    body: JSON.stringify(body),
+    ...(signal ? { signal } : {}),
+  });
+}
+
 export async function messagesOf(response: Response): Promise<Record<string, unknown>[]> {
   const text = await response.text();
   if ((response.headers.get('content-type') ?? '').startsWith('text/event-stream')) {

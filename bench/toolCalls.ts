@@ -1,4 +1,4 @@
-/** A 2026-07-28 tools/call over HTTP, as the benchmarks send it: the headers and the body. */
+/** A tools/call over HTTP as the benchmarks send it, in either era: the headers and the body. */
 
 const META = {
   'io.modelcontextprotocol/protocolVersion': '2026-07-28',
@@ -26,5 +26,22 @@ export function modernToolCall(
       method: 'tools/call',
       params: { name: tool, arguments: args, _meta: META },
     }),
+  };
+}
+
+/** A 2025-11-25 client after its initialize: stateless, the version in a header, no envelope. */
+export function legacyToolCall(
+  tool: string,
+  args: Record<string, unknown>,
+  token?: string,
+): { headers: Record<string, string>; body: string } {
+  return {
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': '2025-11-25',
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: tool, arguments: args } }),
   };
 }
