@@ -374,11 +374,13 @@ export function parseGlob(pattern: string, options: GlobOptions = {}): Glob {
         return alternatives.some((alt) => matchSegment(alt[0] as Segment, name));
       };
   const matchName = (name: string) => alternatives.some((alt) => matchSegment(alt[0] as Segment, name));
-  // Globstars and at most one "*" match any path of one name or more.
+  // Globstars and at most one "*" match any path of one name or more, but only with a globstar in
+  // an anchored pattern: there a lone "*" (as in "{*,src/**}") is one name at the top, not any name.
   const matchesEverything = alternatives.some(
     (alt) =>
       alt.every((segment) => segment.kind === 'globstar' || segment.kind === 'anything') &&
-      alt.filter((segment) => segment.kind === 'anything').length <= 1,
+      alt.filter((segment) => segment.kind === 'anything').length <= 1 &&
+      (!anchored || alt.some(isGlobstar)),
   );
   return {
     pattern,

@@ -34,6 +34,13 @@ describe('GlobList.match', () => {
     { patterns: ['.git'], path: '.gitignore', expected: undefined },
     { patterns: ['.git'], path: 'sub/.git', expected: '.git' },
     // Patterns with a slash are anchored at the root.
+    // A lone "*" alternative of an anchored pattern is one name at the top, not any name (the
+    // match-everything shortcut once took it for "**").
+    { patterns: ['{*,src/**}'], path: 'x/y', expected: undefined },
+    { patterns: ['{*,src/**}'], path: 'x', expected: '{*,src/**}' },
+    { patterns: ['*/'], path: 'x/y', expected: undefined },
+    { patterns: ['**/*'], path: 'x/y/z', expected: '**/*' },
+    { patterns: ['*/**'], path: 'x/y/z', expected: '*/**' },
     { patterns: ['docs/*.md'], path: 'docs/a.md', expected: 'docs/*.md' },
     { patterns: ['docs/*.md'], path: 'x/docs/a.md', expected: undefined },
     { patterns: ['docs/*.md'], path: 'docs/sub/a.md', expected: undefined },
