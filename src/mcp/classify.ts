@@ -25,6 +25,8 @@ const RELATED_TASK_META_KEY = 'io.modelcontextprotocol/related-task';
 /** Envelopes (less their progress token) already judged, by their JSON: a client sends the same one every time. */
 const envelopeVerdicts = new Map<string, boolean>();
 const MAX_ENVELOPE_VERDICTS = 256;
+/** Envelopes longer than this are judged every time, not kept: a client's padding must not fill memory. */
+const MAX_REMEMBERED_ENVELOPE = 2048;
 
 /** Whether a 2026-07-28 `_meta` envelope is valid, as the SDK's classification judges it, remembered. */
 function validEnvelope(meta: Record<string, unknown>): boolean {
@@ -34,6 +36,7 @@ function validEnvelope(meta: Record<string, unknown>): boolean {
   if (verdict === undefined) {
     const probe = { jsonrpc: '2.0', id: 0, method: 'tools/list', params: { _meta: rest } };
     verdict = classifyInboundRequest({ httpMethod: 'POST', body: probe }).kind === 'modern';
+    if (key.length > MAX_REMEMBERED_ENVELOPE) return verdict;
     if (envelopeVerdicts.size >= MAX_ENVELOPE_VERDICTS) envelopeVerdicts.clear();
     envelopeVerdicts.set(key, verdict);
   }

@@ -193,7 +193,14 @@ export function serveStdioConnection(options: StdioOptions): StdioConnection {
       if (!('method' in message)) return;
       if (message.method === 'subscriptions/listen' || message.method === 'resources/subscribe') startFeed();
       if (message.method === 'initialize' && 'id' in message) handshakes.set(message.id, summarizeMessage(message));
-      else if ('id' in message && message.method !== 'server/discover' && canonicalRequest(message)?.era === 'modern') {
+      else if (
+        // Only until the era is settled: the fast path answers later requests itself, and an id
+        // kept for an answer the SDK never sends would stay here for the life of the connection.
+        !fast.pinned &&
+        'id' in message &&
+        message.method !== 'server/discover' &&
+        canonicalRequest(message)?.era === 'modern'
+      ) {
         modernOpening.add(message.id);
       }
     },

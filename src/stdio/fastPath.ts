@@ -35,6 +35,11 @@ export class StdioFastPath {
 
   constructor(private readonly options: StdioFastPathOptions) {}
 
+  /** Whether the connection's era is settled (nothing more to learn from the SDK's answers). */
+  get pinned(): boolean {
+    return this.era !== undefined;
+  }
+
   /** The era the SDK settled the connection in, and the client's name when its handshake gave one. */
   pin(era: Era, clientName: string | null = null): void {
     this.era ??= era;
