@@ -306,12 +306,12 @@ export class AuditedFiles {
   ): Promise<WriteOutcome & { uri: string }> {
     return this.gate.access(caller, { op: 'write', ...at }, async (target) => {
       refuseSymlink(target);
-      const outcome = await this.changing([target], () =>
-        writeFileAtomic(target, data, {
-          ...(options.createOnly ? { createOnly: true } : {}),
-          ...(options.expectedEtag === undefined ? {} : { expectedEtag: options.expectedEtag }),
-        }),
-      );
+      const outcome = await writeFileAtomic(target, data, {
+        ...(options.createOnly ? { createOnly: true } : {}),
+        ...(options.expectedEtag === undefined ? {} : { expectedEtag: options.expectedEtag }),
+      });
+      // Replacing a file changes no name: only a new one makes the root's name index stale.
+      if (outcome.created) this.fs.index?.forget(target.root);
       return { value: { ...outcome, uri: target.uri }, bytes: data.length };
     });
   }

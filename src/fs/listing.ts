@@ -59,7 +59,7 @@ export function isPlainDirectory(snapshot: Snapshot, index: number): boolean {
 const GONE = new Set(['MOVED', 'ENOENT', 'ENOTDIR', 'ELOOP', 'EACCES', 'EPERM']);
 
 /** The coarsest file-system timestamp mcpd expects (FAT and some network file systems: 2 s). */
-const RACY_WINDOW_MS = 2000;
+export const RACY_WINDOW_MS = 2000;
 
 /** Error for a directory above `maxEntries`: the listing refuses it; a walk skips it and says truncated. */
 export class DirectoryTooLarge extends McpdError {}

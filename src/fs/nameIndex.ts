@@ -6,6 +6,7 @@ import {
   isPlainDirectory,
   KINDS,
   type ListedEntry,
+  RACY_WINDOW_MS,
   type Snapshot,
   SYMLINK_BIT,
 } from './listing.js';
@@ -35,8 +36,6 @@ const BUILD_BATCH = 64;
 const SCAN_STRIDE = 16;
 /** Links resolved at once when an index is checked again. */
 const LINK_CHECKS = 16;
-/** As the listings: a directory changed within the last tick of a coarse clock may change again unseen. */
-const RACY_WINDOW_MS = 2000;
 
 /**
  * Every visible name of one root, in walk order (pre-order, names sorted), in flat arrays: what
@@ -136,6 +135,9 @@ export class NameIndex {
   private readonly building = new Map<string, Promise<void>>();
   /** Roots changed while their index was being built: that build is thrown away. */
   private readonly stale = new Set<string>();
+  /** When a root last failed to be indexed. */
+  private readonly failedAt = new Map<string, number>();
+  private readonly checking = new Map<BuiltIndex, Promise<boolean>>();
   /** Indexes built so far (tests look at it). */
   builds = 0;
 
@@ -214,18 +216,28 @@ export class NameIndex {
     const index = this.built.get(root.name);
     if (index) {
       if (this.now() - index.checkedAt <= this.options.ttlMs) return index;
-      const checkedAt = this.now();
-      const changed = await this.readers.changed(
-        index.dirs.map((directory, i) => ({ path: directory.absPath, key: index.dirKeys[i] as string })),
-      );
-      if (changed.length === 0 && (await this.linksHold(index)) && this.built.get(root.name) === index) {
-        index.checkedAt = checkedAt;
-        return index;
+      // Searches arriving while it is checked share the one check.
+      let check = this.checking.get(index);
+      if (!check) {
+        check = this.check(index).finally(() => this.checking.delete(index));
+        this.checking.set(index, check);
       }
-      this.built.delete(root.name);
+      if ((await check) && this.built.get(root.name) === index) return index;
+      if (this.built.get(root.name) === index) this.built.delete(root.name);
     }
     this.startBuild(root);
     return undefined;
+  }
+
+  /** Whether `index` still holds: no directory changed, every link resolves as it did. */
+  private async check(index: BuiltIndex): Promise<boolean> {
+    const checkedAt = this.now();
+    const changed = await this.readers.changed(
+      index.dirs.map((directory, i) => ({ path: directory.absPath, key: index.dirKeys[i] as string })),
+    );
+    if (changed.length > 0 || !(await this.linksHold(index))) return false;
+    index.checkedAt = checkedAt;
+    return true;
   }
 
   /**
@@ -249,13 +261,20 @@ export class NameIndex {
 
   private startBuild(root: Root): void {
     if (this.building.has(root.name)) return;
+    // A root that could not be indexed (too big, too fresh, a directory gone or too large) is not
+    // tried again by every search: once per staleness bound at most.
+    const failed = this.failedAt.get(root.name);
+    if (failed !== undefined && this.now() - failed <= this.options.ttlMs) return;
     this.stale.delete(root.name);
     const build = this.build(root)
       .then((index) => {
-        if (index && !this.stale.has(root.name)) this.built.set(root.name, index);
+        if (!index) this.failedAt.set(root.name, this.now());
+        else if (!this.stale.has(root.name)) this.built.set(root.name, index);
       })
       // A directory that vanished or grew too large mid-build: no index, the searches walk.
-      .catch(() => {})
+      .catch(() => {
+        this.failedAt.set(root.name, this.now());
+      })
       .finally(() => this.building.delete(root.name));
     this.building.set(root.name, build);
   }
@@ -288,6 +307,10 @@ export class NameIndex {
         if (entries > this.options.maxEntries) return undefined;
         const directory = dirs[at] as Target;
         for (let i = 0; i < snapshot.names.length; i++) {
+          if ((i & 1023) === 1023) {
+            const turn = pause();
+            if (turn) await turn;
+          }
           if (!isPlainDirectory(snapshot, i)) continue;
           const name = snapshot.names[i] as string;
           const relPath = directory.relPath === '' ? name : `${directory.relPath}/${name}`;

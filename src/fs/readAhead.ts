@@ -23,6 +23,20 @@ interface Wanted {
 }
 
 /**
+ * The subdirectories of one read directory still to be queued, in name order. Their targets are
+ * made a batch at a time as they are sent, not all at once: a directory of 200,000 subdirectories
+ * would otherwise hold the loop for the better part of a second.
+ */
+interface Pending {
+  readonly directory: Target;
+  readonly snapshot: Snapshot;
+  /** Index of the next entry to look at. */
+  next: number;
+  /** The depth its subdirectories are entered at. */
+  readonly depth: number;
+}
+
+/**
  * The directories a walk will enter, read ahead of it in batches by the reader workers, in the
  * order a pre-order walk wants them: each snapshot read queues its own subdirectories at once,
  * first-needed on top, so a deep tree is not one round trip per level. The walk takes what it
@@ -33,9 +47,10 @@ interface Wanted {
  */
 export class ReadAhead {
   private readonly held = new Map<string, Held>();
-  /** A stack: the last is wanted first. */
-  private readonly wanted: Wanted[] = [];
-  private readonly queued = new Set<string>();
+  /** A stack: the top's next subdirectory is wanted first. */
+  private readonly wanted: Pending[] = [];
+  /** Directories the walk read itself: not to be read ahead any more. */
+  private readonly readHere = new Set<string>();
   private inFlight = 0;
   private buffered = 0;
   private closed = false;
@@ -58,7 +73,7 @@ export class ReadAhead {
   take(directory: Target): Promise<Snapshot> | undefined {
     const held = this.held.get(directory.absPath);
     if (!held) {
-      this.queued.delete(directory.absPath);
+      this.readHere.add(directory.absPath);
       return undefined;
     }
     this.held.delete(directory.absPath);
@@ -81,16 +96,35 @@ export class ReadAhead {
       const rest = directory.relPath === '' ? after : after.slice(directory.relPath.length + 1);
       mark = rest.split('/', 1)[0];
     }
-    for (let i = snapshot.names.length - 1; i >= 0; i--) {
-      if (!isPlainDirectory(snapshot, i)) continue;
-      const name = snapshot.names[i] as string;
-      if (mark !== undefined && name < mark) break;
+    let next = 0;
+    if (mark !== undefined) {
+      // The first name at or after the mark (names are sorted).
+      let high = snapshot.names.length;
+      while (next < high) {
+        const middle = (next + high) >>> 1;
+        if ((snapshot.names[middle] as string) < mark) next = middle + 1;
+        else high = middle;
+      }
+    }
+    this.wanted.push({ directory, snapshot, next, depth: depth + 1 });
+    this.pump();
+  }
+
+  /** The next subdirectory wanted, made into a target now; undefined when none is left. */
+  private nextWanted(): Wanted | undefined {
+    for (let top = this.wanted.at(-1); top; top = this.wanted.at(-1)) {
+      const { snapshot, directory } = top;
+      while (top.next < snapshot.names.length && !isPlainDirectory(snapshot, top.next)) top.next += 1;
+      if (top.next >= snapshot.names.length) {
+        this.wanted.pop();
+        continue;
+      }
+      const name = snapshot.names[top.next++] as string;
       const relPath = directory.relPath === '' ? name : `${directory.relPath}/${name}`;
       const target = this.policy.targetFor(directory.root, relPath, 'directory');
-      this.wanted.push({ target, depth: depth + 1 });
-      this.queued.add(target.absPath);
+      if (!this.readHere.has(target.absPath)) return { target, depth: top.depth };
     }
-    this.pump();
+    return undefined;
   }
 
   /** Drops everything held; answers still on their way are ignored. */
@@ -98,16 +132,13 @@ export class ReadAhead {
     this.closed = true;
     this.held.clear();
     this.wanted.length = 0;
-    this.queued.clear();
+    this.readHere.clear();
   }
 
   private pump(): void {
     while (!this.closed && this.inFlight < IN_FLIGHT && this.buffered < WINDOW && this.wanted.length > 0) {
       const batch: Wanted[] = [];
-      while (batch.length < BATCH && this.wanted.length > 0) {
-        const next = this.wanted.pop() as Wanted;
-        // Taken by the walk meanwhile (it read it itself), or queued twice.
-        if (!this.queued.delete(next.target.absPath)) continue;
+      for (let next = this.nextWanted(); next; next = batch.length < BATCH - 1 ? this.nextWanted() : undefined) {
         batch.push(next);
       }
       if (batch.length === 0) return;
