@@ -268,7 +268,7 @@ export class DirectoryListings {
       handle = await opendir(directory.at(), { bufferSize: 256 });
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EACCES') throw notFoundOrDenied(target.display);
+      if (code !== undefined && GONE.has(code)) throw notFoundOrDenied(target.display);
       throw error;
     }
     for await (const dirent of handle) {

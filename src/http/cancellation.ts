@@ -34,10 +34,6 @@ export class InFlightCalls {
     call?.abort();
     return true;
   }
-
-  get size(): number {
-    return this.calls.size;
-  }
 }
 
 function keyOf(principal: string, userAgent: string | null, id: RequestId): string {

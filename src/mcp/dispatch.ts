@@ -35,9 +35,6 @@ export type Answer =
   | { readonly kind: 'error'; readonly error: ProtocolFailure };
 
 export interface Route {
-  readonly method: string;
-  /** The tool of a tools/call. */
-  readonly tool: string | null;
   /** Serves the request; `notify` sends a notification on the request's own stream. */
   run(context: RequestContext, notify: Notify): Promise<Answer>;
 }
@@ -75,8 +72,6 @@ export function route(
     case 'tools/list':
       if (params?.cursor !== undefined) return undefined;
       return {
-        method: 'tools/list',
-        tool: null,
         run: async () => ({ kind: 'result', text: options.catalog.listing[options.era] }),
       };
     case 'resources/templates/list':
@@ -114,8 +109,6 @@ function resourceRoute(
   serve: (context: RequestContext) => Promise<Record<string, unknown>>,
 ): Route {
   return {
-    method: request.method,
-    tool: null,
     async run(context) {
       try {
         const result = await serve(context);
@@ -162,8 +155,6 @@ function toolCallRoute(
   const parsed = tool.input.safeParse(raw ?? {});
   if (!parsed.success) return undefined;
   return {
-    method: 'tools/call',
-    tool: tool.name,
     async run(ctx, notify) {
       const call = {
         caller: callerFor(ctx, meta, 'tools/call', tool.name),
