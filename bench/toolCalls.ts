@@ -6,42 +6,34 @@ const META = {
   'io.modelcontextprotocol/clientCapabilities': {},
 };
 
-export function modernToolCall(
+type ToolCall = (
   tool: string,
   args: Record<string, unknown>,
   token?: string,
-): { headers: Record<string, string>; body: string } {
-  return {
+) => { headers: Record<string, string>; body: string };
+
+/**
+ * 2026-07-28: the method and the tool in headers too, the envelope in _meta. 2025-11-25: a client
+ * after its initialize, stateless, the version in a header, no envelope.
+ */
+function toolCall(era: 'modern' | 'legacy'): ToolCall {
+  const modern = era === 'modern';
+  return (tool, args, token) => ({
     headers: {
       'content-type': 'application/json',
       accept: 'application/json, text/event-stream',
-      'mcp-protocol-version': '2026-07-28',
-      'mcp-method': 'tools/call',
-      'mcp-name': tool,
+      'mcp-protocol-version': modern ? '2026-07-28' : '2025-11-25',
+      ...(modern ? { 'mcp-method': 'tools/call', 'mcp-name': tool } : {}),
       ...(token ? { authorization: `Bearer ${token}` } : {}),
     },
     body: JSON.stringify({
       jsonrpc: '2.0',
       id: 1,
       method: 'tools/call',
-      params: { name: tool, arguments: args, _meta: META },
+      params: { name: tool, arguments: args, ...(modern ? { _meta: META } : {}) },
     }),
-  };
+  });
 }
 
-/** A 2025-11-25 client after its initialize: stateless, the version in a header, no envelope. */
-export function legacyToolCall(
-  tool: string,
-  args: Record<string, unknown>,
-  token?: string,
-): { headers: Record<string, string>; body: string } {
-  return {
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      'mcp-protocol-version': '2025-11-25',
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-    },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: tool, arguments: args } }),
-  };
-}
+export const modernToolCall = toolCall('modern');
+export const legacyToolCall = toolCall('legacy');
