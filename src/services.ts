@@ -4,13 +4,12 @@ import type { AuditLog } from './audit/log.js';
 import { type Authenticator, createAuthenticator } from './auth/index.js';
 import { ConfigError } from './config/load.js';
 import type { Config } from './config/schema.js';
+import { FileSystemWorkers } from './fs/fsWorkers.js';
 import { DirectoryListings } from './fs/listing.js';
 import { NameIndex } from './fs/nameIndex.js';
-import { DirectoryReaders } from './fs/readers.js';
 import { RegexPool } from './fs/regex.js';
 import { NodePathResolver } from './fs/resolver.js';
 import { canonicalizeRoots } from './fs/roots.js';
-import { StatPool } from './fs/stats.js';
 import type { McpServices } from './mcp/scope.js';
 import { PolicyEngine } from './policy/engine.js';
 import { effectiveGrants, GrantTable } from './policy/grants.js';
@@ -33,20 +32,18 @@ export interface RuntimeShared {
   readonly observers?: GateObservers;
   /** grep's regex workers; a runtime built without them gets a pool that starts workers only on use. */
   readonly regexes?: RegexPool;
-  /** Workers that stat the entries of listing pages off the event loop. */
-  readonly stats?: StatPool;
-  /** Workers that read directories in batches for walks. */
-  readonly readers?: DirectoryReaders;
+  /** Workers that read directories, stat listing pages, resolve paths and read small files off the event loop. */
+  readonly fsWorkers?: FileSystemWorkers;
 }
 
 /** Regex workers per process: one per core of the machines mcpd is sized for. */
 export const GREP_WORKERS = 2;
 
-/** Stat workers per process: a page of a thousand entries is a few milliseconds of one. */
-export const STAT_WORKERS = 1;
-
-/** Directory-reading workers per process: a walk keeps one busy while the main thread filters what the other read. */
-export const READER_WORKERS = 2;
+/**
+ * File-system workers per process: one per core. A walk keeps one busy while the main thread
+ * filters what the other read; path and small-file requests that find both busy travel together.
+ */
+export const FS_WORKERS = 2;
 
 export async function buildRuntime(config: Config, audit: AuditLog, shared: RuntimeShared = {}): Promise<Runtime> {
   const { roots, problems } = await canonicalizeRoots(config.roots);
@@ -59,13 +56,13 @@ export async function buildRuntime(config: Config, audit: AuditLog, shared: Runt
       config.source,
     );
   }
+  const { readers, stats, syscalls } = shared.fsWorkers ?? new FileSystemWorkers(FS_WORKERS);
   const policy = new PolicyEngine({
     roots,
     exclude: config.exclude,
-    resolver: new NodePathResolver(),
+    resolver: new NodePathResolver(syscalls),
     grants: new GrantTable(effectiveGrants(config.grants, config.auth)),
   });
-  const readers = shared.readers ?? new DirectoryReaders(READER_WORKERS);
   const listings = new DirectoryListings(policy, {
     maxEntries: config.limits.maxDirectoryEntries,
     maxCachedEntries: config.limits.listingCacheEntries,
@@ -84,7 +81,8 @@ export async function buildRuntime(config: Config, audit: AuditLog, shared: Runt
     files: new AuditedFiles(gate, {
       listings,
       regexes: shared.regexes ?? new RegexPool(GREP_WORKERS),
-      stats: shared.stats ?? new StatPool(STAT_WORKERS),
+      stats,
+      syscalls,
       ...(index ? { index } : {}),
     }),
     authenticator: await createAuthenticator(config.auth),

@@ -22,6 +22,7 @@ import {
   tree,
 } from '../fs/search.js';
 import type { StatPool } from '../fs/stats.js';
+import type { SyscallWorkers } from '../fs/syscalls.js';
 import {
   type DetailedEntry,
   detailsOf,
@@ -65,6 +66,8 @@ export class AuditedFiles {
       readonly listings: DirectoryListings;
       readonly regexes: RegexPool;
       readonly stats: StatPool;
+      /** Opens, proves and reads small files off the event loop, many per message. */
+      readonly syscalls?: SyscallWorkers;
       /** Search's name indexes: told of every change made through mcpd, which they then rebuild. */
       readonly index?: NameIndex;
     },
@@ -120,7 +123,7 @@ export class AuditedFiles {
   ): Promise<ReadResult> {
     return this.gate.access(caller, { op: 'read', ...at }, async (target) => {
       if (target.kind === 'missing') throw notFoundOrDenied(target.display);
-      const result = await readTarget(target, { ...options, signal: caller.signal });
+      const result = await readTarget(target, { ...options, signal: caller.signal }, this.fs.syscalls);
       const bytes = result.kind === 'binary' ? result.data.length : Buffer.byteLength(result.text);
       return { value: result, bytes };
     });
@@ -130,7 +133,11 @@ export class AuditedFiles {
   async readResource(caller: Caller, uri: string, maxBytes: number): Promise<ReadResult> {
     return this.gate.access(caller, { op: 'read', path: uri }, async (target) => {
       if (target.kind === 'missing' || target.kind === 'directory') throw notFoundOrDenied(target.display);
-      const result = await readTarget(target, { range: { kind: 'whole' }, maxBytes, signal: caller.signal });
+      const result = await readTarget(
+        target,
+        { range: { kind: 'whole' }, maxBytes, signal: caller.signal },
+        this.fs.syscalls,
+      );
       const bytes = result.kind === 'binary' ? result.data.length : Buffer.byteLength(result.text);
       return { value: result, bytes };
     });
@@ -139,7 +146,7 @@ export class AuditedFiles {
   async stat(caller: Caller, at: PathArgs): Promise<FileInfo> {
     return this.gate.access(caller, { op: 'read', ...at }, async (target) => {
       if (target.kind === 'missing') throw notFoundOrDenied(target.display);
-      return { value: await statTarget(target) };
+      return { value: await statTarget(target, this.fs.syscalls) };
     });
   }
 

@@ -5,23 +5,15 @@ import { AuditLog } from '../audit/log.js';
 import { StreamAuditSink } from '../audit/sink.js';
 import type { Config } from '../config/schema.js';
 import { McpdError } from '../errors.js';
-import { DirectoryReaders } from '../fs/readers.js';
+import { FileSystemWorkers } from '../fs/fsWorkers.js';
 import { RegexPool } from '../fs/regex.js';
-import { StatPool } from '../fs/stats.js';
 import { RootWatcher } from '../fs/watch.js';
 import { removeStaleTempFiles } from '../fs/write.js';
 import type { Logger } from '../ops/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { Tracing } from '../ops/tracing.js';
 import type { PolicyEngine } from '../policy/engine.js';
-import {
-  buildRuntime,
-  GREP_WORKERS,
-  READER_WORKERS,
-  type Runtime,
-  type RuntimeShared,
-  STAT_WORKERS,
-} from '../services.js';
+import { buildRuntime, FS_WORKERS, GREP_WORKERS, type Runtime, type RuntimeShared } from '../services.js';
 
 /**
  * Composition: wires config, policy, auth, audit, MCP and the HTTP edge into a running server, and
@@ -143,8 +135,7 @@ export class Core {
     private readonly deps: AppDeps,
     private readonly shared: RuntimeShared & {
       readonly regexes: RegexPool;
-      readonly stats: StatPool;
-      readonly readers: DirectoryReaders;
+      readonly fsWorkers: FileSystemWorkers;
     },
   ) {
     this.runtime = first;
@@ -162,8 +153,7 @@ export class Core {
     const shared = {
       ...(observers ? { observers } : {}),
       regexes: new RegexPool(GREP_WORKERS),
-      stats: new StatPool(STAT_WORKERS),
-      readers: new DirectoryReaders(READER_WORKERS),
+      fsWorkers: new FileSystemWorkers(FS_WORKERS),
     };
     return new Core(await buildRuntime(config, deps.audit, shared), deps, shared);
   }
@@ -216,8 +206,7 @@ export class Core {
     this.stop.abort(cancelledByShutdown());
     await this.sweeping;
     await this.shared.regexes.close();
-    await this.shared.stats.close();
-    await this.shared.readers.close();
+    await this.shared.fsWorkers.close();
     this.changes.close();
   }
 }

@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
-import type { BigIntStats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import type MimeTypes from 'mime-types';
 import { McpdError, notFoundOrDenied } from '../errors.js';
 import type { EntryKind, Target } from '../policy/types.js';
-import { isRefusedHardLink, openRegularFile, openVerified } from './open.js';
+import { checkRegularFile, isRefusedHardLink, openFailure, openRegularFile, openVerified } from './open.js';
+import type { FileStats, Opened, SyscallWorkers } from './syscalls.js';
 
 /** Bytes sniffed to tell text from binary. */
 const SNIFF_BYTES = 8192;
@@ -28,7 +28,7 @@ export interface FileInfo {
  * A version identifier that changes whenever the file does: atomic writes create a new inode, and
  * any in-place change moves mtime or size. Cheap (no read), so it is computed on every stat.
  */
-export function etagOf(stats: BigIntStats): string {
+export function etagOf(stats: FileStats): string {
   const digest = createHash('sha256')
     .update(`${stats.dev}:${stats.ino}:${stats.size}:${stats.mtimeNs}:${stats.ctimeNs}`)
     .digest('base64url');
@@ -47,28 +47,41 @@ export function mimeTypeOf(name: string): string | null {
   return mimeTypes.lookup(name) || null;
 }
 
-function typeOf(stats: BigIntStats): FileInfo['type'] {
+function typeOf(stats: FileStats): FileInfo['type'] {
   if (stats.isFile()) return 'file';
   if (stats.isDirectory()) return 'directory';
   return 'other';
 }
 
-export function describe(target: Target, stats: BigIntStats): FileInfo {
+const dateOf = (ns: bigint) => new Date(Number(ns / 1_000_000n));
+
+export function describe(target: Target, stats: FileStats): FileInfo {
   return {
     uri: target.uri,
     root: target.root.name,
     path: target.relPath,
     type: typeOf(stats),
     size: Number(stats.size),
-    modified: stats.mtime.toISOString(),
-    created: stats.birthtime.getTime() > 0 ? stats.birthtime.toISOString() : stats.ctime.toISOString(),
+    modified: dateOf(stats.mtimeNs).toISOString(),
+    created: dateOf(stats.birthtimeNs > 0n ? stats.birthtimeNs : stats.ctimeNs).toISOString(),
     permissions: (Number(stats.mode) & 0o777).toString(8).padStart(3, '0'),
     etag: etagOf(stats),
     mimeType: stats.isFile() ? mimeTypeOf(target.relPath) : null,
   };
 }
 
-export async function statTarget(target: Target): Promise<FileInfo> {
+/** The stats of what a worker opened and proved, or the error a client may see. */
+function provenStats(opened: Opened, target: Target): FileStats {
+  if ('error' in opened) throw openFailure(opened.error, target);
+  return opened.stats;
+}
+
+export async function statTarget(target: Target, workers?: SyscallWorkers): Promise<FileInfo> {
+  if (workers) {
+    const stats = provenStats(await workers.open(target.absPath, -1), target);
+    if (isRefusedHardLink(stats, target)) throw notFoundOrDenied(target.display);
+    return describe(target, stats);
+  }
   const handle = await openVerified(target);
   try {
     const stats = await handle.stat({ bigint: true });
@@ -129,8 +142,24 @@ function changedWhileReading(target: Target): McpdError {
   return new McpdError('CONFLICT', `${target.display} changed while it was being read; read it again`);
 }
 
+/**
+ * Whole files up to this size are read by a file worker in the message that opens them; larger
+ * ones, and ranges, through a descriptor here, where the size cap is checked before any read.
+ */
+const INLINE_READ_BYTES = 256 * 1024;
+
 /** Reads a file (or a range of it) through a verified descriptor, under a size cap. */
-export async function readTarget(target: Target, options: ReadOptions): Promise<ReadResult> {
+export async function readTarget(target: Target, options: ReadOptions, workers?: SyscallWorkers): Promise<ReadResult> {
+  if (options.range.kind === 'whole' && workers) {
+    const opened = await workers.open(target.absPath, Math.min(options.maxBytes, INLINE_READ_BYTES));
+    const stats = provenStats(opened, target);
+    checkRegularFile(stats, target);
+    if ('data' in opened && opened.data) {
+      const info = describe(target, stats);
+      await options.admit?.(info.size);
+      return whole(opened.data, target, info);
+    }
+  }
   const { handle, stats } = await openRegularFile(target);
   try {
     const info = describe(target, stats);
@@ -186,8 +215,12 @@ async function readWhole(
   const size = info.size;
   if (size > options.maxBytes) throw tooLarge('the file', size, options.maxBytes);
   await options.admit?.(size);
-  const data = await readAt(handle, 0, size);
-  if (data.length < size) throw changedWhileReading(target);
+  return whole(await readAt(handle, 0, size), target, info);
+}
+
+/** A whole file's bytes as text or binary; fewer bytes than its size means it changed under the read. */
+function whole(data: Buffer, target: Target, info: FileInfo): ReadResult {
+  if (data.length < info.size) throw changedWhileReading(target);
   if (looksBinary(data.subarray(0, SNIFF_BYTES))) {
     return { kind: 'binary', data, info, mimeType: info.mimeType ?? 'application/octet-stream' };
   }

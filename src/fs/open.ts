@@ -2,6 +2,7 @@ import { type BigIntStats, constants } from 'node:fs';
 import { type FileHandle, open, readlink, stat } from 'node:fs/promises';
 import { McpdError, notFoundOrDenied } from '../errors.js';
 import type { Target } from '../policy/types.js';
+import type { FileStats } from './syscalls.js';
 
 const PROC_FD = '/proc/self/fd';
 
@@ -38,14 +39,19 @@ export async function openRegularFile(target: Target): Promise<{ handle: FileHan
   const handle = await openVerified(target);
   try {
     const stats = await handle.stat({ bigint: true });
-    if (stats.isDirectory()) throw new McpdError('NOT_A_FILE', `${target.display} is a directory; use list_directory`);
-    if (!stats.isFile()) throw notFoundOrDenied(target.display);
-    if (isRefusedHardLink(stats, target)) throw notFoundOrDenied(target.display);
+    checkRegularFile(stats, target);
     return { handle, stats };
   } catch (error) {
     await handle.close().catch(() => {});
     throw error;
   }
+}
+
+/** What may be read as contents: a regular file (not a FIFO, socket or device), and not a refused second name. */
+export function checkRegularFile(stats: FileStats, target: Target): void {
+  if (stats.isDirectory()) throw new McpdError('NOT_A_FILE', `${target.display} is a directory; use list_directory`);
+  if (!stats.isFile()) throw notFoundOrDenied(target.display);
+  if (isRefusedHardLink(stats, target)) throw notFoundOrDenied(target.display);
 }
 
 /**
@@ -68,9 +74,15 @@ export async function verifyDescriptor(handle: FileHandle, expectedPath: string,
 
 /** Open failures a client may see: all of them look like "not found or not permitted". */
 export function mapOpenError(error: unknown, target: Target): Error {
-  const code = (error as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT' || code === 'ELOOP' || code === 'EACCES' || code === 'EPERM' || code === 'ENOTDIR') {
-    return notFoundOrDenied(target.display);
-  }
-  return error as Error;
+  return HIDDEN_OPEN_ERRORS.has((error as NodeJS.ErrnoException).code ?? '')
+    ? notFoundOrDenied(target.display)
+    : (error as Error);
+}
+
+const HIDDEN_OPEN_ERRORS = new Set(['ENOENT', 'ELOOP', 'EACCES', 'EPERM', 'ENOTDIR']);
+
+/** The same, for an open that failed in a worker (`code` is the errno code, or MOVED when the proof failed). */
+export function openFailure(code: string, target: Target): Error {
+  if (code === 'MOVED' || HIDDEN_OPEN_ERRORS.has(code)) return notFoundOrDenied(target.display);
+  return Object.assign(new Error(`${code}: opening ${target.display} failed`), { code });
 }

@@ -1,4 +1,4 @@
-import { WorkerPool } from './workers.js';
+import type { WorkerPool } from './workers.js';
 
 /**
  * Whole directories read off the event loop, many per message. Read through fs/promises, each
@@ -14,8 +14,7 @@ import { WorkerPool } from './workers.js';
  * they can only come from the proven directory. `known` is the identity key of a snapshot the
  * caller already holds: a directory whose key still matches is reported unchanged, not read.
  */
-const WORKER_SOURCE = `
-const { parentPort } = require('node:worker_threads');
+export const DIRECTORY_HANDLERS = `
 const fs = require('node:fs');
 const FLAGS = fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW;
 const byName = (a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
@@ -59,16 +58,15 @@ function changed(path, key) {
     return true;
   }
 }
-parentPort.on('message', ({ id, directories, maxEntries, check }) => {
-  if (check) {
-    const changedAt = [];
-    for (let i = 0; i < check.length; i++) if (changed(check[i].path, check[i].key)) changedAt.push(i);
-    parentPort.postMessage({ id, changed: changedAt });
-    return;
-  }
+handlers.check = ({ id, check }) => {
+  const changedAt = [];
+  for (let i = 0; i < check.length; i++) if (changed(check[i].path, check[i].key)) changedAt.push(i);
+  parentPort.postMessage({ id, changed: changedAt });
+};
+handlers.directories = ({ id, directories, maxEntries }) => {
   const replies = directories.map(({ path, known }) => readOne(path, known, maxEntries));
   parentPort.postMessage({ id, replies });
-});
+};
 `;
 
 /** What an entry is, as a directory read reports it (a symlink is not followed). */
@@ -95,17 +93,14 @@ export interface DirectoryRequest {
   readonly known?: string;
 }
 
-/** Directory-reading workers for the whole process; a batch waits for a free one. */
+/** Directory reads on the file-system workers (fs/fsWorkers.ts); a batch waits for a free one. */
 export class DirectoryReaders {
-  private readonly pool: WorkerPool;
-
-  constructor(size: number) {
-    this.pool = new WorkerPool(WORKER_SOURCE, size);
-  }
+  constructor(private readonly pool: WorkerPool) {}
 
   /** Reads `directories` in order, each up to `maxEntries` entries. */
   async read(directories: readonly DirectoryRequest[], maxEntries: number): Promise<RawDirectory[]> {
     const reply = await this.pool.call<{ id: number; replies: RawDirectory[] }>({
+      kind: 'directories',
       directories: directories.map(({ path, known }) => ({ path, known: known ?? '' })),
       maxEntries,
     });
@@ -118,12 +113,7 @@ export class DirectoryReaders {
    * changed). What changed is read again, proven, by the caller.
    */
   async changed(directories: readonly { path: string; key: string }[]): Promise<number[]> {
-    const reply = await this.pool.call<{ id: number; changed: number[] }>({ check: directories });
+    const reply = await this.pool.call<{ id: number; changed: number[] }>({ kind: 'check', check: directories });
     return reply.changed;
-  }
-
-  /** Terminates the workers; batches still waiting fail. */
-  close(): Promise<void> {
-    return this.pool.close();
   }
 }

@@ -1,6 +1,7 @@
 import { lstat, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { EntryKind, FollowMode, PathResolver, Resolution } from '../policy/types.js';
+import type { SyscallWorkers } from './syscalls.js';
 
 type Errno = NodeJS.ErrnoException;
 
@@ -32,7 +33,14 @@ function failure(error: unknown): Resolution | undefined {
  * guessed at, since creating through it would land wherever it points.
  */
 export class NodePathResolver implements PathResolver {
+  /** With workers, the common case (everything exists) is one message instead of two or three round trips. */
+  constructor(private readonly workers?: SyscallWorkers) {}
+
   async resolve(absolutePath: string, mode: FollowMode): Promise<Resolution> {
+    if (this.workers) {
+      const quick = await this.workers.resolve(absolutePath, mode);
+      if (!('fallback' in quick)) return { ok: true, ...quick };
+    }
     if (mode === 'nofollow-last') return this.resolveEntry(absolutePath);
     return this.resolveFollowing(absolutePath);
   }

@@ -1,4 +1,4 @@
-import { WorkerPool } from './workers.js';
+import type { WorkerPool } from './workers.js';
 
 /**
  * The size, time and kind of many entries of one directory, stat'ed off the event loop. A stat
@@ -7,10 +7,9 @@ import { WorkerPool } from './workers.js';
  * worker stats the names synchronously (same process, same descriptor table, so the directory's
  * /proc/self/fd path works there too) and sends back four typed arrays.
  */
-const WORKER_SOURCE = `
-const { parentPort } = require('node:worker_threads');
+export const STAT_HANDLERS = `
 const { lstatSync } = require('node:fs');
-parentPort.on('message', ({ id, directory, names }) => {
+handlers.stat = ({ id, directory, names }) => {
   const n = names.length;
   const size = new Float64Array(n);
   const mtimeMs = new Float64Array(n);
@@ -30,7 +29,7 @@ parentPort.on('message', ({ id, directory, names }) => {
     kind[i] = stats.isFile() ? 1 : stats.isDirectory() ? 2 : 3;
   }
   parentPort.postMessage({ id, size, mtimeMs, nlink, kind }, [size.buffer, mtimeMs.buffer, nlink.buffer, kind.buffer]);
-});
+};
 `;
 
 /** What one entry is found to be: undefined when it is gone. */
@@ -50,17 +49,13 @@ interface Reply {
   readonly kind: Uint8Array;
 }
 
-/** Workers for the whole process; a batch waits for a free one. */
+/** Stats on the file-system workers (fs/fsWorkers.ts); a batch waits for a free one. */
 export class StatPool {
-  private readonly pool: WorkerPool;
-
-  constructor(size: number) {
-    this.pool = new WorkerPool(WORKER_SOURCE, size);
-  }
+  constructor(private readonly pool: WorkerPool) {}
 
   /** Stats `names` in `directory` (a path through a held descriptor), without following links. */
   async stat(directory: string, names: readonly string[]): Promise<(EntryStats | undefined)[]> {
-    const reply = await this.pool.call<Reply>({ directory, names });
+    const reply = await this.pool.call<Reply>({ kind: 'stat', directory, names });
     return names.map((_, i) => {
       const kind = reply.kind[i];
       if (!kind) return undefined;
@@ -72,10 +67,5 @@ export class StatPool {
         nlink: reply.nlink[i] as number,
       };
     });
-  }
-
-  /** Terminates the workers; batches still waiting fail. */
-  close(): Promise<void> {
-    return this.pool.close();
   }
 }

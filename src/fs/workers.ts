@@ -15,7 +15,7 @@ export class WorkerPool {
 
   constructor(
     private readonly source: string,
-    private readonly size: number,
+    readonly size: number,
   ) {}
 
   /**

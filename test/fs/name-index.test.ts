@@ -1,9 +1,9 @@
 import { chmod, mkdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FileSystemWorkers } from '../../src/fs/fsWorkers.js';
 import { DirectoryListings } from '../../src/fs/listing.js';
 import { NameIndex } from '../../src/fs/nameIndex.js';
-import { DirectoryReaders } from '../../src/fs/readers.js';
 import { RegexPool } from '../../src/fs/regex.js';
 import { nameMatcher, searchNames } from '../../src/fs/search.js';
 import { type Viewer, WalkBudget } from '../../src/fs/walk.js';
@@ -20,7 +20,8 @@ let dir: string;
 let outside: string;
 let policy: PolicyEngine;
 let cleanup: () => Promise<void>;
-const readers = new DirectoryReaders(2);
+const fsWorkers = new FileSystemWorkers(2);
+const { readers } = fsWorkers;
 const regexes = new RegexPool(1);
 const TTL_MS = 1000;
 /** The clock the listings and the index read: 10 s ahead (the tree counts as settled), moved by the tests. */
@@ -50,7 +51,7 @@ beforeEach(async () => {
 });
 afterEach(async () => cleanup());
 afterAll(async () => {
-  await readers.close();
+  await fsWorkers.close();
   await regexes.close();
 });
 

@@ -1,8 +1,8 @@
 import { mkdir, rename, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FileSystemWorkers } from '../../src/fs/fsWorkers.js';
 import { DirectoryListings } from '../../src/fs/listing.js';
-import { DirectoryReaders } from '../../src/fs/readers.js';
 import { RegexPool } from '../../src/fs/regex.js';
 import { type Viewer, WalkBudget, walk } from '../../src/fs/walk.js';
 import type { PolicyEngine } from '../../src/policy/engine.js';
@@ -19,7 +19,8 @@ let dir: string;
 let outside: string;
 let policy: PolicyEngine;
 let cleanup: () => Promise<void>;
-const readers = new DirectoryReaders(2);
+const fsWorkers = new FileSystemWorkers(2);
+const { readers } = fsWorkers;
 const regexes = new RegexPool(1);
 
 beforeEach(async () => {
@@ -47,7 +48,7 @@ beforeEach(async () => {
 });
 afterEach(async () => cleanup());
 afterAll(async () => {
-  await readers.close();
+  await fsWorkers.close();
   await regexes.close();
 });
 

@@ -2,7 +2,7 @@ import { link, mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { StatPool } from '../../src/fs/stats.js';
+import { FileSystemWorkers } from '../../src/fs/fsWorkers.js';
 import { pause, sliceSpent, sortInSlices } from '../../src/slices.js';
 import { tempDir } from '../helpers/workspace.js';
 
@@ -58,7 +58,8 @@ describe('pause', () => {
 describe('StatPool', () => {
   let dir: string;
   let cleanup: () => Promise<void>;
-  const pool = new StatPool(1);
+  const workers = new FileSystemWorkers(1);
+  const pool = workers.stats;
 
   beforeAll(async () => {
     ({ dir, cleanup } = await tempDir('mcpd-stats-'));
@@ -68,7 +69,7 @@ describe('StatPool', () => {
     await link(join(dir, 'a.md'), join(dir, 'second.md'));
   });
   afterAll(async () => {
-    await pool.close();
+    await workers.close();
     await cleanup();
   });
 
@@ -84,8 +85,8 @@ describe('StatPool', () => {
   });
 
   it('refuses work once closed', async () => {
-    const closed = new StatPool(1);
+    const closed = new FileSystemWorkers(1);
     await closed.close();
-    await expect(closed.stat(dir, ['a.md'])).rejects.toThrow(/shutting down/);
+    await expect(closed.stats.stat(dir, ['a.md'])).rejects.toThrow(/shutting down/);
   });
 });

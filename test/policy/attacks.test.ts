@@ -5,8 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUILTIN_EXCLUDES, type RootConfig } from '../../src/config/schema.js';
 import { McpdError } from '../../src/errors.js';
 import { readTarget } from '../../src/fs/files.js';
+import { FileSystemWorkers } from '../../src/fs/fsWorkers.js';
 import { NodePathResolver } from '../../src/fs/resolver.js';
 import { canonicalizeRoots } from '../../src/fs/roots.js';
+import type { SyscallWorkers } from '../../src/fs/syscalls.js';
 import { PolicyEngine } from '../../src/policy/engine.js';
 import {
   ANONYMOUS,
@@ -43,10 +45,14 @@ interface Fixture {
   linkroot: string;
   realLinked: string;
   policy: PolicyEngine;
+  /** The same policy resolving paths through the file workers, as the server does. */
+  quickPolicy: PolicyEngine;
   roots: Root[];
 }
 
 const fx = {} as Fixture;
+const fsWorkers = new FileSystemWorkers(2);
+const workers = fsWorkers.syscalls;
 let cleanup: () => Promise<void> = async () => {};
 
 const OUTSIDE_SECRET = 'OUTSIDE SECRET: must never be read through a root';
@@ -164,9 +170,11 @@ beforeAll(async () => {
   expect(roots.map((root) => root.name)).toEqual(['Data', 'Templates', 'Linked']);
   fx.roots = roots;
   fx.policy = new PolicyEngine({ roots, exclude: EXCLUDES, resolver: new NodePathResolver() });
+  fx.quickPolicy = new PolicyEngine({ roots, exclude: EXCLUDES, resolver: new NodePathResolver(workers) });
 });
 
 afterAll(async () => {
+  await fsWorkers.close();
   await cleanup();
 });
 
@@ -642,35 +650,40 @@ describe('policy attack table', () => {
     expect(CASES.length).toBeGreaterThanOrEqual(120);
   });
 
-  it.each(TABLE.map((c) => [c.title, c] as const))('%s', async (_title, c) => {
-    const decision = await fx.policy.decide(ANONYMOUS, c.op, fill(c.input), c.root ? { root: fill(c.root) } : {});
-    const expected = c.expect;
-    if (expected.allow) {
-      const actual = decision.allow
-        ? {
-            allow: true,
-            root: decision.root,
-            relPath: decision.target.relPath,
-            kind: decision.target.kind,
-            rule: decision.rule,
-          }
-        : { allow: false, rule: decision.rule };
-      expect(actual).toMatchObject({
-        allow: true,
-        root: expected.root ?? 'Data',
-        ...(expected.relPath !== undefined ? { relPath: expected.relPath } : {}),
-        ...(expected.kind !== undefined ? { kind: expected.kind } : {}),
-        ...(expected.rule !== undefined ? { rule: expect.stringMatching(`^${escapeRegExp(expected.rule)}`) } : {}),
-      });
-    } else {
-      expect({ allow: decision.allow, rule: decision.rule }).toMatchObject({
-        allow: false,
-        rule: expect.stringMatching(`^${escapeRegExp(expected.rule)}`),
-      });
-    }
-    expect(decision.op).toBe(c.op);
-    checkInvariants(decision);
-  });
+  const resolvers = ['through fs/promises', 'through the file workers'] as const;
+  it.each(resolvers.flatMap((how) => TABLE.map((c) => [c.title, how, c] as const)))(
+    '%s (%s)',
+    async (_title, how, c) => {
+      const policy = how === 'through the file workers' ? fx.quickPolicy : fx.policy;
+      const decision = await policy.decide(ANONYMOUS, c.op, fill(c.input), c.root ? { root: fill(c.root) } : {});
+      const expected = c.expect;
+      if (expected.allow) {
+        const actual = decision.allow
+          ? {
+              allow: true,
+              root: decision.root,
+              relPath: decision.target.relPath,
+              kind: decision.target.kind,
+              rule: decision.rule,
+            }
+          : { allow: false, rule: decision.rule };
+        expect(actual).toMatchObject({
+          allow: true,
+          root: expected.root ?? 'Data',
+          ...(expected.relPath !== undefined ? { relPath: expected.relPath } : {}),
+          ...(expected.kind !== undefined ? { kind: expected.kind } : {}),
+          ...(expected.rule !== undefined ? { rule: expect.stringMatching(`^${escapeRegExp(expected.rule)}`) } : {}),
+        });
+      } else {
+        expect({ allow: decision.allow, rule: decision.rule }).toMatchObject({
+          allow: false,
+          rule: expect.stringMatching(`^${escapeRegExp(expected.rule)}`),
+        });
+      }
+      expect(decision.op).toBe(c.op);
+      checkInvariants(decision);
+    },
+  );
 });
 
 function escapeRegExp(text: string): string {
@@ -680,9 +693,17 @@ function escapeRegExp(text: string): string {
 describe('check-then-use: a directory swapped for a symlink after the decision', () => {
   const whole = { range: { kind: 'whole' as const }, maxBytes: 1e6 };
 
-  /** Reads a target swapped for a link after its decision: refused, and never the outside content. */
+  /**
+   * Reads a target swapped for a link after its decision, through a descriptor here and through a
+   * file worker: refused both ways, and never the outside content.
+   */
   async function expectReadRefused(target: Target, swapped: string): Promise<McpdError> {
-    const outcome = await readTarget(target, whole).then(
+    await expectRefused(target, swapped, workers);
+    return expectRefused(target, swapped);
+  }
+
+  async function expectRefused(target: Target, swapped: string, through?: SyscallWorkers): Promise<McpdError> {
+    const outcome = await readTarget(target, whole, through).then(
       (result) => ({ ok: true as const, result }),
       (error: unknown) => ({ ok: false as const, error }),
     );

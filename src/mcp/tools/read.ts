@@ -161,8 +161,13 @@ export const readMultipleFiles = defineContentTool({
   },
 });
 
-/** Files of a batch read at once: enough to overlap their thread-pool round trips, few enough to share. */
-const BATCH_PARALLELISM = 8;
+/**
+ * Files of a batch in flight at once: as many as the file workers take in one message, so that a
+ * batch of small files costs a few messages rather than a few per file. Memory stays bounded: a
+ * file is read whole in a worker only up to 256 KiB, and larger ones only once the batch's byte
+ * budget has admitted them.
+ */
+const BATCH_PARALLELISM = 64;
 
 /**
  * A batch's byte budget, handed out in request order: file i is admitted only after every file
