@@ -12,6 +12,8 @@ declare -A PACKAGE_OF=(
   [docker]=docker.io
   [docker-compose]=docker-compose
   [debootstrap]=debootstrap
+  [redis-server]=redis-server
+  [redis-cli]=redis-tools
 )
 
 missing=()

@@ -87,7 +87,7 @@ async function sweepTempFiles(runtime: Runtime, logger: Logger, signal: AbortSig
 
 /** Settings a reload cannot change, because they are bound at start-up; a change is logged as kept. */
 function fixedSettings(config: Config): Record<string, unknown> {
-  const { server, audit, limits, metrics, tracing, resources, reload } = config;
+  const { server, audit, limits, metrics, tracing, resources, reload, cluster } = config;
   return {
     'server.host': server.host,
     'server.port': server.port,
@@ -104,6 +104,8 @@ function fixedSettings(config: Config): Record<string, unknown> {
     reload: JSON.stringify(reload),
     metrics: JSON.stringify(metrics),
     tracing: JSON.stringify(tracing),
+    // Settings and secrets alike: a change of password restarts the replica, it does not reconnect.
+    cluster: JSON.stringify(cluster),
   };
 }
 

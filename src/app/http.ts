@@ -1,6 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { ChangeFeed } from '../access/changes.js';
-import { InMemoryRateLimiter } from '../cluster/rateLimiter.js';
+import { sharedState } from '../cluster/shared.js';
 import type { Config } from '../config/schema.js';
 import { containerMemoryLimit } from '../fs/cgroup.js';
 import { unreachableRoot } from '../fs/roots.js';
@@ -49,10 +50,22 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
   const core = await Core.start(config, deps, observers);
   const { changes, stop } = core;
   const lifecycle = new Lifecycle();
+  const shared = await sharedState(config, {
+    logger,
+    replica: randomUUID(),
+    observer: {
+      command: (command, outcome, seconds) => metrics.redisCommands.observe({ command, outcome }, seconds),
+      fallback: (limit, mode) => metrics.sharedFallbacks.inc({ limit, mode }),
+      traced: (command, run) =>
+        tracing.inSpan(`redis ${command}`, { 'db.system.name': 'redis', 'db.operation.name': command }, run),
+    },
+  });
   const notReadyReason = async (): Promise<string | null> => {
     const state = lifecycle.notReadyReason();
     if (state !== null) return state;
     if (!deps.audit.healthy) return 'the audit log cannot be written';
+    const cluster = shared.notReadyReason();
+    if (cluster !== null) return cluster;
     const runtime = core.current;
     const missing = await unreachableRoot(runtime.gate.policy.roots);
     if (missing !== null) return `root "${missing}" is not reachable`;
@@ -77,7 +90,8 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
     calls: new InFlightCalls(),
     metrics,
     tracing,
-    rateLimiter: new InMemoryRateLimiter(),
+    rateLimiter: shared.rateLimiter,
+    callQuota: shared.calls,
     readiness: { notReadyReason },
     logger,
     onInitialize: (event) =>
@@ -145,6 +159,8 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
       });
       await edge.close();
       await metricsListener?.close();
+      // After the drain: the calls that finished released their shared slots over this connection.
+      await shared.close();
       // Spans of the last requests go out before the process does; an unreachable collector
       // costs those spans, never the clean exit (the audit log still closes after this).
       await tracing

@@ -88,6 +88,13 @@ export const DEFAULTS = {
   jwksCacheMaxAgeMs: 10 * 60_000,
   jwksRefetchCooldownMs: 30_000,
   reloadDebounceMs: 500,
+  redisKeyPrefix: 'mcpd:',
+  /** Connecting to Redis on a local network takes milliseconds; two seconds means it is not there. */
+  redisConnectTimeoutMs: 2000,
+  /** A limiter's Redis call is on every request's path: past this it counts as failed. */
+  redisCommandTimeoutMs: 500,
+  /** A dead replica's quota slots are free again within this time; live replicas renew theirs at a third of it. */
+  clusterLeaseMs: 15_000,
 } as const;
 
 /** Scopes that grant access when no `grants` are configured. */

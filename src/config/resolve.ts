@@ -4,7 +4,7 @@ import { BUILTIN_EXCLUDES } from './defaults.js';
 import { ConfigError, type ConfigProblem } from './problems.js';
 import { oneKeyPerPrincipal } from './rules.js';
 import type { ParsedConfig } from './schema.js';
-import type { AuthConfig, Config, JwtSettings, RootConfig } from './types.js';
+import type { AuthConfig, Config, JwtSettings, RedisSettings, RootConfig } from './types.js';
 
 /**
  * From the parsed config to the one mcpd runs on: root URIs become absolute paths, relative paths
@@ -52,6 +52,7 @@ export function resolveConfig(parsed: ParsedConfig, { file, env, readText }: Res
       }
     : null;
   const auth = resolveAuth(parsed.auth, publicUrl, secrets, env);
+  const redis = parsed.cluster.redis ? resolveRedis(parsed.cluster.redis, secrets, env) : null;
   if (problems.length > 0) throw new ConfigError(problems, file);
   const { $schema: _schema, server: _server, auth: _auth, grants, accessPolicy, roots: _roots, ...sections } = parsed;
   return {
@@ -66,6 +67,36 @@ export function resolveConfig(parsed: ParsedConfig, { file, env, readText }: Res
     ...sections,
     // the audit file, anchored at the config file (the key keeps its place among them).
     audit: { sink: sections.audit.sink, path: sections.audit.path ? resolve(base, sections.audit.path) : null },
+    cluster: { ...sections.cluster, redis },
+  };
+}
+
+function resolveRedis(
+  redis: NonNullable<ParsedConfig['cluster']['redis']>,
+  secrets: SecretReader,
+  env: Readonly<Record<string, string | undefined>>,
+): RedisSettings {
+  const { passwordFile, passwordEnv, tls, ...settings } = redis;
+  let password: string | null = null;
+  if (passwordFile !== undefined) password = secrets.file(passwordFile, 'cluster.redis.passwordFile').trim();
+  if (passwordEnv !== undefined) {
+    password = env[passwordEnv] ?? null;
+    if (password === null)
+      secrets.problem('cluster.redis.passwordEnv', `environment variable ${passwordEnv} is not set`);
+  }
+  const wantsTls = tls !== undefined || redis.url?.startsWith('rediss://') === true;
+  const at = (key: string) => `cluster.redis.tls.${key}`;
+  return {
+    ...settings,
+    password,
+    tls: wantsTls
+      ? {
+          ...(tls?.caFile ? { ca: secrets.file(tls.caFile, at('caFile')) } : {}),
+          ...(tls?.certFile ? { cert: secrets.file(tls.certFile, at('certFile')) } : {}),
+          ...(tls?.keyFile ? { key: secrets.file(tls.keyFile, at('keyFile')) } : {}),
+          ...(tls?.servername ? { servername: tls.servername } : {}),
+        }
+      : null,
   };
 }
 

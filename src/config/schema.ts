@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { authSchema } from './auth.js';
+import { clusterSchema } from './cluster.js';
 import { limitsSchema } from './limits.js';
 import {
   auditSchema,
@@ -35,6 +36,7 @@ const configFields = z.strictObject({
   reload: reloadSchema.prefault({}),
   metrics: metricsSchema.prefault({}),
   tracing: tracingSchema.prefault({}),
+  cluster: clusterSchema.prefault({}),
 });
 
 export const configSchema = configFields.superRefine(configRules);

@@ -49,7 +49,21 @@ export type AuthConfig =
 export type Grant = Frozen<NonNullable<ParsedConfig['grants']>[number]>;
 
 /** The sections resolution replaces; every other section is used as parsed. */
-type Resolved = '$schema' | 'server' | 'auth' | 'grants' | 'accessPolicy' | 'roots' | 'audit';
+type Resolved = '$schema' | 'server' | 'auth' | 'grants' | 'accessPolicy' | 'roots' | 'audit' | 'cluster';
+
+type ParsedRedis = NonNullable<ParsedConfig['cluster']['redis']>;
+
+/** Redis settings with the password and TLS material read from their files and variables. */
+export type RedisSettings = Readonly<Omit<ParsedRedis, 'passwordFile' | 'passwordEnv' | 'tls'>> & {
+  readonly password: string | null;
+  /** TLS options (PEM read), or null for plain TCP. */
+  readonly tls: {
+    readonly ca?: string;
+    readonly cert?: string;
+    readonly key?: string;
+    readonly servername?: string;
+  } | null;
+};
 
 /** The resolved, frozen configuration the rest of mcpd runs on. */
 export type Config = Readonly<Omit<ParsedConfig, Resolved>> & {
@@ -71,4 +85,5 @@ export type Config = Readonly<Omit<ParsedConfig, Resolved>> & {
   readonly roots: readonly RootConfig[];
   /** `path` absolute, or null when the sink is stderr. */
   readonly audit: Frozen<Omit<ParsedConfig['audit'], 'path'> & { path: string | null }>;
+  readonly cluster: Omit<ParsedConfig['cluster'], 'redis'> & { readonly redis: RedisSettings | null };
 };

@@ -4,6 +4,7 @@ import { localhostAllowedHostnames, validateHostHeader, validateOriginHeader } f
 import proxyAddr from 'proxy-addr';
 import { challengeHeader } from '../auth/index.js';
 import type { Authenticator, AuthOutcome } from '../auth/types.js';
+import type { CallQuota, ConcurrencyLimiter } from '../cluster/concurrency.js';
 import { InMemoryRateLimiter, type RateLimiter } from '../cluster/rateLimiter.js';
 import type { Config } from '../config/schema.js';
 import { jsonRpcError, McpdError } from '../errors.js';
@@ -12,9 +13,11 @@ import type { Logger } from '../ops/logger.js';
 import type { Metrics, RejectionReason } from '../ops/metrics.js';
 import type { Principal } from '../policy/types.js';
 import { pause } from '../slices.js';
-import type { ConcurrencyLimiter } from './concurrency.js';
 import { perConfig } from './perConfig.js';
 import { sendError, sendJson } from './respond.js';
+
+/** Why a call is refused when the limits it needs live in a store that cannot be reached (and the config says refuse). */
+const SHARED_STATE_DOWN = 'the shared limits cannot be checked (Redis unreachable); retry later';
 
 /** The header a request id travels in: from a trusted proxy, and back to the client. */
 export const REQUEST_ID_HEADER = 'x-request-id';
@@ -97,7 +100,8 @@ export function assignRequestId(req: IncomingMessage, res: ServerResponse, confi
 export interface AdmissionDeps {
   readonly bindHost: string;
   readonly rateLimiter: RateLimiter;
-  readonly concurrency: ConcurrencyLimiter;
+  /** Calls in progress, per process and per principal (across replicas when shared). */
+  readonly calls: CallQuota;
   /** Open subscription streams, per process and per principal. */
   readonly streams: ConcurrencyLimiter;
   readonly metrics: Metrics;
@@ -318,6 +322,7 @@ export class Admission {
       count,
     );
     if (!rate.ok) {
+      if (rate.unavailable) return refuse('shared_state', 'limit:unavailable', SHARED_STATE_DOWN, 1);
       return refuse('rate_limited', 'limit:rate', 'request rate limit reached', Math.ceil(rate.retryAfterMs / 1000));
     }
     if (plan.listen) {
@@ -329,12 +334,13 @@ export class Admission {
       if (!stream) return refuse('streams', 'limit:streams', 'too many open subscription streams', 5);
       return () => stream.release();
     }
-    const slots = this.deps.concurrency.acquire(
+    const slots = await this.deps.calls.acquire(
       principal.id,
       limits.maxConcurrentRequests,
       limits.maxConcurrentPerPrincipal,
       count,
     );
+    if (slots === 'unavailable') return refuse('shared_state', 'limit:unavailable', SHARED_STATE_DOWN, 1);
     if (!slots) return refuse('concurrency', 'limit:concurrency', 'too many requests in progress', 1);
     return () => slots.release();
   }
@@ -379,7 +385,8 @@ export class Admission {
   ): void {
     this.reject(reason);
     this.deps.logger.info({ requestId, principal: principal.id, reason }, message);
-    sendError(res, new McpdError(reason === 'rate_limited' ? 'RATE_LIMITED' : 'BUSY', `${message}; retry later`), {
+    const code = reason === 'rate_limited' ? 'RATE_LIMITED' : reason === 'shared_state' ? 'UNAVAILABLE' : 'BUSY';
+    sendError(res, new McpdError(code, reason === 'shared_state' ? message : `${message}; retry later`), {
       'retry-after': String(Math.max(1, retryAfterSec)),
     });
   }

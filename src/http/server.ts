@@ -3,6 +3,7 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import type { AddressInfo } from 'node:net';
 import { metadataPaths, protectedResourceMetadata } from '../auth/index.js';
 import type { Authenticator } from '../auth/types.js';
+import { type CallQuota, ConcurrencyLimiter } from '../cluster/concurrency.js';
 import type { RateLimiter } from '../cluster/rateLimiter.js';
 import type { Config } from '../config/schema.js';
 import { McpdError } from '../errors.js';
@@ -18,7 +19,6 @@ import type { Tracing } from '../ops/tracing.js';
 import { pause } from '../slices.js';
 import { Admission, assignRequestId, type EdgeRefusal, userAgentOf } from './admission.js';
 import type { InFlightCalls } from './cancellation.js';
-import { ConcurrencyLimiter } from './concurrency.js';
 import { type ExchangeDeps, type InitializeEvent, readMessage, serveExchange } from './mcpExchange.js';
 import { perConfig } from './perConfig.js';
 import type { ReferenceHandler } from './referenceHandler.js';
@@ -52,6 +52,8 @@ export interface HttpEdgeOptions {
   /** Calls a 2025-era client may cancel by id. */
   readonly calls: InFlightCalls;
   readonly rateLimiter: RateLimiter;
+  /** Calls in progress per process and per principal (shared across replicas when cluster.redis is set). */
+  readonly callQuota: CallQuota;
   readonly readiness: Readiness;
   readonly metrics: Metrics;
   readonly tracing: Tracing;
@@ -77,7 +79,7 @@ export class HttpEdge {
     this.admission = new Admission({
       bindHost: options.host,
       rateLimiter: options.rateLimiter,
-      concurrency: new ConcurrencyLimiter(),
+      calls: options.callQuota,
       streams: new ConcurrencyLimiter(),
       metrics: options.metrics,
       logger: options.logger,

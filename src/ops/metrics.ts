@@ -21,7 +21,8 @@ export type RejectionReason =
   | 'host'
   | 'origin'
   | 'token_in_query'
-  | 'auth_flood';
+  | 'auth_flood'
+  | 'shared_state';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -34,6 +35,8 @@ export class Metrics {
   readonly sseStreams: Gauge;
   readonly ready: Gauge;
   readonly memoryLimit: Gauge;
+  readonly redisCommands: Histogram<'command' | 'outcome'>;
+  readonly sharedFallbacks: Counter<'limit' | 'mode'>;
   private readiness: (() => Promise<boolean>) | undefined;
 
   /** Where mcpd_ready comes from: the same check that answers /ready. */
@@ -91,6 +94,19 @@ export class Metrics {
         if (source) this.set((await source()) ? 1 : 0);
       },
     });
+    this.redisCommands = new Histogram({
+      name: 'mcpd_redis_command_duration_seconds',
+      help: 'Redis commands of the shared state (rate limits, quotas), by command and outcome (ok or error).',
+      labelNames: ['command', 'outcome'],
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1],
+      registers,
+    });
+    this.sharedFallbacks = new Counter({
+      name: 'mcpd_shared_limit_fallbacks_total',
+      help: 'Limits decided without Redis while it was unreachable: enforced by this replica (local) or refused (closed).',
+      labelNames: ['limit', 'mode'],
+      registers,
+    });
     this.memoryLimit = new Gauge({
       name: 'mcpd_memory_limit_bytes',
       help: 'Memory limit of the container mcpd runs in (0 when there is none).',
@@ -107,6 +123,8 @@ export class Metrics {
         'authFailures',
         'sseStreams',
         'ready',
+        'redisCommands',
+        'sharedFallbacks',
       ] as const) {
         (this as unknown as Record<string, unknown>)[key] = NOOP_INSTRUMENT;
       }

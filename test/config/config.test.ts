@@ -106,11 +106,48 @@ describe('configuration', () => {
       'server.trustedProxies[1]',
       /not an IP address, a CIDR/,
     ],
+    [
+      'cluster: { redis: { url: "redis://mcpd:hunter2@redis:6379" } }\nroots: [{ name: a, uri: ./a }]\n',
+      'cluster.redis.url',
+      /no password in the URL/,
+    ],
+    [
+      'cluster: { redis: { mode: sentinel, nodes: [{ host: s1 }] } }\nroots: [{ name: a, uri: ./a }]\n',
+      'cluster.redis.sentinelName',
+      /needs sentinelName/,
+    ],
+    ['cluster: { redis: { mode: cluster } }\nroots: [{ name: a, uri: ./a }]\n', 'cluster.redis.nodes', /needs nodes/],
+    [
+      'cluster: { redis: { url: "redis://r", passwordEnv: MCPD_TEST_UNSET_REDIS } }\nroots: [{ name: a, uri: ./a }]\n',
+      'cluster.redis.passwordEnv',
+      /MCPD_TEST_UNSET_REDIS is not set/,
+    ],
+    [
+      'cluster: { redis: { url: "redis://r", passwordFile: ./missing } }\nroots: [{ name: a, uri: ./a }]\n',
+      'cluster.redis.passwordFile',
+      /file not found/,
+    ],
   ])('rejects %j at %s', async (text, key, message) => {
     const file = await write('c.yaml', text);
     const problems = problemsOf(() => loadConfig({ file }));
     expect(problems.map((p) => p.key)).toContain(key);
     expect(problems.find((p) => p.key === key)?.message).toMatch(message);
+  });
+
+  it('reads the Redis password from its file and turns on TLS for rediss://', async () => {
+    await write('redis.pass', 'hunter2\n');
+    const file = await write(
+      'c.yaml',
+      'cluster: { redis: { url: "rediss://redis.internal:6380/2", username: mcpd, passwordFile: ./redis.pass } }\nroots: [{ name: a, uri: ./a }]\n',
+    );
+    const { redis } = loadConfig({ file }).cluster;
+    expect(redis).toMatchObject({
+      url: 'rediss://redis.internal:6380/2',
+      username: 'mcpd',
+      password: 'hunter2',
+      tls: {},
+    });
+    expect(JSON.stringify(redis)).not.toContain('passwordFile');
   });
 
   it('reports YAML syntax errors with line and column', async () => {

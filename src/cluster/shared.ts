@@ -1,0 +1,61 @@
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../ops/logger.js';
+import {
+  type CallQuota,
+  LocalCallQuota,
+  QUOTA_ACQUIRE_SCRIPT,
+  QUOTA_RENEW_SCRIPT,
+  RedisCallQuota,
+} from './concurrency.js';
+import { InMemoryRateLimiter, RATE_SCRIPT, type RateLimiter, RedisRateLimiter } from './rateLimiter.js';
+import { type RedisObserver, SharedRedis } from './redis.js';
+
+/**
+ * What replicas share, built from `cluster`: a principal's rate and its calls in progress. With
+ * no Redis configured both live in this process, which is exactly right for one replica.
+ */
+export interface SharedState {
+  readonly rateLimiter: RateLimiter;
+  readonly calls: CallQuota;
+  /** Why this replica should not take work on account of shared state (Redis required and away), or null. */
+  notReadyReason(): string | null;
+  /** Whether Redis is configured and connected: null without Redis. */
+  readonly redisReady: boolean | null;
+  close(): Promise<void>;
+}
+
+export async function sharedState(
+  config: Config,
+  deps: { readonly logger: Logger; readonly observer: RedisObserver; readonly replica: string },
+): Promise<SharedState> {
+  const settings = config.cluster.redis;
+  if (!settings) {
+    return {
+      rateLimiter: new InMemoryRateLimiter(),
+      calls: new LocalCallQuota(),
+      notReadyReason: () => null,
+      redisReady: null,
+      close: async () => {},
+    };
+  }
+  const redis = await SharedRedis.connect(
+    settings,
+    { mcpdRate: RATE_SCRIPT, mcpdQuotaAcquire: QUOTA_ACQUIRE_SCRIPT, mcpdQuotaRenew: QUOTA_RENEW_SCRIPT },
+    deps.observer,
+    deps.logger,
+  );
+  const calls = new RedisCallQuota(redis, deps.replica, config.cluster.leaseMs);
+  return {
+    rateLimiter: new RedisRateLimiter(redis),
+    calls,
+    notReadyReason: () =>
+      settings.required && !redis.ready ? 'redis (cluster.redis, required) is not reachable' : null,
+    get redisReady() {
+      return redis.ready;
+    },
+    close: async () => {
+      calls.close();
+      await redis.close();
+    },
+  };
+}
