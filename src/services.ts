@@ -2,6 +2,7 @@ import { AuditedFiles } from './access/files.js';
 import { AccessGate, type GateObservers } from './access/gate.js';
 import type { AuditLog } from './audit/log.js';
 import { type Authenticator, createAuthenticator } from './auth/index.js';
+import type { BusChange } from './cluster/changeBus.js';
 import { ConfigError } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { FileSystemWorkers } from './fs/fsWorkers.js';
@@ -34,6 +35,8 @@ export interface RuntimeShared {
   readonly regexes?: RegexPool;
   /** Workers that read directories, stat listing pages, resolve paths and read small files off the event loop. */
   readonly fsWorkers?: FileSystemWorkers;
+  /** Told of every change made through mcpd (the change feed, which tells listeners on every replica). */
+  readonly onChanged?: (change: BusChange) => void;
 }
 
 /** Regex workers per process: one per core of the machines mcpd is sized for. */
@@ -83,6 +86,7 @@ export async function buildRuntime(config: Config, audit: AuditLog, shared: Runt
       regexes: shared.regexes ?? new RegexPool(GREP_WORKERS),
       stats,
       syscalls,
+      ...(shared.onChanged ? { onChanged: shared.onChanged } : {}),
       ...(index ? { index } : {}),
     }),
     authenticator: await createAuthenticator(config.auth),

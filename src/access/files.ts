@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import type { BusChange } from '../cluster/changeBus.js';
 import { McpdError, notFoundOrDenied } from '../errors.js';
 import {
   type FileInfo,
@@ -33,6 +34,7 @@ import {
   type Viewer,
   WalkBudget,
 } from '../fs/walk.js';
+import { versionOf } from '../fs/watch.js';
 import { createDirectory, deleteEntry, moveEntry, type WriteOutcome, writeFileAtomic } from '../fs/write.js';
 import type { DenyDecision, Operation, Principal, Root, Target } from '../policy/types.js';
 import type { AccessGate, Caller, PathRequest } from './gate.js';
@@ -70,6 +72,8 @@ export class AuditedFiles {
       readonly syscalls?: SyscallWorkers;
       /** Search's name indexes: told of every change made through mcpd, which they then rebuild. */
       readonly index?: NameIndex;
+      /** Told of every change made through mcpd, for change listeners on every replica. */
+      readonly onChanged?: (change: BusChange) => void;
     },
   ) {}
 
@@ -80,6 +84,11 @@ export class AuditedFiles {
     } finally {
       for (const target of roots) this.fs.index?.forget(target.root);
     }
+  }
+
+  /** Tells listeners (through the change feed) of a change made here. */
+  private told(target: Target, kind: BusChange['kind'], isDirectory: boolean, version: string): void {
+    this.fs.onChanged?.({ root: target.root.name, relPath: target.relPath, kind, isDirectory, version });
   }
 
   private viewer(caller: Caller): Viewer {
@@ -319,6 +328,7 @@ export class AuditedFiles {
       });
       // Replacing a file changes no name: only a new one makes the root's name index stale.
       if (outcome.created) this.fs.index?.forget(target.root);
+      this.told(target, outcome.created ? 'created' : 'changed', false, fileVersion(outcome.info));
       return { value: { ...outcome, uri: target.uri }, bytes: data.length };
     });
   }
@@ -360,6 +370,7 @@ export class AuditedFiles {
         const { text, result } = change({ text: current.text, display: writable.relPath });
         if (options.dryRun) return { value: { uri: writable.uri, etag: current.info.etag, result }, bytes: 0 };
         const outcome = await writeFileAtomic(writable, Buffer.from(text, 'utf8'), { expectedEtag: current.info.etag });
+        this.told(writable, 'changed', false, fileVersion(outcome.info));
         return { value: { uri: writable.uri, etag: outcome.info.etag, result }, bytes: outcome.info.size };
       },
     );
@@ -376,6 +387,7 @@ export class AuditedFiles {
           (relPath) => policy.judge('write', policy.targetFor(target.root, relPath, 'missing')).allow,
         ),
       );
+      if (created) this.told(target, 'created', true, 'dir');
       return { value: { uri: target.uri, created } };
     });
   }
@@ -384,6 +396,7 @@ export class AuditedFiles {
     return this.gate.access(caller, { op: 'write', ...at }, async (target) => {
       if (target.kind === 'missing') throw notFoundOrDenied(target.display);
       const { type } = await this.changing([target], () => deleteEntry(target));
+      this.told(target, 'deleted', type === 'directory', 'gone');
       return { value: { uri: target.uri, type } };
     });
   }
@@ -410,11 +423,16 @@ export class AuditedFiles {
       ],
       async ([, from, to]) => {
         if (!from || !to || from.kind === 'missing') throw notFoundOrDenied(from?.display ?? null);
+        let moved = 'other' as 'file' | 'directory' | 'other';
         await this.changing([from, to], () =>
           moveEntry(from, to, async (kind) => {
+            moved = kind;
             if (kind === 'directory') await this.judgeCarried(caller, from, to, options.maxEntries);
           }),
         );
+        this.told(from, 'deleted', moved === 'directory', 'gone');
+        // The moved entry keeps its times: a watcher's report of it cannot be told from this one.
+        this.told(to, 'created', moved === 'directory', moved === 'directory' ? 'dir' : '');
         return { value: { source: from.uri, destination: to.uri } };
       },
     );
@@ -459,4 +477,9 @@ function refuseSymlink(target: Target): void {
   if (target.kind === 'symlink') {
     throw new McpdError('NOT_A_FILE', `${target.display} is a symbolic link; write to the file it points to`);
   }
+}
+
+/** A file's version in change reports, from what a write returned (as fs/watch.ts's versionOf makes it from stats). */
+function fileVersion(info: FileInfo): string {
+  return versionOf({ size: info.size, mtimeMs: Date.parse(info.modified), isDirectory: false });
 }

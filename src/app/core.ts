@@ -3,6 +3,7 @@ import { ChangeFeed } from '../access/changes.js';
 import type { GateObservers } from '../access/gate.js';
 import { AuditLog } from '../audit/log.js';
 import { StreamAuditSink } from '../audit/sink.js';
+import { type BusChange, type ChangeBus, InMemoryChangeBus } from '../cluster/changeBus.js';
 import type { Config } from '../config/schema.js';
 import { McpdError } from '../errors.js';
 import { FileSystemWorkers } from '../fs/fsWorkers.js';
@@ -139,6 +140,7 @@ export class Core {
       readonly regexes: RegexPool;
       readonly fsWorkers: FileSystemWorkers;
     },
+    bus: ChangeBus,
   ) {
     this.runtime = first;
     // Every call in flight listens on this signal until it ends: as many listeners as the
@@ -148,16 +150,30 @@ export class Core {
       rootWatcher(first.config, first.gate.policy, deps.logger),
       () => this.runtime.gate.policy,
       first.config.resources.watchDebounceMs,
+      bus,
     );
   }
 
-  static async start(config: Config, deps: AppDeps, observers?: GateObservers): Promise<Core> {
+  /**
+   * `bus` carries changes to listeners: this process's alone (the default), or every replica's
+   * (cluster/shared.ts, with Redis).
+   */
+  static async start(
+    config: Config,
+    deps: AppDeps,
+    observers?: GateObservers,
+    bus: ChangeBus = new InMemoryChangeBus(),
+  ): Promise<Core> {
+    let feed: ChangeFeed | undefined;
     const shared = {
       ...(observers ? { observers } : {}),
       regexes: new RegexPool(GREP_WORKERS),
       fsWorkers: new FileSystemWorkers(FS_WORKERS),
+      onChanged: (change: BusChange) => feed?.changed(change),
     };
-    return new Core(await buildRuntime(config, deps.audit, shared), deps, shared);
+    const core = new Core(await buildRuntime(config, deps.audit, shared), deps, shared, bus);
+    feed = core.changes;
+    return core;
   }
 
   get current(): Runtime {

@@ -47,9 +47,6 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
   const { logger } = deps;
   const observers = deps.observers ?? createObservers(config, { version: deps.version, commit: 'unknown' });
   const { metrics, tracing } = observers;
-  const core = await Core.start(config, deps, observers);
-  const { changes, stop } = core;
-  const lifecycle = new Lifecycle();
   const shared = await sharedState(config, {
     logger,
     replica: randomUUID(),
@@ -60,6 +57,9 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
         tracing.inSpan(`redis ${command}`, { 'db.system.name': 'redis', 'db.operation.name': command }, run),
     },
   });
+  const core = await Core.start(config, deps, observers, shared.changes);
+  const { changes, stop } = core;
+  const lifecycle = new Lifecycle();
   const notReadyReason = async (): Promise<string | null> => {
     const state = lifecycle.notReadyReason();
     if (state !== null) return state;

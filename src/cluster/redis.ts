@@ -83,11 +83,14 @@ export function createRedis(settings: RedisSettings, logger: Logger): RedisClien
   return client;
 }
 
+/** What replicas share through Redis. */
+export type SharedThing = 'rate' | 'concurrency' | 'changes';
+
 /** What a Redis command did, for the metrics. */
 export interface RedisObserver {
   command(name: string, outcome: 'ok' | 'error', seconds: number): void;
   /** A limit enforced without Redis (`local`) or refused for want of it (`closed`). */
-  fallback(limit: 'rate' | 'concurrency', mode: 'local' | 'closed'): void;
+  fallback(limit: SharedThing, mode: 'local' | 'closed'): void;
   /** Runs one command in a span of its own (a client span under the request's). */
   traced<T>(name: string, command: () => Promise<T>): Promise<T>;
 }
@@ -105,6 +108,8 @@ type ScriptCall = (key: string, ...args: (string | number)[]) => Promise<unknown
  * a call and when it fails.
  */
 export class SharedRedis {
+  private readonly subscribers = new Set<RedisClient>();
+
   constructor(
     private readonly client: RedisClient,
     private readonly observer: RedisObserver,
@@ -143,18 +148,50 @@ export class SharedRedis {
     return this.run('zrem', () => this.client.zrem(key, ...members));
   }
 
-  fellBack(limit: 'rate' | 'concurrency'): void {
-    this.observer.fallback(limit, this.settings.onUnavailable);
+  /** Publishes on a pub/sub channel (not prefixed by the client: `channel` carries the prefix). */
+  publish(channel: string, message: string): Promise<unknown> {
+    return this.run('publish', () => this.client.publish(channel, message));
+  }
+
+  /**
+   * Listens on a channel over a connection of its own (a subscribed connection takes no other
+   * command), resubscribed by the client after a reconnect. Returns how to stop.
+   */
+  subscribe(channel: string, onMessage: (message: string) => void): () => Promise<void> {
+    const subscriber = this.client.duplicate();
+    subscriber.on('error', () => {
+      // Reported once per outage by the main connection's handler.
+    });
+    subscriber.on('message', (from: string, message: string) => {
+      if (from === channel) onMessage(message);
+    });
+    // On every connection, the first and each after an outage (the first may come only later).
+    subscriber.on('ready', () => {
+      this.observer
+        .traced('subscribe', () => this.counted('subscribe', () => subscriber.subscribe(channel)))
+        .catch(() => {});
+    });
+    this.subscribers.add(subscriber);
+    subscriber.connect().catch(() => {});
+    return async () => {
+      this.subscribers.delete(subscriber);
+      subscriber.disconnect();
+    };
+  }
+
+  fellBack(thing: SharedThing): void {
+    this.observer.fallback(thing, thing === 'changes' ? 'local' : this.settings.onUnavailable);
   }
 
   private run<T>(name: string, command: () => Promise<T>): Promise<T> {
-    return this.observer.traced(name, () => this.counted(name, command));
+    return this.observer.traced(name, () =>
+      this.counted(name, () => (this.ready ? command() : Promise.reject(new Error('redis is not connected')))),
+    );
   }
 
   private async counted<T>(name: string, command: () => Promise<T>): Promise<T> {
     const started = performance.now();
     try {
-      if (!this.ready) throw new Error('redis is not connected');
       const result = await command();
       this.observer.command(name, 'ok', (performance.now() - started) / 1000);
       return result;
@@ -166,6 +203,8 @@ export class SharedRedis {
 
   /** Closes the connection: QUIT when connected (what was sent is answered first), else at once. */
   async close(): Promise<void> {
+    for (const subscriber of this.subscribers) subscriber.disconnect();
+    this.subscribers.clear();
     if (this.ready) await this.client.quit().catch(() => this.client.disconnect());
     else this.client.disconnect();
   }

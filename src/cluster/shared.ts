@@ -1,5 +1,6 @@
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../ops/logger.js';
+import { type ChangeBus, InMemoryChangeBus, RedisChangeBus } from './changeBus.js';
 import {
   type CallQuota,
   LocalCallQuota,
@@ -17,6 +18,8 @@ import { type RedisObserver, SharedRedis } from './redis.js';
 export interface SharedState {
   readonly rateLimiter: RateLimiter;
   readonly calls: CallQuota;
+  /** How changes reach listeners: in this process, or on every replica. */
+  readonly changes: ChangeBus;
   /** Why this replica should not take work on account of shared state (Redis required and away), or null. */
   notReadyReason(): string | null;
   /** Whether Redis is configured and connected: null without Redis. */
@@ -33,6 +36,7 @@ export async function sharedState(
     return {
       rateLimiter: new InMemoryRateLimiter(),
       calls: new LocalCallQuota(),
+      changes: new InMemoryChangeBus(),
       notReadyReason: () => null,
       redisReady: null,
       close: async () => {},
@@ -45,9 +49,11 @@ export async function sharedState(
     deps.logger,
   );
   const calls = new RedisCallQuota(redis, deps.replica, config.cluster.leaseMs);
+  const changes = new RedisChangeBus(redis, `${settings.keyPrefix}changes`);
   return {
     rateLimiter: new RedisRateLimiter(redis),
     calls,
+    changes,
     notReadyReason: () =>
       settings.required && !redis.ready ? 'redis (cluster.redis, required) is not reachable' : null,
     get redisReady() {
@@ -55,6 +61,7 @@ export async function sharedState(
     },
     close: async () => {
       calls.close();
+      await changes.close();
       await redis.close();
     },
   };

@@ -13,6 +13,14 @@ export interface FileChange {
   readonly relPath: string;
   readonly kind: ChangeKind;
   readonly isDirectory: boolean;
+  /** What the entry is now, as versionOf() says (see cluster/changeBus.ts). */
+  readonly version: string;
+}
+
+/** An entry's version in change reports: `gone`, `dir`, or a file's size and whole milliseconds of mtime. */
+export function versionOf(entry: { size: number; mtimeMs: number; isDirectory: boolean } | null): string {
+  if (entry === null) return 'gone';
+  return entry.isDirectory ? 'dir' : `${entry.size}:${Math.floor(entry.mtimeMs)}`;
 }
 
 export interface WatcherOptions {
@@ -72,6 +80,8 @@ export class RootWatcher {
       {
         ignoreInitial: true,
         followSymlinks: false,
+        // The stats of what was added or changed: its version, to recognise a change reported twice.
+        alwaysStat: true,
         ignored: (path: string) => {
           const located = this.locate(path);
           return located ? located.relPath !== '' && this.options.ignore(located.root, located.relPath) : false;
@@ -80,7 +90,13 @@ export class RootWatcher {
     );
     this.watcher = watcher;
     this.ready = new Promise((resolve) => watcher.once('ready', () => resolve()));
-    const on = (kind: ChangeKind, isDirectory: boolean) => (path: string) => this.emit(path, kind, isDirectory);
+    const on = (kind: ChangeKind, isDirectory: boolean) => (path: string, stats?: { size: number; mtimeMs: number }) =>
+      this.emit(
+        path,
+        kind,
+        isDirectory,
+        kind === 'deleted' ? 'gone' : stats ? versionOf({ size: stats.size, mtimeMs: stats.mtimeMs, isDirectory }) : '',
+      );
     watcher
       .on('add', on('created', false))
       .on('addDir', on('created', true))
@@ -105,7 +121,7 @@ export class RootWatcher {
     return undefined;
   }
 
-  private emit(path: string, kind: ChangeKind, isDirectory: boolean): void {
+  private emit(path: string, kind: ChangeKind, isDirectory: boolean, version: string): void {
     const located = this.locate(path);
     if (!located || located.relPath === '') return;
     const key = `${located.root.name}\0${located.relPath}`;
@@ -113,7 +129,7 @@ export class RootWatcher {
     if (previous) clearTimeout(previous.timer);
     // A create followed by changes is still a create; anything followed by a delete is a delete.
     const merged: ChangeKind = previous?.change.kind === 'created' && kind === 'changed' ? 'created' : kind;
-    const change: FileChange = { root: located.root, relPath: located.relPath, kind: merged, isDirectory };
+    const change: FileChange = { root: located.root, relPath: located.relPath, kind: merged, isDirectory, version };
     const timer = setTimeout(() => {
       this.pending.delete(key);
       for (const listener of this.listeners) listener(change);

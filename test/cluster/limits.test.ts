@@ -235,6 +235,7 @@ describe('limits shared through Redis', () => {
     const args = (rule as string)
       .replace('>PASSWORD', '>s3cret-acl')
       .replace('~mcpd:*', `~${prefix}*`)
+      .replace('&mcpd:*', `&${prefix}*`)
       .split(' ')
       .slice(3);
     expect(await redis.cli('ACL', 'SETUSER', 'mcpd', 'reset', ...args)).toBe('OK');

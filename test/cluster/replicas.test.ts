@@ -1,3 +1,5 @@
+import { appendFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAudit } from '../helpers/audit.js';
@@ -21,6 +23,8 @@ let demo: Awaited<ReturnType<typeof demoCopy>>;
 let redis: RedisServer;
 const replicas: ServingProcess[] = [];
 const audits: string[] = [];
+/** A fourth replica that watches no file: whatever it tells its listeners came over the bus. */
+let blind: ServingProcess | undefined;
 
 function clusterYaml(url: string, extra = ''): string {
   return [
@@ -42,10 +46,13 @@ beforeAll(async () => {
     audits.push(audit);
     replicas.push(await serveMcpd(['--config', config, '--port', '0', '--audit-file', audit]));
   }
+  const unwatched = await demo.configWith('blind.yaml', `${clusterYaml(redis.url)}resources: { watch: false }\n`);
+  blind = await serveMcpd(['--config', unwatched, '--port', '0']);
 });
 
 afterAll(async () => {
   for (const replica of replicas) await replica.stop();
+  await blind?.stop();
   await redis?.close();
   await demo?.cleanup();
 });
@@ -108,6 +115,95 @@ describe('three replicas sharing one Redis', () => {
         /mcpd_redis_command_duration_seconds_count\{command="mcpdQuotaAcquire",outcome="ok"\} [1-9]/,
       );
     }
+  });
+});
+
+/**
+ * Listens on `listener` while a file is changed once through `writer`, and says how many updates
+ * of it arrived and how many list changes. A marker file written through the same replica is
+ * heard first (so the subscription is live before the change) and last (so anything told twice
+ * has arrived by then: one stream's events arrive in order). With `watched`, a file appended to on
+ * disk, which only the listener's own watcher can report, is heard first too: the watcher is
+ * running, so it sees every write on the shared volume as well.
+ */
+async function heardOnce(
+  listener: ServingProcess,
+  writer: ServingProcess,
+  name: string,
+  watched: boolean,
+): Promise<{ updates: number; listChanges: number }> {
+  // A full bucket: the rate test before this one may have emptied it.
+  await redis.cli('FLUSHALL');
+  const file = `workspace/${name}.md`;
+  const marker = `workspace/${name}-marker.md`;
+  const onDisk = `workspace/${name}-on-disk.md`;
+  const uriOf = (path: string) => `file://${demo.project}/${path}`;
+  const writing = await modernHttpClient(writer.url, `${name}-writer`);
+  const write = (path: string, content: string) =>
+    writing.callTool({ name: 'write_file', arguments: { path, content } });
+  for (const path of [file, marker, onDisk]) await write(path, 'first\n');
+  const client = await modernHttpClient(listener.url, `${name}-listener`);
+  const updates: string[] = [];
+  let listChanges = 0;
+  client.setNotificationHandler('notifications/resources/updated', (n) => {
+    updates.push(n.params.uri);
+  });
+  client.setNotificationHandler('notifications/resources/list_changed', () => {
+    listChanges += 1;
+  });
+  const subscription = await client.listen({
+    resourceSubscriptions: [uriOf(file), uriOf(marker), uriOf(onDisk)],
+    resourcesListChanged: true,
+  });
+  let round = 0;
+  await until(
+    async () => {
+      await write(marker, `${++round}\n`);
+      return updates.includes(uriOf(marker));
+    },
+    { what: 'the listener to hear the marker', intervalMs: 100 },
+  );
+  if (watched) {
+    await until(
+      async () => {
+        await appendFile(join(demo.project, onDisk), 'more\n');
+        return updates.includes(uriOf(onDisk));
+      },
+      { what: "the listener's own watcher to report a change on disk", intervalMs: 200 },
+    );
+  }
+  const listChangesBefore = listChanges;
+  await write(file, 'second, and longer\n');
+  const markers = updates.filter((u) => u === uriOf(marker)).length;
+  await write(marker, 'last\n');
+  await until(() => updates.filter((u) => u === uriOf(marker)).length > markers && updates.includes(uriOf(file)), {
+    what: 'the update and the last marker',
+    describe: () => JSON.stringify(updates),
+  });
+  // A watcher's echo comes a debounce after the write; the listener's own watcher echoes the last
+  // marker too, and that echo (were it told) would come after the file's.
+  await until(
+    async () => {
+      await appendFile(join(demo.project, onDisk), 'later\n');
+      return updates.filter((u) => u === uriOf(onDisk)).length >= (watched ? 2 : 0);
+    },
+    { what: 'a later change on disk, past any echo', intervalMs: 300 },
+  );
+  await subscription.close();
+  await client.close();
+  await writing.close();
+  return { updates: updates.filter((u) => u === uriOf(file)).length, listChanges: listChanges - listChangesBefore };
+}
+
+describe('changes across replicas', () => {
+  it('reach a listener on a replica that watches nothing, from a write through another', async () => {
+    const heard = await heardOnce(blind as ServingProcess, replicas[1] as ServingProcess, 'over-the-bus', false);
+    expect(heard).toEqual({ updates: 1, listChanges: 0 });
+  });
+
+  it('reach a listener once when its own watcher sees the same write on the shared volume', async () => {
+    const heard = await heardOnce(replicas[0] as ServingProcess, replicas[2] as ServingProcess, 'seen-twice', true);
+    expect(heard).toEqual({ updates: 1, listChanges: 0 });
   });
 });
 
