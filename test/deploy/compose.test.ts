@@ -125,6 +125,11 @@ describe('deploy/compose.yaml', () => {
     // Only nginx's fixed address is a trusted proxy.
     const nginxAddress = (resolved.services.nginx as Service).networks?.mcpd?.ipv4_address;
     expect(config.server.trustedProxies).toEqual([nginxAddress]);
+    // The replicas share the stack's Redis: the service they wait for, on its default port.
+    const redis = new URL(config.cluster.redis?.url ?? '');
+    expect([redis.hostname, redis.port || '6379']).toEqual(['redis', '6379']);
+    expect((resolved.services.redis as Service).healthcheck?.test).toEqual(['CMD', 'redis-cli', 'ping']);
+    for (const name of REPLICAS) expect((resolved.services[name] as Service).depends_on?.redis).toBeDefined();
     // Compose's stop grace covers mcpd's drain.
     for (const name of REPLICAS) {
       expect(parseSeconds((resolved.services[name] as Service).stop_grace_period)).toBeGreaterThan(

@@ -984,6 +984,13 @@ describe('deploy/k8s', () => {
       );
     }
     expect(raw.roots.map((r) => r.uri)).toEqual(['/workspace/mcp-demo', '/shared/templates']);
+    // The replicas share the overlay's Redis: its Service, on its port, which the NetworkPolicy admits.
+    const redis = new URL(config.cluster.redis?.url ?? '');
+    const redisService = named<IService>(overlay, 'Service', 'redis');
+    expect(redis.hostname).toBe(redisService.metadata?.name);
+    expect(Number(redis.port || 6379)).toBe(redisService.spec?.ports?.[0]?.port);
+    const egressToRedis = named<INetworkPolicy>(manifests, 'NetworkPolicy', 'mcpd').spec?.egress?.[0];
+    expect(egressToRedis?.ports?.map((p) => p.port)).toEqual([Number(redis.port || 6379)]);
     // The public URL is the Ingress's host and path, and that Host is accepted.
     const ingress = only(byKind<IIngress>(manifests, 'Ingress'), 'Ingress');
     const publicUrl = new URL(config.server.publicUrl);

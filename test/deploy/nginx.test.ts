@@ -1,6 +1,5 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { type ChildProcess, execFile } from 'node:child_process';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { connect as http2Connect } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
@@ -11,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import type { AuditRecord } from '../../src/audit/record.js';
 import { readAudit } from '../helpers/audit.js';
+import { makeCertificates, spawnNginx, waitForExit, withTestPorts, withTestUpstreams } from '../helpers/nginx.js';
 import { attribute, type OtlpSpan, type SpanReceiver, startSpanReceiver } from '../helpers/otlp.js';
 import { freePort } from '../helpers/ports.js';
 import { runCommand, type ServingProcess, serveMcpd } from '../helpers/process.js';
@@ -32,30 +32,7 @@ import type { NginxClientReport } from './fixtures/nginx-client.js';
 const DEPLOY = join(REPO, 'deploy/nginx');
 const CLIENT_SCRIPT = join(REPO, 'test/deploy/fixtures/nginx-client.ts');
 const MAX_BODY_BYTES = 4 * 1024 * 1024;
-const run = promisify(execFile);
-
-/**
- * The one change made to the real nginx.conf: `listen 443` and `listen 80` become the given free
- * ports (the test cannot bind privileged ports, nor collide with anything else). Nothing else.
- */
-function withTestPorts(conf: string, httpsPort: number, httpPort: number): { text: string; replaced: number } {
-  let replaced = 0;
-  const text = conf.replace(/^(\s*listen\s+)(443|80)(?=[\s;])/gm, (_match, head: string, port: string) => {
-    replaced += 1;
-    return `${head}${port === '443' ? httpsPort : httpPort}`;
-  });
-  return { text, replaced };
-}
-
-/** deploy/nginx/upstreams.conf with each `server mcpd-N:8000` pointed at a loopback replica. */
-function withTestUpstreams(conf: string, ports: number[]): { text: string; replaced: number } {
-  let replaced = 0;
-  const text = conf.replace(/\bserver mcpd-(\d):8000\b/g, (_match, n: string) => {
-    replaced += 1;
-    return `server 127.0.0.1:${ports[Number(n) - 1]}`;
-  });
-  return { text, replaced };
-}
+const _run = promisify(execFile);
 
 interface Reply {
   readonly status: number;
@@ -115,92 +92,6 @@ function send(
 /** A JSON-RPC request in the 2026-07-28 shape, with its headers. */
 function mcpRequest(method: string, params: Record<string, unknown>): CallOptions & { body: string } {
   return { method: 'POST', ...modernRequest(method, params, { client: 'nginx-raw' }) };
-}
-
-/** Creates a CA and a server certificate for localhost/127.0.0.1 signed by it. */
-async function makeCertificates(openssl: string, dir: string): Promise<void> {
-  await mkdir(join(dir, 'tls'), { recursive: true });
-  const ca = ['-subj', '/CN=mcpd nginx test CA', '-days', '2'];
-  await run(openssl, [
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    join(dir, 'ca.key'),
-    '-out',
-    join(dir, 'ca.pem'),
-    ...ca,
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-    '-addext',
-    'keyUsage=critical,keyCertSign,cRLSign',
-  ]);
-  await run(openssl, [
-    'req',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    join(dir, 'tls/tls.key'),
-    '-out',
-    join(dir, 'server.csr'),
-    '-subj',
-    '/CN=localhost',
-  ]);
-  await writeFile(
-    join(dir, 'server.ext'),
-    [
-      'subjectAltName=DNS:localhost,IP:127.0.0.1',
-      'basicConstraints=CA:FALSE',
-      'keyUsage=critical,digitalSignature,keyEncipherment',
-      'extendedKeyUsage=serverAuth',
-      '',
-    ].join('\n'),
-  );
-  await run(openssl, [
-    'x509',
-    '-req',
-    '-in',
-    join(dir, 'server.csr'),
-    '-CA',
-    join(dir, 'ca.pem'),
-    '-CAkey',
-    join(dir, 'ca.key'),
-    '-CAcreateserial',
-    '-out',
-    join(dir, 'tls/tls.crt'),
-    '-days',
-    '2',
-    '-extfile',
-    join(dir, 'server.ext'),
-  ]);
-}
-
-/**
- * Starts nginx with its stdout on a file. nginx opens `access_log /dev/stdout` by path, which works
- * for a pipe or a file (as in a container) but not for the socketpair Node gives a child for
- * stdio: 'pipe' (ENXIO). stderr (error_log stderr) stays a pipe nginx writes to directly.
- */
-function spawnNginx(bin: string, args: string[], stdoutFile: string): ChildProcess {
-  const out = openSync(stdoutFile, 'a');
-  try {
-    return spawn(bin, args, { stdio: ['ignore', out, 'pipe'] });
-  } finally {
-    closeSync(out);
-  }
-}
-
-function waitForExit(child: ChildProcess, ms: number): Promise<boolean> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve(true);
-    });
-  });
 }
 
 /** A TLS handshake with the given client settings: what was negotiated, or the handshake error. */
