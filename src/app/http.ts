@@ -11,6 +11,11 @@ import { HttpEdge, MCP_PATH, MetricsListener } from '../http/server.js';
 import { listenerUrl } from '../http/url.js';
 import { ALWAYS_WRITABLE } from '../mcp/context.js';
 import { logInternalErrors } from '../mcp/errors.js';
+import { TaskRunner } from '../mcp/tasks.js';
+
+/** What tasks/get suggests between polls: a second keeps a poll cheap and a result prompt. */
+const TASK_POLL_INTERVAL_MS = 1000;
+
 import { Lifecycle } from '../ops/lifecycle.js';
 import { Metrics } from '../ops/metrics.js';
 import { Tracing } from '../ops/tracing.js';
@@ -58,6 +63,11 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
     },
   });
   const core = await Core.start(config, deps, observers, shared.changes);
+  const tasks = new TaskRunner(shared.tasks, shared.calls, {
+    ttlMs: config.cluster.taskTtlMs,
+    leaseMs: config.cluster.leaseMs,
+    pollIntervalMs: TASK_POLL_INTERVAL_MS,
+  });
   const { changes, stop } = core;
   const lifecycle = new Lifecycle();
   const notReadyReason = async (): Promise<string | null> => {
@@ -92,6 +102,7 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
     tracing,
     rateLimiter: shared.rateLimiter,
     callQuota: shared.calls,
+    tasks,
     readiness: { notReadyReason },
     logger,
     onInitialize: (event) =>
@@ -153,7 +164,11 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
     stopping ??= (async () => {
       lifecycle.markDraining();
       await core.shutdown({
-        drain: (graceMs) => edge.drain(graceMs),
+        // Calls and tasks both get the grace period; tasks left at its end end failed, with the reason.
+        drain: async (graceMs) => {
+          const [calls, running] = await Promise.all([edge.drain(graceMs), tasks.drain(graceMs)]);
+          return { unfinished: calls.unfinished + running.unfinished };
+        },
         settle: (ms) => edge.settle(ms),
         close: () => reference.close(),
       });

@@ -10,6 +10,7 @@ import {
 } from './concurrency.js';
 import { InMemoryRateLimiter, RATE_SCRIPT, type RateLimiter, RedisRateLimiter } from './rateLimiter.js';
 import { type RedisObserver, SharedRedis } from './redis.js';
+import { InMemoryTaskStore, RedisTaskStore, TASK_SCRIPTS, type TaskStore } from './tasks.js';
 
 /**
  * What replicas share, built from `cluster`: a principal's rate and its calls in progress. With
@@ -20,6 +21,8 @@ export interface SharedState {
   readonly calls: CallQuota;
   /** How changes reach listeners: in this process, or on every replica. */
   readonly changes: ChangeBus;
+  /** Where tasks live: in this process, or where every replica finds them. */
+  readonly tasks: TaskStore;
   /** Why this replica should not take work on account of shared state (Redis required and away), or null. */
   notReadyReason(): string | null;
   /** Whether Redis is configured and connected: null without Redis. */
@@ -37,6 +40,7 @@ export async function sharedState(
       rateLimiter: new InMemoryRateLimiter(),
       calls: new LocalCallQuota(),
       changes: new InMemoryChangeBus(),
+      tasks: new InMemoryTaskStore(),
       notReadyReason: () => null,
       redisReady: null,
       close: async () => {},
@@ -44,7 +48,12 @@ export async function sharedState(
   }
   const redis = await SharedRedis.connect(
     settings,
-    { mcpdRate: RATE_SCRIPT, mcpdQuotaAcquire: QUOTA_ACQUIRE_SCRIPT, mcpdQuotaRenew: QUOTA_RENEW_SCRIPT },
+    {
+      mcpdRate: RATE_SCRIPT,
+      mcpdQuotaAcquire: QUOTA_ACQUIRE_SCRIPT,
+      mcpdQuotaRenew: QUOTA_RENEW_SCRIPT,
+      ...TASK_SCRIPTS,
+    },
     deps.observer,
     deps.logger,
   );
@@ -54,6 +63,7 @@ export async function sharedState(
     rateLimiter: new RedisRateLimiter(redis),
     calls,
     changes,
+    tasks: new RedisTaskStore(redis),
     notReadyReason: () =>
       settings.required && !redis.ready ? 'redis (cluster.redis, required) is not reachable' : null,
     get redisReady() {

@@ -78,6 +78,12 @@ export const redisSchema = z
   });
 
 export const clusterSchema = z.strictObject({
+  taskTtlMs: positiveInt
+    .min(60_000)
+    .default(DEFAULTS.taskTtlMs)
+    .describe(
+      'How long a task (a long call run for a client that declares the Tasks extension) and its result are kept.',
+    ),
   redis: redisSchema.optional().describe('Shared state for replicas: rate limits and per-principal quotas.'),
   leaseMs: positiveInt
     .min(1000)

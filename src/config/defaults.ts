@@ -95,6 +95,8 @@ export const DEFAULTS = {
   redisCommandTimeoutMs: 500,
   /** A dead replica's quota slots are free again within this time; live replicas renew theirs at a third of it. */
   clusterLeaseMs: 15_000,
+  /** A task's result waits an hour for its client to come back for it. */
+  taskTtlMs: 3_600_000,
 } as const;
 
 /** Scopes that grant access when no `grants` are configured. */

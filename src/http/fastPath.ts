@@ -9,6 +9,7 @@ import type { ToolCatalog } from '../mcp/catalog.js';
 import { canonicalRequest } from '../mcp/classify.js';
 import type { McpServices, RequestContext } from '../mcp/context.js';
 import { type InboundRequest, type Route, route } from '../mcp/dispatch.js';
+import type { TaskRunner } from '../mcp/tasks.js';
 import {
   type Era,
   errorFrame,
@@ -38,6 +39,8 @@ export interface FastRequest {
 export interface FastPathOptions {
   readonly catalog: ToolCatalog;
   readonly server: ServerInfo;
+  /** Long calls as tasks (the Tasks extension), when the process runs them. */
+  readonly tasks?: TaskRunner;
 }
 
 const header = (req: IncomingMessage, name: string): string | undefined => {
@@ -50,6 +53,10 @@ const NAMED: Readonly<Record<string, string>> = {
   'tools/call': 'name',
   'resources/read': 'uri',
   'prompts/get': 'name',
+  // The Tasks extension: a balancer may route by the task id.
+  'tasks/get': 'taskId',
+  'tasks/update': 'taskId',
+  'tasks/cancel': 'taskId',
 };
 
 /**
@@ -134,7 +141,12 @@ export function fastRequest(
     method: message.method,
     params: message.params as Record<string, unknown> | undefined,
   };
-  const routed = route(inbound, services, context, { era, catalog: options.catalog, server: options.server });
+  const routed = route(inbound, services, context, {
+    era,
+    catalog: options.catalog,
+    server: options.server,
+    ...(options.tasks ? { tasks: options.tasks } : {}),
+  });
   return routed && { era, id: message.id, route: routed };
 }
 

@@ -11,6 +11,7 @@ import { toolCatalog } from '../mcp/catalog.js';
 import type { McpServices } from '../mcp/context.js';
 import { logInternalErrors } from '../mcp/errors.js';
 import { serverInfo } from '../mcp/server.js';
+import type { TaskRunner } from '../mcp/tasks.js';
 import { InFlight } from '../ops/inflight.js';
 import type { Readiness } from '../ops/lifecycle.js';
 import type { Logger } from '../ops/logger.js';
@@ -54,6 +55,8 @@ export interface HttpEdgeOptions {
   readonly rateLimiter: RateLimiter;
   /** Calls in progress per process and per principal (shared across replicas when cluster.redis is set). */
   readonly callQuota: CallQuota;
+  /** Long calls as tasks for clients that declare the Tasks extension. */
+  readonly tasks?: TaskRunner;
   readonly readiness: Readiness;
   readonly metrics: Metrics;
   readonly tracing: Tracing;
@@ -87,7 +90,11 @@ export class HttpEdge {
     });
     this.exchange = {
       reference: options.reference,
-      fastPath: { catalog: toolCatalog(serverInfo(options.version)), server: serverInfo(options.version) },
+      fastPath: {
+        catalog: toolCatalog(serverInfo(options.version)),
+        server: serverInfo(options.version),
+        ...(options.tasks ? { tasks: options.tasks } : {}),
+      },
       calls: options.calls,
       cancelAll: options.cancelAll,
       onInitialize: options.onInitialize,

@@ -26,6 +26,8 @@ export interface ToolCall {
   readonly cancelAll: AbortSignal;
   readonly progressToken: string | number | undefined;
   readonly notify: Notify;
+  /** Progress where there is no token to report it under (a task keeps it as its status message). */
+  readonly onProgress?: (progress: number, total: number | undefined) => void;
   readonly flow: StreamFlow;
   readonly outcome: Outcome;
   readonly reportInternal: InternalErrorReporter;
@@ -61,7 +63,7 @@ export async function callTool(tool: ToolDefinition, args: unknown, call: ToolCa
     signal,
     progress:
       token === undefined
-        ? async () => {}
+        ? async (progress, total) => call.onProgress?.(progress, total)
         : async (progress, total, message) => {
             await call.flow.whenWritable();
             signal.throwIfAborted();

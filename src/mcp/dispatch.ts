@@ -3,6 +3,8 @@ import { pause } from '../slices.js';
 import { boundResult, callTool, listResources, type Notify, readResource, resourceTemplates } from './calls.js';
 import type { ToolCatalog } from './catalog.js';
 import { callerFor, type McpServices, type RequestContext } from './context.js';
+import { toToolError } from './errors.js';
+import type { TaskRunner } from './tasks.js';
 import { asJson, type ToolDefinition } from './toolkit.js';
 import {
   type Era,
@@ -43,6 +45,8 @@ export interface DispatchOptions {
   readonly era: Era;
   readonly catalog: ToolCatalog;
   readonly server: ServerInfo;
+  /** Long calls as tasks, for 2026-07-28 clients that declare the extension (HTTP only). */
+  readonly tasks?: TaskRunner;
 }
 
 const isPlainObject = (value: unknown): value is Record<string, unknown> =>
@@ -89,9 +93,41 @@ export function route(
       if (typeof uri !== 'string') return undefined;
       return resourceRoute(request, options, (ctx) => readResource(resourceCall(ctx, request, 'resources/read'), uri));
     }
+    case 'tasks/get':
+    case 'tasks/cancel':
+    case 'tasks/update':
+      return taskRoute(request, options);
     default:
       return undefined;
   }
+}
+
+/** The Tasks extension's methods, for the principal that started the task and nobody else. */
+function taskRoute(request: InboundRequest, options: DispatchOptions): Route | undefined {
+  const tasks = options.tasks;
+  if (options.era !== 'modern' || !tasks) return undefined;
+  const taskId = request.params?.taskId;
+  return {
+    async run(context) {
+      const answer = (result: Record<string, unknown> | ProtocolFailure): Answer =>
+        'code' in result && typeof result.code === 'number'
+          ? { kind: 'error', error: result as ProtocolFailure }
+          : {
+              kind: 'result',
+              text: JSON.stringify(
+                encodeResult(options.era, request.method, result as Record<string, unknown>, options.server),
+              ),
+            };
+      if (typeof taskId !== 'string' || taskId.length === 0 || taskId.length > 128) {
+        return answer({ code: -32602, message: 'params.taskId must be a task id' });
+      }
+      if (request.method === 'tasks/cancel') return answer(await tasks.cancel(context.principal, taskId));
+      const task = await tasks.get(context.principal, taskId);
+      // No task of mcpd's asks for input: an update is acknowledged and changes nothing.
+      if (request.method === 'tasks/update' && !('code' in task && typeof task.code === 'number')) return answer({});
+      return answer(task);
+    },
+  };
 }
 
 function resourceCall(context: RequestContext, request: InboundRequest, method: string) {
@@ -166,6 +202,27 @@ function toolCallRoute(
         outcome: ctx.outcome,
         reportInternal: ctx.reportInternal,
       };
+      const tasks = options.tasks;
+      if (tasks && options.era === 'modern' && tasks.eligible(tool, meta)) {
+        let created: Record<string, unknown> | undefined;
+        try {
+          created = await tasks.start(tool, parsed.data, call);
+        } catch (error) {
+          call.outcome.errorType = 'tool_error';
+          const failure = toToolError(error, call.caller.requestId, call.reportInternal);
+          return {
+            kind: 'result',
+            text: encodeToolResult(options.era, failure, JSON.stringify(failure), options.server),
+          };
+        }
+        if (created) {
+          return {
+            kind: 'result',
+            text: JSON.stringify(encodeResult(options.era, 'tools/call', created, options.server)),
+          };
+        }
+        // The store could not take it: a plain call, as the extension allows.
+      }
       const result = await callTool(tool, parsed.data, call);
       // A page of a thousand entries is milliseconds of serialising: in the loop's shared slice.
       const turn = pause();

@@ -44,6 +44,9 @@ const KNOWN_METHODS = new Set([
   'prompts/get',
   'completion/complete',
   'logging/setLevel',
+  'tasks/get',
+  'tasks/update',
+  'tasks/cancel',
 ]);
 
 const TOOL_NAMES = new Set(TOOLS.map((tool) => tool.name));

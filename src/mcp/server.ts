@@ -8,6 +8,7 @@ import { pause } from '../slices.js';
 import { boundResult, callTool } from './calls.js';
 import { installResources } from './resources.js';
 import type { RequestScope } from './scope.js';
+import { TASKS_EXTENSION } from './tasks.js';
 import type { ToolDefinition } from './toolkit.js';
 import { TOOLS } from './tools/index.js';
 import type { ServerInfo } from './wire.js';
@@ -51,6 +52,8 @@ function capabilities(style: SubscriptionStyle): ServerCapabilities {
   return {
     tools: { listChanged: false },
     resources: { listChanged: style !== 'none', subscribe: style !== 'none' },
+    // 2026-07-28 over HTTP: long calls may answer with a task (mcp/tasks.ts).
+    ...(style === 'listen' ? { extensions: { [TASKS_EXTENSION]: {} } } : {}),
   };
 }
 

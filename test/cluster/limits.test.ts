@@ -246,6 +246,22 @@ describe('limits shared through Redis', () => {
     await until(() => user.seen.commands.some((c) => c.name === 'mcpdQuotaRenew'), { what: 'a lease renewal' });
     (slot as { release(): void }).release();
     await until(() => user.seen.commands.some((c) => c.name === 'zrem'), { what: 'the release' });
+    // Tasks and changes too: every script and command the replica uses.
+    await user.tasks.create({ taskId: 'acl-task', owner: 'kim', tool: 't', ttlMs: 60_000, leaseMs: 60_000 });
+    await user.tasks.renew([{ taskId: 'acl-task', statusMessage: 'half' }], 60_000);
+    await user.tasks.requestCancel('acl-task');
+    await user.tasks.finish('acl-task', { status: 'completed', result: { content: [] } });
+    expect(await user.tasks.get('acl-task')).toMatchObject({ status: 'completed', result: { content: [] } });
+    const heard: string[] = [];
+    const stopHearing = user.changes.subscribe((change) => heard.push(change.relPath));
+    await until(
+      () => {
+        user.changes.publish({ root: 'r', relPath: 'acl.md', kind: 'changed', isDirectory: false, version: '1:1' });
+        return heard.includes('acl.md');
+      },
+      { what: 'a change through the ACL user', intervalMs: 50 },
+    );
+    stopHearing();
     expect(user.seen.commands.filter((c) => c.outcome !== 'ok')).toEqual([]);
     expect(user.seen.fallbacks).toEqual([]);
 

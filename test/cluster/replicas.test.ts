@@ -1,11 +1,11 @@
-import { appendFile } from 'node:fs/promises';
+import { appendFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAudit } from '../helpers/audit.js';
 import { modernHttpClient } from '../helpers/clients.js';
 import { type ServingProcess, serveMcpd } from '../helpers/process.js';
-import { postModern } from '../helpers/raw.js';
+import { messagesOf, postModern } from '../helpers/raw.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import { until } from '../helpers/wait.js';
 import { demoCopy } from '../helpers/workspace.js';
@@ -32,6 +32,7 @@ function clusterYaml(url: string, extra = ''): string {
     `  rateLimit: { perSecond: ${PER_SECOND}, burst: ${BURST} }`,
     '  maxConcurrentPerPrincipal: 4',
     'cluster:',
+    '  leaseMs: 2000',
     `  redis: { url: "${url}", keyPrefix: "replicas:"${extra} }`,
     '',
   ].join('\n');
@@ -204,6 +205,91 @@ describe('changes across replicas', () => {
   it('reach a listener once when its own watcher sees the same write on the shared volume', async () => {
     const heard = await heardOnce(replicas[0] as ServingProcess, replicas[2] as ServingProcess, 'seen-twice', true);
     expect(heard).toEqual({ updates: 1, listChanges: 0 });
+  });
+});
+
+describe('tasks across replicas', () => {
+  const withTasks = {
+    'io.modelcontextprotocol/clientCapabilities': { extensions: { 'io.modelcontextprotocol/tasks': {} } },
+  };
+  const start = async (replica: ServingProcess, path: string) => {
+    const [message] = await messagesOf(
+      await postModern(
+        replica.url,
+        'tools/call',
+        { name: 'process_large_dataset', arguments: { path, chunkSize: 1024 } },
+        { client: 'task-starter', meta: withTasks },
+      ),
+    );
+    const result = (message as { result?: { resultType?: string; taskId?: string } }).result;
+    expect(result?.resultType, JSON.stringify(message)).toBe('task');
+    return result?.taskId as string;
+  };
+  /** Once connected to Redis (required: /ready says so): before, a task would run as a plain call. */
+  const ready = async (replica: ServingProcess) => {
+    await until(async () => (await fetch(replica.url.replace(/\/mcp$/, '/ready'))).status === 200, {
+      what: 'the new replica to be ready',
+    });
+    return replica;
+  };
+  const poll = async (replica: ServingProcess, taskId: string) => {
+    const [message] = await messagesOf(
+      await postModern(replica.url, 'tasks/get', { taskId }, { meta: withTasks, headers: { 'mcp-name': taskId } }),
+    );
+    return (message as { result?: Record<string, unknown> }).result;
+  };
+
+  beforeAll(async () => {
+    await redis.cli('FLUSHALL');
+    await writeFile(join(demo.project, 'workspace/tasks-small.csv'), 'a,b\n1,2\n');
+    await writeFile(join(demo.project, 'workspace/tasks-big.csv'), 'a,b,c,d,e,f,g,h\n'.repeat(8_000_000));
+  });
+
+  it('answer tasks/get from any replica, with the result of a task another ran', async () => {
+    const taskId = await start(replicas[0] as ServingProcess, 'workspace/tasks-small.csv');
+    const done = await until(
+      async () => {
+        const task = await poll(replicas[1] as ServingProcess, taskId);
+        return task?.status === 'completed' ? task : undefined;
+      },
+      { what: 'the task, seen through another replica, to complete', intervalMs: 50 },
+    );
+    expect((done.result as { structuredContent?: { records?: number } }).structuredContent?.records).toBe(1);
+  });
+
+  it('fail the task of a replica killed while running it, within the lease', async () => {
+    const config = await demo.configWith('tasks-doomed.yaml', clusterYaml(redis.url, ', required: true'));
+    const doomed = await ready(await serveMcpd(['--config', config, '--port', '0']));
+    const taskId = await start(doomed, 'workspace/tasks-big.csv');
+    expect((await poll(replicas[0] as ServingProcess, taskId))?.status).toBe('working');
+    doomed.child.kill('SIGKILL');
+    await doomed.exited;
+    const killedAt = performance.now();
+    const failed = await until(
+      async () => {
+        const task = await poll(replicas[0] as ServingProcess, taskId);
+        return task?.status === 'failed' ? task : undefined;
+      },
+      { what: 'the orphaned task to be failed', intervalMs: 100, timeoutMs: 15_000 },
+    );
+    // The lease (2 s) plus one poll.
+    expect(performance.now() - killedAt).toBeLessThan(2000 + 1500);
+    expect(failed).toMatchObject({ error: { message: expect.stringMatching(/replica running this task stopped/) } });
+  });
+
+  it('fail the task of a draining replica past its grace period, saying so', async () => {
+    const config = await demo.configWith(
+      'tasks-draining.yaml',
+      `${clusterYaml(redis.url, ', required: true')}shutdown: { gracePeriodMs: 200 }\n`,
+    );
+    const draining = await ready(await serveMcpd(['--config', config, '--port', '0']));
+    const taskId = await start(draining, 'workspace/tasks-big.csv');
+    expect(await draining.stop('SIGTERM')).toBe(0);
+    const task = await poll(replicas[0] as ServingProcess, taskId);
+    expect(task).toMatchObject({
+      status: 'failed',
+      error: { message: expect.stringMatching(/shut down before it finished/) },
+    });
   });
 });
 

@@ -1,0 +1,238 @@
+import { randomUUID } from 'node:crypto';
+import type { CallQuota, Slots } from '../cluster/concurrency.js';
+import type { TaskEnd, TaskRecord, TaskStore } from '../cluster/tasks.js';
+import { isMcpdError, McpdError } from '../errors.js';
+import type { Principal } from '../policy/types.js';
+import { callTool, type ToolCall } from './calls.js';
+import type { ToolDefinition } from './toolkit.js';
+import type { ProtocolFailure } from './wire.js';
+
+/**
+ * Long tool calls as tasks (the Tasks extension, SEP-2663, 2026-07-28): when a client declares the
+ * extension on a call to a tool that can take minutes, the call answers at once with a task handle
+ * and runs on here, detached from the request; tasks/get and tasks/cancel reach it from any replica
+ * through the task store. A client that does not declare the extension gets the call as before.
+ */
+
+export const TASKS_EXTENSION = 'io.modelcontextprotocol/tasks';
+const CLIENT_CAPABILITIES_KEY = 'io.modelcontextprotocol/clientCapabilities';
+
+/** Tools that run as tasks when the client can take one: the ones that stream a whole file. */
+const TASK_TOOLS = new Set(['process_large_dataset']);
+
+/** Whether a request's envelope declares the Tasks extension among the client's capabilities. */
+export function declaresTasks(meta: Record<string, unknown> | undefined): boolean {
+  const capabilities = meta?.[CLIENT_CAPABILITIES_KEY] as { extensions?: unknown } | undefined;
+  const extensions = capabilities?.extensions;
+  return (
+    extensions !== null &&
+    typeof extensions === 'object' &&
+    !Array.isArray(extensions) &&
+    Object.hasOwn(extensions as object, TASKS_EXTENSION)
+  );
+}
+
+export interface TaskSettings {
+  /** How long a task and its result are kept after it starts. */
+  readonly ttlMs: number;
+  /** How long a task outlives the replica running it before it is failed. */
+  readonly leaseMs: number;
+  /** What tasks/get suggests between polls. */
+  readonly pollIntervalMs: number;
+}
+
+interface Running {
+  readonly stop: AbortController;
+  statusMessage: string;
+  done: Promise<void>;
+}
+
+/** Why the runner stopped a task. */
+const CANCELLED_BY_CLIENT = new McpdError('CANCELLED', 'the client cancelled the task');
+
+export class TaskRunner {
+  private readonly running = new Map<string, Running>();
+  private renewing: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly store: TaskStore,
+    private readonly quota: CallQuota,
+    private readonly settings: TaskSettings,
+  ) {}
+
+  /** Whether this call runs as a task. */
+  eligible(tool: ToolDefinition, meta: Record<string, unknown> | undefined): boolean {
+    return TASK_TOOLS.has(tool.name) && declaresTasks(meta);
+  }
+
+  /**
+   * Starts `tool` as a task and answers with its handle once the store has it (so a tasks/get on
+   * any replica finds it). The task holds one of its principal's call slots while it runs; with
+   * none free, the call is refused as BUSY, as a call would be. Undefined when the store cannot
+   * take the task (Redis unreachable): the call then runs as a plain call, which the extension
+   * allows (the server decides, call by call).
+   */
+  async start(tool: ToolDefinition, args: unknown, call: ToolCall): Promise<Record<string, unknown> | undefined> {
+    const { config } = call.services;
+    const { principal } = call.caller;
+    const slots = await this.quota.acquire(
+      principal.id,
+      config.limits.maxConcurrentRequests,
+      config.limits.maxConcurrentPerPrincipal,
+      1,
+    );
+    if (slots === undefined || slots === 'unavailable') {
+      throw new McpdError('BUSY', 'too many calls in progress for this principal; retry later');
+    }
+    let record: TaskRecord;
+    try {
+      record = await this.store.create({
+        taskId: randomUUID(),
+        owner: principal.id,
+        tool: tool.name,
+        ttlMs: this.settings.ttlMs,
+        leaseMs: this.settings.leaseMs,
+      });
+    } catch {
+      slots.release();
+      return undefined;
+    }
+    this.run(record, tool, args, call, slots);
+    return { ...this.wire(record), resultType: 'task' };
+  }
+
+  /** The task as tasks/get answers it, or the error for one this principal cannot see. */
+  async get(principal: Principal, taskId: string): Promise<Record<string, unknown> | ProtocolFailure> {
+    const record = await this.store.get(taskId);
+    if (!record || record.owner !== principal.id) return unknownTask();
+    return this.wire(record);
+  }
+
+  /** tasks/cancel: the runner stops at once here, or at its next renewal on another replica. */
+  async cancel(principal: Principal, taskId: string): Promise<Record<string, unknown> | ProtocolFailure> {
+    const record = await this.store.get(taskId);
+    if (!record || record.owner !== principal.id) return unknownTask();
+    if (record.status === 'working') {
+      await this.store.requestCancel(taskId);
+      this.running.get(taskId)?.stop.abort(CANCELLED_BY_CLIENT);
+    }
+    return {};
+  }
+
+  /** Tasks running in this process. */
+  get inProgress(): number {
+    return this.running.size;
+  }
+
+  /**
+   * Shutdown: waits up to `graceMs` for the tasks running here, then stops the rest, which end
+   * failed with the reason (a client polling another replica reads it).
+   */
+  async drain(graceMs: number): Promise<{ unfinished: number }> {
+    const all = Promise.all([...this.running.values()].map((task) => task.done));
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), graceMs);
+    });
+    const outcome = await Promise.race([all.then(() => 'done' as const), late]);
+    clearTimeout(timer);
+    const unfinished = outcome === 'late' ? this.running.size : 0;
+    if (unfinished > 0) {
+      const reason = new McpdError('UNAVAILABLE', 'the replica running this task shut down before it finished');
+      for (const task of this.running.values()) task.stop.abort(reason);
+      await all;
+    }
+    clearInterval(this.renewing);
+    return { unfinished };
+  }
+
+  private wire(record: TaskRecord): Record<string, unknown> {
+    return {
+      taskId: record.taskId,
+      status: record.status,
+      ...(record.statusMessage === undefined ? {} : { statusMessage: record.statusMessage }),
+      createdAt: record.createdAt,
+      lastUpdatedAt: record.lastUpdatedAt,
+      ttlMs: record.ttlMs,
+      pollIntervalMs: this.settings.pollIntervalMs,
+      ...(record.status === 'completed' && record.result ? { result: record.result } : {}),
+      ...(record.status === 'failed' && record.error ? { error: record.error } : {}),
+    };
+  }
+
+  private run(record: TaskRecord, tool: ToolDefinition, args: unknown, call: ToolCall, slots: Slots): void {
+    const task: Running = { stop: new AbortController(), statusMessage: 'started', done: Promise.resolve() };
+    this.running.set(record.taskId, task);
+    task.done = this.work(record, task, tool, args, call).finally(() => {
+      this.running.delete(record.taskId);
+      slots.release();
+    });
+    this.keepRenewing();
+  }
+
+  private async work(record: TaskRecord, task: Running, tool: ToolDefinition, args: unknown, call: ToolCall) {
+    let end: TaskEnd;
+    try {
+      const result = await callTool(tool, args, {
+        ...call,
+        // Detached from the request that started it: the task's own signal stops it.
+        caller: { ...call.caller, signal: task.stop.signal },
+        progressToken: undefined,
+        notify: async () => {},
+        onProgress: (progress, total) => {
+          task.statusMessage = total === undefined ? `${progress} done` : `${progress} of ${total} done`;
+        },
+      });
+      end = this.endOf(task.stop.signal, result as unknown as Record<string, unknown>);
+    } catch (error) {
+      const message = isMcpdError(error) ? error.message : 'internal error';
+      end = { status: 'failed', error: { code: -32603, message }, statusMessage: message };
+    }
+    try {
+      await this.store.finish(record.taskId, end);
+    } catch {
+      // The store is unreachable: the lease lapses and the task reads as failed, never as working.
+    }
+  }
+
+  /** How a finished call ends its task: a client's cancel, shutdown, or the tool's result (even an error result). */
+  private endOf(signal: AbortSignal, result: Record<string, unknown>): TaskEnd {
+    if (signal.aborted && signal.reason === CANCELLED_BY_CLIENT) {
+      return { status: 'cancelled', statusMessage: 'cancelled by the client' };
+    }
+    if (signal.aborted && isMcpdError(signal.reason) && signal.reason.code === 'UNAVAILABLE') {
+      return {
+        status: 'failed',
+        error: { code: -32603, message: signal.reason.message },
+        statusMessage: signal.reason.message,
+      };
+    }
+    return { status: 'completed', result, statusMessage: result.isError ? 'finished with an error' : 'finished' };
+  }
+
+  private keepRenewing(): void {
+    if (this.renewing) return;
+    this.renewing = setInterval(() => void this.renew(), Math.max(100, Math.floor(this.settings.leaseMs / 3)));
+    this.renewing.unref();
+  }
+
+  private async renew(): Promise<void> {
+    if (this.running.size === 0) {
+      clearInterval(this.renewing);
+      this.renewing = undefined;
+      return;
+    }
+    const tasks = [...this.running.entries()].map(([taskId, task]) => ({ taskId, statusMessage: task.statusMessage }));
+    try {
+      for (const taskId of await this.store.renew(tasks, this.settings.leaseMs)) {
+        this.running.get(taskId)?.stop.abort(CANCELLED_BY_CLIENT);
+      }
+    } catch {
+      // Unreachable store: renewed next time, or the lease lapses and the task reads as failed.
+    }
+  }
+}
+
+function unknownTask(): ProtocolFailure {
+  return { code: -32602, message: 'unknown task (it may have expired, or belong to another principal)' };
+}
