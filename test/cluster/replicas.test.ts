@@ -293,6 +293,63 @@ describe('tasks across replicas', () => {
   });
 });
 
+describe('Redis restarted mid-run', () => {
+  /** Redis commands a replica's metrics count as `outcome`, and limits it decided without Redis. */
+  const counts = async (replica: ServingProcess) => {
+    const text = await (await fetch(replica.url.replace(/\/mcp$/, '/metrics'))).text();
+    const sum = (pattern: RegExp) => [...text.matchAll(pattern)].reduce((total, m) => total + Number(m[1]), 0);
+    return {
+      ok: sum(/^mcpd_redis_command_duration_seconds_count\{[^}]*outcome="ok"[^}]*\} (\d+)/gm),
+      fallbacks: sum(/^mcpd_shared_limit_fallbacks_total\{[^}]*\} (\d+)/gm),
+    };
+  };
+
+  it('costs no call, crashes no replica, and shares the limits again within 5 s of Redis answering', async () => {
+    await redis.cli('FLUSHALL');
+    const statuses: number[] = [];
+    let stop = false;
+    let next = 0;
+    const worker = async () => {
+      while (!stop) {
+        const replica = replicas[next++ % 3] as ServingProcess;
+        const response = await postModern(replica.url, 'tools/call', { name: 'list_roots', arguments: {} });
+        await response.arrayBuffer();
+        statuses.push(response.status);
+        // Paced: within the shared bucket (60, then 2 a second) and each replica's own meanwhile.
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    };
+    const load = Promise.all([worker(), worker()]);
+    try {
+      await until(() => statuses.length >= 6, { what: 'calls before the restart' });
+      await redis.stop('SIGKILL');
+      await until(async () => (await Promise.all(replicas.map(counts))).every((c) => c.fallbacks > 0), {
+        what: 'every replica to decide a limit without Redis',
+      });
+      const before = await Promise.all(replicas.map(counts));
+      const restarted = performance.now();
+      await redis.start();
+      await until(async () => (await Promise.all(replicas.map(counts))).every((c, i) => c.ok > (before[i]?.ok ?? 0)), {
+        what: 'every replica to use Redis again',
+        timeoutMs: 15_000,
+        intervalMs: 50,
+      });
+      const recoveryMs = performance.now() - restarted;
+      const callsBefore = statuses.length;
+      await until(() => statuses.length >= callsBefore + 6, { what: 'calls after the restart' });
+      process.stdout.write(
+        `redis restart: ${statuses.length} calls, none failed; limits shared again ${recoveryMs.toFixed(0)} ms after Redis came back\n`,
+      );
+      expect(recoveryMs).toBeLessThan(5000);
+    } finally {
+      stop = true;
+      await load;
+    }
+    expect(statuses.filter((status) => status !== 200)).toEqual([]);
+    for (const replica of replicas) expect(replica.child.exitCode).toBeNull();
+  });
+});
+
 describe('a replica that requires Redis', () => {
   let away: RedisServer;
   let replica: ServingProcess;
