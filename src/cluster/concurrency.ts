@@ -1,4 +1,4 @@
-import { principalKey } from './rateLimiter.js';
+import { InMemoryRateLimiter, principalKey, type RateLimiter } from './rateLimiter.js';
 import type { SharedRedis } from './redis.js';
 
 /** Calls in progress, per process and per principal: slots are taken on entry, released on close. */
@@ -47,16 +47,97 @@ export interface Slots {
  */
 export interface CallQuota {
   acquire(key: string, maxTotal: number, maxPerKey: number, count: number): Promise<Slots | undefined | 'unavailable'>;
+  /**
+   * A message's rate tokens, then its call slots, in one step (one Redis round trip when shared):
+   * `count` of each, all or none. A refusal by the slots has already spent the tokens, as taking
+   * them one after the other would.
+   */
+  admit(key: string, limits: AdmitLimits): Promise<Admission>;
 }
 
-/** One process's quota: both bounds counted here. */
+export interface AdmitLimits {
+  readonly maxTotal: number;
+  readonly maxPerKey: number;
+  readonly count: number;
+  readonly perSecond: number;
+  readonly burst: number;
+}
+
+/** A message admitted with its slots, or why not. */
+export type Admission =
+  | { readonly ok: true; readonly slots: Slots }
+  | { readonly ok: false; readonly reason: 'rate'; readonly retryAfterMs: number }
+  | { readonly ok: false; readonly reason: 'concurrency' | 'unavailable' };
+
+const BUSY: Admission = { ok: false, reason: 'concurrency' };
+const UNAVAILABLE: Admission = { ok: false, reason: 'unavailable' };
+
+/** One process's quota: both bounds counted here, the rate taken from `rates` (this process's buckets). */
 export class LocalCallQuota implements CallQuota {
-  constructor(private readonly limiter: ConcurrencyLimiter = new ConcurrencyLimiter()) {}
+  constructor(
+    private readonly rates: RateLimiter = new InMemoryRateLimiter(),
+    private readonly limiter: ConcurrencyLimiter = new ConcurrencyLimiter(),
+  ) {}
 
   async acquire(key: string, maxTotal: number, maxPerKey: number, count: number): Promise<Slots | undefined> {
     return this.limiter.acquire(key, maxTotal, maxPerKey, count);
   }
+
+  async admit(key: string, limits: AdmitLimits): Promise<Admission> {
+    const rate = await this.rates.take(key, limits.perSecond, limits.burst, limits.count);
+    if (!rate.ok)
+      return rate.unavailable ? UNAVAILABLE : { ok: false, reason: 'rate', retryAfterMs: rate.retryAfterMs };
+    const slots = this.limiter.acquire(key, limits.maxTotal, limits.maxPerKey, limits.count);
+    return slots ? { ok: true, slots } : BUSY;
+  }
 }
+
+/** The rate bucket and the slot set of one principal in one script: one round trip to admit a message. */
+export const ADMIT_SCRIPT = {
+  keys: 2,
+  lua: `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local count = tonumber(ARGV[3])
+local held = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(held[1])
+local at = tonumber(held[2])
+if tokens == nil or at == nil then
+  tokens = burst
+  at = now
+end
+if now > at then
+  tokens = math.min(burst, tokens + (now - at) / 1000 * rate)
+  at = now
+end
+local ok = 0
+local wait = 0
+if tokens >= count then
+  tokens = tokens - count
+  ok = 1
+else
+  wait = math.ceil((math.min(count, burst) - tokens) / rate * 1000)
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(at))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+if ok == 0 then
+  return { 0, wait, 0 }
+end
+local max = tonumber(ARGV[4])
+local lease = tonumber(ARGV[5])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+if redis.call('ZCARD', KEYS[2]) + (#ARGV - 5) > max then
+  return { 1, 0, 0 }
+end
+for i = 6, #ARGV do
+  redis.call('ZADD', KEYS[2], now + lease, ARGV[i])
+end
+redis.call('PEXPIRE', KEYS[2], lease)
+return { 1, 0, 1 }
+`,
+} as const;
 
 /**
  * A principal's slots as members of one sorted set in Redis, scored by when their lease ends.
@@ -111,8 +192,51 @@ export class RedisCallQuota implements CallQuota {
     private readonly redis: SharedRedis,
     private readonly replica: string,
     private readonly leaseMs: number,
+    /** The shared buckets, which fall back to this replica's own while Redis is away. */
+    private readonly rates: RateLimiter,
     private readonly local: ConcurrencyLimiter = new ConcurrencyLimiter(),
   ) {}
+
+  async admit(key: string, limits: AdmitLimits): Promise<Admission> {
+    const { maxTotal, maxPerKey, count } = limits;
+    const slots = this.local.acquire(key, maxTotal, Number.POSITIVE_INFINITY, count);
+    if (!slots) return BUSY;
+    const id = this.nextId++;
+    const members = Array.from({ length: count }, (_, i) => `${this.replica}:${id}:${i}`);
+    const keys = [principalKey('rate', key), principalKey('calls', key)];
+    let answer: unknown;
+    try {
+      answer = await this.redis.script(
+        'mcpdAdmit',
+        keys,
+        limits.perSecond,
+        limits.burst,
+        count,
+        maxPerKey,
+        this.leaseMs,
+        ...members,
+      );
+    } catch {
+      slots.release();
+      return this.admitWithoutRedis(key, limits);
+    }
+    const [rateOk, waitMs, slotsOk] = answer as [number, number, number];
+    if (rateOk !== 1 || slotsOk !== 1) {
+      slots.release();
+      return rateOk !== 1 ? { ok: false, reason: 'rate', retryAfterMs: waitMs } : BUSY;
+    }
+    return { ok: true, slots: this.shared(id, keys[1] as string, members, slots) };
+  }
+
+  /** Redis unreachable: the rate from the buckets' fallback, the slots as `acquire` falls back. */
+  private async admitWithoutRedis(key: string, limits: AdmitLimits): Promise<Admission> {
+    const rate = await this.rates.take(key, limits.perSecond, limits.burst, limits.count);
+    if (!rate.ok)
+      return rate.unavailable ? UNAVAILABLE : { ok: false, reason: 'rate', retryAfterMs: rate.retryAfterMs };
+    const slots = await this.acquire(key, limits.maxTotal, limits.maxPerKey, limits.count);
+    if (slots === 'unavailable') return UNAVAILABLE;
+    return slots ? { ok: true, slots } : BUSY;
+  }
 
   async acquire(
     key: string,
@@ -140,6 +264,11 @@ export class RedisCallQuota implements CallQuota {
       slots.release();
       return undefined;
     }
+    return this.shared(id, redisKey, members, slots);
+  }
+
+  /** Slots taken in Redis (and locally): renewed while held, given back once. */
+  private shared(id: number, redisKey: string, members: readonly string[], slots: Slots): Slots {
     this.held.set(id, { key: redisKey, members });
     this.keepRenewing();
     let released = false;

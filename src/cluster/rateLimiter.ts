@@ -93,9 +93,13 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
 return { ok, wait }
 `;
 
-/** Redis keys name a principal by a hash: bounded in length, and no principal name stored in Redis. */
+/**
+ * Redis keys name a principal by a hash: bounded in length, and no principal name stored in Redis.
+ * The hash is the key's hash tag, so a principal's keys share a Redis Cluster slot and one script
+ * can take its rate token and its call slots together.
+ */
 export function principalKey(kind: string, principal: string): string {
-  return `${kind}:${createHash('sha256').update(principal).digest('base64url').slice(0, 22)}`;
+  return `${kind}:{${createHash('sha256').update(principal).digest('base64url').slice(0, 22)}}`;
 }
 
 /**

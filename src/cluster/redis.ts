@@ -95,12 +95,15 @@ export interface RedisObserver {
   traced<T>(name: string, command: () => Promise<T>): Promise<T>;
 }
 
-/** Scripts mcpd runs in Redis: each one key, so they work on a Redis Cluster as on one server. */
+/**
+ * Scripts mcpd runs in Redis, by name: the Lua, and how many keys it takes (one unless said). A
+ * script of several keys names them with one hash tag, so they work on a Redis Cluster too.
+ */
 export interface Scripts {
-  readonly [name: string]: string;
+  readonly [name: string]: string | { readonly lua: string; readonly keys: number };
 }
 
-type ScriptCall = (key: string, ...args: (string | number)[]) => Promise<unknown>;
+type ScriptCall = (...keysThenArgs: (string | number)[]) => Promise<unknown>;
 
 /**
  * The one Redis client of a process, with mcpd's scripts defined on it: every command goes through
@@ -124,7 +127,10 @@ export class SharedRedis {
     logger: Logger,
   ): Promise<SharedRedis> {
     const client = createRedis(settings, logger);
-    for (const [name, lua] of Object.entries(scripts)) client.defineCommand(name, { numberOfKeys: 1, lua });
+    for (const [name, script] of Object.entries(scripts)) {
+      const { lua, keys } = typeof script === 'string' ? { lua: script, keys: 1 } : script;
+      client.defineCommand(name, { numberOfKeys: keys, lua });
+    }
     // Not awaited: a replica starts, and serves with its fallback, while Redis is away.
     client.connect().catch(() => {});
     return new SharedRedis(client, observer, settings);
@@ -135,11 +141,12 @@ export class SharedRedis {
     return this.client.status === 'ready';
   }
 
-  /** Runs a defined script on `key` (prefixed by the client). */
-  script(name: string, key: string, ...args: (string | number)[]): Promise<unknown> {
+  /** Runs a defined script on `key` (or keys; prefixed by the client). */
+  script(name: string, key: string | readonly string[], ...args: (string | number)[]): Promise<unknown> {
+    const keys = typeof key === 'string' ? [key] : key;
     return this.run(
       name,
-      () => (this.client as unknown as Record<string, ScriptCall>)[name]?.(key, ...args) as Promise<unknown>,
+      () => (this.client as unknown as Record<string, ScriptCall>)[name]?.(...keys, ...args) as Promise<unknown>,
     );
   }
 

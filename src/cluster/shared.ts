@@ -2,6 +2,7 @@ import type { Config } from '../config/schema.js';
 import type { Logger } from '../ops/logger.js';
 import { type ChangeBus, InMemoryChangeBus, RedisChangeBus } from './changeBus.js';
 import {
+  ADMIT_SCRIPT,
   type CallQuota,
   LocalCallQuota,
   QUOTA_ACQUIRE_SCRIPT,
@@ -36,9 +37,10 @@ export async function sharedState(
 ): Promise<SharedState> {
   const settings = config.cluster.redis;
   if (!settings) {
+    const rateLimiter = new InMemoryRateLimiter();
     return {
-      rateLimiter: new InMemoryRateLimiter(),
-      calls: new LocalCallQuota(),
+      rateLimiter,
+      calls: new LocalCallQuota(rateLimiter),
       changes: new InMemoryChangeBus(),
       tasks: new InMemoryTaskStore(),
       notReadyReason: () => null,
@@ -50,6 +52,7 @@ export async function sharedState(
     settings,
     {
       mcpdRate: RATE_SCRIPT,
+      mcpdAdmit: ADMIT_SCRIPT,
       mcpdQuotaAcquire: QUOTA_ACQUIRE_SCRIPT,
       mcpdQuotaRenew: QUOTA_RENEW_SCRIPT,
       ...TASK_SCRIPTS,
@@ -57,10 +60,11 @@ export async function sharedState(
     deps.observer,
     deps.logger,
   );
-  const calls = new RedisCallQuota(redis, deps.replica, config.cluster.leaseMs);
+  const rateLimiter = new RedisRateLimiter(redis);
+  const calls = new RedisCallQuota(redis, deps.replica, config.cluster.leaseMs, rateLimiter);
   const changes = new RedisChangeBus(redis, `${settings.keyPrefix}changes`);
   return {
-    rateLimiter: new RedisRateLimiter(redis),
+    rateLimiter,
     calls,
     changes,
     tasks: new RedisTaskStore(redis),

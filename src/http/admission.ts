@@ -315,17 +315,19 @@ export class Admission {
       this.tooMany(res, requestId, principal, reason, message, retryAfterSec);
       return undefined;
     };
-    const rate = await this.deps.rateLimiter.take(
-      principal.id,
-      limits.rateLimit.perSecond,
-      limits.rateLimit.burst,
-      count,
-    );
-    if (!rate.ok) {
-      if (rate.unavailable) return refuse('shared_state', 'limit:unavailable', SHARED_STATE_DOWN, 1);
-      return refuse('rate_limited', 'limit:rate', 'request rate limit reached', Math.ceil(rate.retryAfterMs / 1000));
-    }
+    const rateRefused = (retryAfterMs: number) =>
+      refuse('rate_limited', 'limit:rate', 'request rate limit reached', Math.ceil(retryAfterMs / 1000));
     if (plan.listen) {
+      const rate = await this.deps.rateLimiter.take(
+        principal.id,
+        limits.rateLimit.perSecond,
+        limits.rateLimit.burst,
+        count,
+      );
+      if (!rate.ok) {
+        if (rate.unavailable) return refuse('shared_state', 'limit:unavailable', SHARED_STATE_DOWN, 1);
+        return rateRefused(rate.retryAfterMs);
+      }
       const stream = this.deps.streams.acquire(
         principal.id,
         limits.maxSubscriptionStreams,
@@ -334,15 +336,18 @@ export class Admission {
       if (!stream) return refuse('streams', 'limit:streams', 'too many open subscription streams', 5);
       return () => stream.release();
     }
-    const slots = await this.deps.calls.acquire(
-      principal.id,
-      limits.maxConcurrentRequests,
-      limits.maxConcurrentPerPrincipal,
+    // The rate tokens and the slots in one step: one round trip when they are shared through Redis.
+    const admission = await this.deps.calls.admit(principal.id, {
+      maxTotal: limits.maxConcurrentRequests,
+      maxPerKey: limits.maxConcurrentPerPrincipal,
       count,
-    );
-    if (slots === 'unavailable') return refuse('shared_state', 'limit:unavailable', SHARED_STATE_DOWN, 1);
-    if (!slots) return refuse('concurrency', 'limit:concurrency', 'too many requests in progress', 1);
-    return () => slots.release();
+      perSecond: limits.rateLimit.perSecond,
+      burst: limits.rateLimit.burst,
+    });
+    if (admission.ok) return () => admission.slots.release();
+    if (admission.reason === 'rate') return rateRefused(admission.retryAfterMs);
+    if (admission.reason === 'unavailable') return refuse('shared_state', 'limit:unavailable', SHARED_STATE_DOWN, 1);
+    return refuse('concurrency', 'limit:concurrency', 'too many requests in progress', 1);
   }
 
   /** The 503 of a draining server: counted, audited, and telling the client to go elsewhere. */

@@ -112,6 +112,27 @@ describe.each(implementations)('the limits contract, %s', (_name, make) => {
     await until(async () => (await rate.take('dave', 50, 1)).ok, { what: 'a token after 20 ms' });
   });
 
+  it('admits a message by rate and slots in one step, all or none, the tokens spent either way', async () => {
+    const { calls } = await make();
+    const limits = { maxTotal: 100, maxPerKey: 2, count: 2, perSecond: 0.001, burst: 5 };
+    const first = await calls.admit('grace', limits);
+    expect(first.ok).toBe(true);
+    // Slots full: refused as busy, and its two tokens are spent all the same.
+    expect(await calls.admit('grace', limits)).toEqual({ ok: false, reason: 'concurrency' });
+    if (first.ok) first.slots.release();
+    // One token left, two asked: refused by the rate, with a time to come back.
+    const limited = await calls.admit('grace', limits);
+    expect(limited).toMatchObject({ ok: false, reason: 'rate' });
+    expect(!limited.ok && limited.reason === 'rate' && limited.retryAfterMs).toBeGreaterThan(0);
+    const single = await calls.admit('grace', { ...limits, count: 1 });
+    expect(single.ok).toBe(true);
+    // The process total binds too.
+    expect(await calls.admit('hank', { ...limits, maxTotal: 1, count: 1 })).toEqual({
+      ok: false,
+      reason: 'concurrency',
+    });
+  });
+
   it('holds calls in progress per principal and in all, releases each slot once', async () => {
     const { calls } = await make();
     const first = await calls.acquire('erin', 100, 3, 2);
@@ -206,12 +227,28 @@ describe('limits shared through Redis', () => {
       expect(allowed).toBe(5);
       expect(await local.calls.acquire('ivan', 100, 1, 1)).toBeTruthy();
       expect(await local.calls.acquire('ivan', 100, 1, 1)).toBeUndefined();
+      // Admitting a message falls back the same way: this replica's bucket (now empty), its count.
+      expect(
+        await local.calls.admit('ivan', { maxTotal: 100, maxPerKey: 5, count: 1, perSecond: 0.001, burst: 5 }),
+      ).toMatchObject({
+        ok: false,
+        reason: 'rate',
+      });
+      expect(
+        (await local.calls.admit('ivy', { maxTotal: 100, maxPerKey: 5, count: 1, perSecond: 1, burst: 5 })).ok,
+      ).toBe(true);
       expect(local.seen.fallbacks).toContainEqual({ limit: 'rate', mode: 'local' });
       expect(local.seen.fallbacks).toContainEqual({ limit: 'concurrency', mode: 'local' });
       // closed: refused as unavailable, never allowed unchecked.
       const refused = await closed.rateLimiter.take('ivan', 1000, 1000);
       expect(refused).toMatchObject({ ok: false, unavailable: true });
       expect(await closed.calls.acquire('ivan', 100, 100, 1)).toBe('unavailable');
+      expect(
+        await closed.calls.admit('ivan', { maxTotal: 100, maxPerKey: 5, count: 1, perSecond: 1, burst: 5 }),
+      ).toEqual({
+        ok: false,
+        reason: 'unavailable',
+      });
       expect(closed.seen.fallbacks).toContainEqual({ limit: 'rate', mode: 'closed' });
     } finally {
       await redis.start();
@@ -246,6 +283,9 @@ describe('limits shared through Redis', () => {
     await until(() => user.seen.commands.some((c) => c.name === 'mcpdQuotaRenew'), { what: 'a lease renewal' });
     (slot as { release(): void }).release();
     await until(() => user.seen.commands.some((c) => c.name === 'zrem'), { what: 'the release' });
+    const admitted = await user.calls.admit('kim', { maxTotal: 100, maxPerKey: 2, count: 1, perSecond: 1, burst: 3 });
+    expect(admitted.ok).toBe(true);
+    if (admitted.ok) admitted.slots.release();
     // Tasks and changes too: every script and command the replica uses.
     await user.tasks.create({ taskId: 'acl-task', owner: 'kim', tool: 't', ttlMs: 60_000, leaseMs: 60_000 });
     await user.tasks.renew([{ taskId: 'acl-task', statusMessage: 'half' }], 60_000);

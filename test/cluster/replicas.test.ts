@@ -111,10 +111,9 @@ describe('three replicas sharing one Redis', () => {
     // And each replica's metrics show the Redis calls it made.
     for (const replica of replicas) {
       const metrics = await (await fetch(replica.url.replace(/\/mcp$/, '/metrics'))).text();
-      expect(metrics).toMatch(/mcpd_redis_command_duration_seconds_count\{command="mcpdRate",outcome="ok"\} [1-9]/);
-      expect(metrics).toMatch(
-        /mcpd_redis_command_duration_seconds_count\{command="mcpdQuotaAcquire",outcome="ok"\} [1-9]/,
-      );
+      // One round trip admits a call (its rate token and its slot), one gives the slot back.
+      expect(metrics).toMatch(/mcpd_redis_command_duration_seconds_count\{command="mcpdAdmit",outcome="ok"\} [1-9]/);
+      expect(metrics).toMatch(/mcpd_redis_command_duration_seconds_count\{command="zrem",outcome="ok"\} [1-9]/);
     }
   });
 });
