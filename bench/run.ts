@@ -1,6 +1,7 @@
 // npm run bench: every benchmark, each reporting ratios against a baseline measured in the same run.
-// BENCH_ONLY=request-path|auth|observability|filesystem|scaling runs one of them.
+// BENCH_ONLY=request-path|auth|observability|filesystem|scaling|capacity runs one of them.
 import { authOverhead } from './auth-overhead.js';
+import { capacity } from './capacity.js';
 import { filesystem } from './filesystem.js';
 import { observabilityOverhead } from './observability-overhead.js';
 import { requestPath } from './request-path.js';
@@ -12,3 +13,4 @@ if (!only || only === 'auth') await authOverhead();
 if (!only || only === 'observability') await observabilityOverhead();
 if (!only || only === 'filesystem') await filesystem();
 if (!only || only === 'scaling') await scaling();
+if (!only || only === 'capacity') await capacity();
