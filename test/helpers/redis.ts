@@ -38,9 +38,10 @@ function pings(port: number): Promise<boolean> {
 
 /**
  * A real Redis (Debian's redis-server) on a free loopback port, with no persistence, in a
- * directory of its own. Each test file starts its own and closes it.
+ * directory of its own, with `extraArgs` (a cluster node's, say). Each test file starts its own
+ * and closes it.
  */
-export async function startRedis(): Promise<RedisServer> {
+export async function startRedis(extraArgs: readonly string[] = []): Promise<RedisServer> {
   const binary = requireCommand('redis-server');
   const cliBinary = requireCommand('redis-cli');
   const dir = await mkdtemp(join(tmpdir(), 'mcpd-redis-'));
@@ -52,7 +53,7 @@ export async function startRedis(): Promise<RedisServer> {
   const start = async () => {
     const started = spawn(
       binary,
-      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...extraArgs],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     child = started;
