@@ -17,6 +17,7 @@ import { TaskRunner } from '../../src/mcp/tasks.js';
 import type { ToolDefinition } from '../../src/mcp/toolkit.js';
 import { TOOLS } from '../../src/mcp/tools/index.js';
 import { createLogger } from '../../src/ops/logger.js';
+import { attribute, type SpanReceiver, startSpanReceiver } from '../helpers/otlp.js';
 import { messagesOf, postModern } from '../helpers/raw.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import { startServer, type TestServer } from '../helpers/server.js';
@@ -266,5 +267,63 @@ describe('the task runner', () => {
     // Its one slot is free again.
     const slot = await quota.acquire('alice', 10, 1, 1);
     expect(slot).toBeTruthy();
+  });
+});
+
+describe('Redis calls in traces', () => {
+  let demo: Awaited<ReturnType<typeof demoCopy>>;
+  let server: TestServer;
+  let receiver: SpanReceiver;
+
+  beforeAll(async () => {
+    // Spans leave in a fifth of a second, not five.
+    process.env.OTEL_BSP_SCHEDULE_DELAY = '200';
+    receiver = await startSpanReceiver();
+    demo = await demoCopy();
+    await writeFile(join(demo.project, 'workspace/traced.csv'), 'a,b\n1,2\n');
+    const config = await demo.configWith(
+      'traced.yaml',
+      [
+        `tracing: { enabled: true, endpoint: "${receiver.url}" }`,
+        `cluster: { redis: { url: "${redis.url}", keyPrefix: "traced:", required: true } }`,
+        '',
+      ].join('\n'),
+    );
+    server = await startServer(config);
+    await until(async () => (await fetch(`${server.base}/ready`)).status === 200, { what: 'redis connected' });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await receiver?.close();
+    await demo?.cleanup();
+  });
+
+  it('records each Redis command as a span, inside the call that made it', async () => {
+    const withTasks = {
+      'io.modelcontextprotocol/clientCapabilities': { extensions: { 'io.modelcontextprotocol/tasks': {} } },
+    };
+    const response = await postModern(
+      server.url,
+      'tools/call',
+      { name: 'process_large_dataset', arguments: { path: 'workspace/traced.csv' } },
+      { client: 'traced', meta: withTasks },
+    );
+    const [message] = await messagesOf(response);
+    expect((message as { result?: { resultType?: string } }).result?.resultType).toBe('task');
+    const spans = await until(
+      () => {
+        const create = receiver.spans.find((span) => span.name === 'redis mcpdTaskCreate');
+        const admit = receiver.spans.find((span) => span.name === 'redis mcpdAdmit');
+        return create && admit ? { create, admit } : undefined;
+      },
+      { what: 'the Redis spans', describe: () => receiver.spans.map((span) => span.name).join(', ') },
+    );
+    expect(attribute(spans.create, 'db.system.name')).toBe('redis');
+    expect(attribute(spans.create, 'db.operation.name')).toBe('mcpdTaskCreate');
+    // The task was created by the tools/call: its span is in that call's trace, under it.
+    const call = receiver.spans.find(
+      (span) => span.traceId === spans.create.traceId && span.parentSpanId === undefined,
+    );
+    expect(call?.name).toMatch(/tools\/call/);
   });
 });
