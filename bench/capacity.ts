@@ -5,15 +5,15 @@
  * makes. A bounded simulation of the deployment the model describes: many virtual clients, most of
  * them holding an idle stream, the rest calling.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { createConnection, createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { CONCURRENCY, driveLoad, type RoundResult } from './harness.js';
 import { listeningUrl } from './listening.js';
+import { startRedis } from './redis.js';
 import { modernToolCall } from './toolCalls.js';
 
 const DEMO = fileURLToPath(new URL('../demo', import.meta.url));
@@ -22,7 +22,6 @@ const REPLICAS = 3;
 /** Idle streams per replica in the loaded run. */
 const STREAMS_PER_REPLICA = Number(process.env.BENCH_STREAMS ?? 300);
 const CALLS = Number(process.env.BENCH_CALLS ?? 3000);
-const CONCURRENCY = 16;
 /** The call mix of an agent at work: mostly reads and listings, some searches. */
 const MIX: readonly [string, Record<string, unknown>][] = [
   ['read_file', { path: 'README.md' }],
@@ -31,39 +30,6 @@ const MIX: readonly [string, Record<string, unknown>][] = [
   ['read_file', { path: 'docs/architecture.md' }],
   ['search_files', { pattern: '*.md' }],
 ];
-
-function freePort(): Promise<number> {
-  const server = createServer();
-  return new Promise((resolve) =>
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    }),
-  );
-}
-
-async function startRedis(dir: string): Promise<{ url: string; child: ChildProcess }> {
-  try {
-    execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
-  } catch {
-    execFileSync('bash', ['scripts/ensure-tools.sh'], { stdio: 'inherit' });
-  }
-  const port = await freePort();
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir], {
-    stdio: 'ignore',
-  });
-  for (;;) {
-    const up = await new Promise<boolean>((resolve) => {
-      const socket = createConnection({ host: '127.0.0.1', port }, () => {
-        socket.end();
-        resolve(true);
-      });
-      socket.on('error', () => resolve(false));
-    });
-    if (up) return { url: `redis://127.0.0.1:${port}`, child };
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 const rssOf = (pid: number) =>
   Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) * 1024;
@@ -119,29 +85,16 @@ async function metricSum(replica: Replica, pattern: RegExp): Promise<number> {
   return [...text.matchAll(pattern)].reduce((sum, m) => sum + Number(m[1]), 0);
 }
 
-async function callMix(replicas: readonly Replica[], calls: number): Promise<{ perSecond: number; p99: number }> {
-  const latencies: number[] = [];
-  let next = 0;
-  const started = performance.now();
-  const worker = async () => {
-    while (next < calls) {
-      const index = next++;
+function callMix(replicas: readonly Replica[], calls: number): Promise<RoundResult> {
+  return driveLoad(
+    'capacity',
+    replicas.map((replica) => replica.url),
+    calls,
+    (index) => {
       const [tool, args] = MIX[index % MIX.length] as [string, Record<string, unknown>];
-      const replica = replicas[index % replicas.length] as Replica;
-      const t0 = performance.now();
-      const { headers, body } = modernToolCall(tool, args);
-      const response = await fetch(replica.url, { method: 'POST', headers, body });
-      if (response.status !== 200) throw new Error(`capacity: HTTP ${response.status}`);
-      await response.arrayBuffer();
-      latencies.push(performance.now() - t0);
-    }
-  };
-  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-  latencies.sort((a, b) => a - b);
-  return {
-    perSecond: latencies.length / ((performance.now() - started) / 1000),
-    p99: latencies[Math.floor(latencies.length * 0.99)] as number,
-  };
+      return modernToolCall(tool, args);
+    },
+  );
 }
 
 export async function capacity(): Promise<void> {

@@ -12,7 +12,7 @@ const BIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const CALLS_PER_ROUND = Number(process.env.BENCH_CALLS ?? 2000);
-const CONCURRENCY = 16;
+export const CONCURRENCY = 16;
 /** Calls per variant before the first measured round. */
 const WARM_UP_CALLS = 500;
 
@@ -110,24 +110,33 @@ async function stopAll(targets: readonly Target[]): Promise<void> {
 /** The cheap call every benchmark drives: metadata of one small file (a policy decision, a stat, an audit line). */
 const CALL = (token?: string) => modernToolCall('get_file_info', { path: 'README.md' }, token);
 
-interface RoundResult {
+export interface RoundResult {
   readonly perSecond: number;
   readonly p50: number;
   readonly p99: number;
 }
 
-/** `calls` cheap tool calls against one server from CONCURRENCY workers on keep-alive connections. */
-async function drive(target: Target, calls: number): Promise<RoundResult> {
+/**
+ * `calls` requests from CONCURRENCY workers on keep-alive connections, the i-th made by
+ * `request(i)` and sent to `urls[i % urls.length]` (round-robin, as a balancer would); any answer
+ * but 200 stops the run.
+ */
+export async function driveLoad(
+  name: string,
+  urls: readonly string[],
+  calls: number,
+  request: (index: number) => { headers: Record<string, string>; body: string },
+): Promise<RoundResult> {
   const latencies: number[] = [];
   let next = 0;
   const started = performance.now();
   const worker = async () => {
     while (next < calls) {
-      next += 1;
+      const index = next++;
       const t0 = performance.now();
-      const { headers, body } = CALL(target.token);
-      const response = await fetch(target.url, { method: 'POST', headers, body });
-      if (response.status !== 200) throw new Error(`${target.name}: HTTP ${response.status}`);
+      const { headers, body } = request(index);
+      const response = await fetch(urls[index % urls.length] as string, { method: 'POST', headers, body });
+      if (response.status !== 200) throw new Error(`${name}: HTTP ${response.status}`);
       await response.arrayBuffer();
       latencies.push(performance.now() - t0);
     }
@@ -137,6 +146,11 @@ async function drive(target: Target, calls: number): Promise<RoundResult> {
   latencies.sort((a, b) => a - b);
   const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] as number;
   return { perSecond: latencies.length / elapsed, p50: at(0.5), p99: at(0.99) };
+}
+
+/** `calls` cheap tool calls against one server. */
+function drive(target: Target, calls: number): Promise<RoundResult> {
+  return driveLoad(target.name, [target.url], calls, () => CALL(target.token));
 }
 
 function median(values: readonly number[]): number {

@@ -5,21 +5,20 @@
  * token and its quota slot there, and gives the slot back). Same load, interleaved rounds, medians;
  * ratios against one replica without Redis, measured in the same run.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { CONCURRENCY, driveLoad, type RoundResult } from './harness.js';
 import { listeningUrl } from './listening.js';
+import { startRedis } from './redis.js';
 import { modernToolCall } from './toolCalls.js';
 
 const DEMO = fileURLToPath(new URL('../demo', import.meta.url));
 const BIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const CALLS_PER_ROUND = Number(process.env.BENCH_CALLS ?? 2000);
-const CONCURRENCY = 16;
 
 interface Variant {
   readonly name: string;
@@ -33,40 +32,6 @@ const VARIANTS: readonly Variant[] = [
   { name: '3 replicas', replicas: 3, redis: false },
   { name: '3 replicas, Redis', replicas: 3, redis: true },
 ];
-
-function freePort(): Promise<number> {
-  const server = createServer();
-  return new Promise((resolve) =>
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    }),
-  );
-}
-
-/** Debian's redis-server, installed with apt when missing, on a free port with no persistence. */
-async function startRedis(dir: string): Promise<{ url: string; child: ChildProcess }> {
-  try {
-    execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
-  } catch {
-    execFileSync('bash', ['scripts/ensure-tools.sh'], { stdio: 'inherit' });
-  }
-  const port = await freePort();
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir], {
-    stdio: 'ignore',
-  });
-  for (;;) {
-    const up = await new Promise<boolean>((resolve) => {
-      const socket = createConnection({ host: '127.0.0.1', port }, () => {
-        socket.end();
-        resolve(true);
-      });
-      socket.on('error', () => resolve(false));
-    });
-    if (up) return { url: `redis://127.0.0.1:${port}`, child };
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 interface Target {
   readonly variant: Variant;
@@ -108,33 +73,10 @@ async function serve(variant: Variant, dir: string, redisUrl: string, index: num
   return { variant, urls, children };
 }
 
-interface Round {
-  readonly perSecond: number;
-  readonly p50: number;
-  readonly p99: number;
-}
-
-async function drive(target: Target, calls: number): Promise<Round> {
-  const latencies: number[] = [];
-  let next = 0;
-  const started = performance.now();
-  const worker = async () => {
-    while (next < calls) {
-      const url = target.urls[next % target.urls.length] as string;
-      next += 1;
-      const t0 = performance.now();
-      const { headers, body } = modernToolCall('get_file_info', { path: 'README.md' });
-      const response = await fetch(url, { method: 'POST', headers, body });
-      if (response.status !== 200) throw new Error(`${target.variant.name}: HTTP ${response.status}`);
-      await response.arrayBuffer();
-      latencies.push(performance.now() - t0);
-    }
-  };
-  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-  const elapsed = (performance.now() - started) / 1000;
-  latencies.sort((a, b) => a - b);
-  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] as number;
-  return { perSecond: latencies.length / elapsed, p50: at(0.5), p99: at(0.99) };
+function drive(target: Target, calls: number): Promise<RoundResult> {
+  return driveLoad(target.variant.name, target.urls, calls, () =>
+    modernToolCall('get_file_info', { path: 'README.md' }),
+  );
 }
 
 const median = (values: readonly number[]) =>
@@ -147,11 +89,11 @@ export async function scaling(): Promise<void> {
   try {
     for (const [index, variant] of VARIANTS.entries()) targets.push(await serve(variant, dir, redis.url, index));
     for (const target of targets) await drive(target, 500);
-    const rounds = new Map(targets.map((t) => [t.variant.name, [] as Round[]]));
+    const rounds = new Map(targets.map((t) => [t.variant.name, [] as RoundResult[]]));
     for (let i = 0; i < ROUNDS; i++) {
       for (const target of targets) rounds.get(target.variant.name)?.push(await drive(target, CALLS_PER_ROUND));
     }
-    const base = rounds.get(VARIANTS[0]?.name as string) as Round[];
+    const base = rounds.get(VARIANTS[0]?.name as string) as RoundResult[];
     const baseRate = median(base.map((r) => r.perSecond));
     const baseP99 = median(base.map((r) => r.p99));
     process.stdout.write(

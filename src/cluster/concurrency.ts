@@ -1,4 +1,4 @@
-import { InMemoryRateLimiter, principalKey, type RateLimiter } from './rateLimiter.js';
+import { InMemoryRateLimiter, principalKey, type RateLimiter, TAKE_TOKENS_LUA } from './rateLimiter.js';
 import type { SharedRedis } from './redis.js';
 
 /** Calls in progress, per process and per principal: slots are taken on entry, released on close. */
@@ -95,33 +95,7 @@ export class LocalCallQuota implements CallQuota {
 /** The rate bucket and the slot set of one principal in one script: one round trip to admit a message. */
 export const ADMIT_SCRIPT = {
   keys: 2,
-  lua: `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local count = tonumber(ARGV[3])
-local held = redis.call('HMGET', KEYS[1], 'tokens', 'at')
-local tokens = tonumber(held[1])
-local at = tonumber(held[2])
-if tokens == nil or at == nil then
-  tokens = burst
-  at = now
-end
-if now > at then
-  tokens = math.min(burst, tokens + (now - at) / 1000 * rate)
-  at = now
-end
-local ok = 0
-local wait = 0
-if tokens >= count then
-  tokens = tokens - count
-  ok = 1
-else
-  wait = math.ceil((math.min(count, burst) - tokens) / rate * 1000)
-end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(at))
-redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+  lua: `${TAKE_TOKENS_LUA}
 if ok == 0 then
   return { 0, wait, 0 }
 end

@@ -61,9 +61,11 @@ export class InMemoryRateLimiter implements RateLimiter {
 
 /**
  * The token bucket in Redis, one hash per principal, taken atomically by a script that reads
- * Redis's own clock (replicas' clocks may disagree; the store's cannot).
+ * Redis's own clock (replicas' clocks may disagree; the store's cannot). This Lua takes ARGV[3]
+ * tokens from the bucket KEYS[1] (ARGV[1] a second, ARGV[2] at most), leaving `ok` (1 or 0),
+ * `wait` (ms until enough) and `now` (ms) for the script that includes it.
  */
-export const RATE_SCRIPT = `
+export const TAKE_TOKENS_LUA = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local rate = tonumber(ARGV[1])
@@ -90,6 +92,10 @@ else
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(at))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+`;
+
+/** Takes a principal's tokens: what a listen stream needs (a call takes its slot with them, ADMIT_SCRIPT). */
+export const RATE_SCRIPT = `${TAKE_TOKENS_LUA}
 return { ok, wait }
 `;
 

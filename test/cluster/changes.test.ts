@@ -3,11 +3,10 @@ import { ChangeFeed, type FeedEvent } from '../../src/access/changes.js';
 import { type BusChange, type ChangeBus, InMemoryChangeBus } from '../../src/cluster/changeBus.js';
 import { type SharedState, sharedState } from '../../src/cluster/shared.js';
 import type { Config } from '../../src/config/schema.js';
-import type { RedisSettings } from '../../src/config/types.js';
 import { createLogger } from '../../src/ops/logger.js';
 import type { PolicyEngine } from '../../src/policy/engine.js';
 import { policyOver } from '../helpers/policy.js';
-import { type RedisServer, startRedis } from '../helpers/redis.js';
+import { type RedisServer, redisSettings, startRedis } from '../helpers/redis.js';
 import { until } from '../helpers/wait.js';
 import { tempDir } from '../helpers/workspace.js';
 
@@ -32,17 +31,7 @@ const change = (relPath: string, version: string, kind: BusChange['kind'] = 'cha
 });
 
 async function redisReplica(prefix: string): Promise<SharedState> {
-  const settings = {
-    mode: 'standalone',
-    url: redis.url,
-    keyPrefix: prefix,
-    connectTimeoutMs: 2000,
-    commandTimeoutMs: 1000,
-    required: false,
-    onUnavailable: 'local',
-    password: null,
-    tls: null,
-  } as RedisSettings;
+  const settings = redisSettings(redis.url, { keyPrefix: prefix });
   const state = await sharedState({ cluster: { redis: settings, leaseMs: 15_000 } } as unknown as Config, {
     logger: createLogger('silent'),
     replica: prefix,

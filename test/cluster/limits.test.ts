@@ -8,7 +8,7 @@ import type { Config } from '../../src/config/schema.js';
 import { DEFAULTS } from '../../src/config/schema.js';
 import type { RedisSettings } from '../../src/config/types.js';
 import { createLogger } from '../../src/ops/logger.js';
-import { type RedisServer, startRedis } from '../helpers/redis.js';
+import { type RedisServer, redisSettings, startRedis } from '../helpers/redis.js';
 import { until } from '../helpers/wait.js';
 import { REPO } from '../helpers/workspace.js';
 
@@ -28,20 +28,7 @@ interface Seen {
   fallbacks: { limit: string; mode: string }[];
 }
 
-function settings(overrides: Partial<RedisSettings> = {}): RedisSettings {
-  return {
-    mode: 'standalone',
-    url: redis.url,
-    keyPrefix: `test${Math.random().toString(36).slice(2, 8)}:`,
-    connectTimeoutMs: 2000,
-    commandTimeoutMs: 1000,
-    required: false,
-    onUnavailable: 'local',
-    password: null,
-    tls: null,
-    ...overrides,
-  } as RedisSettings;
-}
+const settings = (overrides: Partial<RedisSettings> = {}) => redisSettings(redis.url, overrides);
 
 /** A replica's shared state over Redis, with what it reported. */
 async function replica(

@@ -11,7 +11,6 @@ import { LocalCallQuota } from '../../src/cluster/concurrency.js';
 import { sharedState } from '../../src/cluster/shared.js';
 import { InMemoryTaskStore, LEASE_LAPSED, type TaskStore } from '../../src/cluster/tasks.js';
 import type { Config } from '../../src/config/schema.js';
-import type { RedisSettings } from '../../src/config/types.js';
 import type { ToolCall } from '../../src/mcp/calls.js';
 import { TaskRunner } from '../../src/mcp/tasks.js';
 import type { ToolDefinition } from '../../src/mcp/toolkit.js';
@@ -19,7 +18,7 @@ import { TOOLS } from '../../src/mcp/tools/index.js';
 import { createLogger } from '../../src/ops/logger.js';
 import { attribute, type SpanReceiver, startSpanReceiver } from '../helpers/otlp.js';
 import { messagesOf, postModern } from '../helpers/raw.js';
-import { type RedisServer, startRedis } from '../helpers/redis.js';
+import { type RedisServer, redisSettings, startRedis } from '../helpers/redis.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { until } from '../helpers/wait.js';
 import { demoCopy } from '../helpers/workspace.js';
@@ -43,17 +42,7 @@ afterAll(async () => {
 });
 
 async function redisStore(): Promise<TaskStore> {
-  const settings = {
-    mode: 'standalone',
-    url: redis.url,
-    keyPrefix: `tasks${Math.random().toString(36).slice(2, 7)}:`,
-    connectTimeoutMs: 2000,
-    commandTimeoutMs: 1000,
-    required: false,
-    onUnavailable: 'local',
-    password: null,
-    tls: null,
-  } as RedisSettings;
+  const settings = redisSettings(redis.url);
   const state = await sharedState({ cluster: { redis: settings, leaseMs: 15_000 } } as unknown as Config, {
     logger: createLogger('silent'),
     replica: 'tasks',

@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { RedisSettings } from '../../src/config/types.js';
 import { freePort } from './ports.js';
 import { requireCommand } from './tools.js';
 import { until } from './wait.js';
@@ -96,4 +97,23 @@ export async function startRedis(extraArgs: readonly string[] = []): Promise<Red
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Shared-state settings for `url`, as a resolved config holds them: standalone, a fresh key
+ * prefix (tests sharing a server do not share keys), the `local` fallback, no password or TLS.
+ */
+export function redisSettings(url: string, overrides: Partial<RedisSettings> = {}): RedisSettings {
+  return {
+    mode: 'standalone',
+    url,
+    keyPrefix: `test${Math.random().toString(36).slice(2, 8)}:`,
+    connectTimeoutMs: 2000,
+    commandTimeoutMs: 1000,
+    required: false,
+    onUnavailable: 'local',
+    password: null,
+    tls: null,
+    ...overrides,
+  } as RedisSettings;
 }
