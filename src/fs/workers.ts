@@ -1,13 +1,18 @@
 import { Worker } from 'node:worker_threads';
 import { McpdError } from '../errors.js';
 
+/** A worker idle this long is stopped: each holds about 9 MB, and an idle server should not. */
+const IDLE_WORKER_MS = 30_000;
+
 /**
  * A few worker threads running one script, shared by the whole process: a caller waits for a free
  * worker rather than starting its own, and a worker that had to be stopped (a regex past its time
- * budget) is replaced on the next use. Workers do not keep the process alive.
+ * budget) is replaced on the next use. Workers do not keep the process alive, and one left idle
+ * for `idleMs` is stopped (the next call starts one again, in tens of milliseconds).
  */
 export class WorkerPool {
   private readonly idle: Worker[] = [];
+  private readonly retiring = new Map<Worker, NodeJS.Timeout>();
   private readonly waiting: ((worker: Worker | undefined) => void)[] = [];
   private live = 0;
   private closed = false;
@@ -16,6 +21,7 @@ export class WorkerPool {
   constructor(
     private readonly source: string,
     readonly size: number,
+    private readonly idleMs: number = IDLE_WORKER_MS,
   ) {}
 
   /**
@@ -60,7 +66,11 @@ export class WorkerPool {
   acquire(): Promise<Worker> {
     if (this.closed) return Promise.reject(shuttingDown());
     const worker = this.idle.pop();
-    if (worker) return Promise.resolve(worker);
+    if (worker) {
+      clearTimeout(this.retiring.get(worker));
+      this.retiring.delete(worker);
+      return Promise.resolve(worker);
+    }
     if (this.live < this.size) return Promise.resolve(this.start());
     return new Promise((resolve, reject) =>
       this.waiting.push((next) => (next ? resolve(next) : reject(shuttingDown()))),
@@ -72,7 +82,24 @@ export class WorkerPool {
     const next = this.waiting.shift();
     if (next) next(worker);
     else if (this.closed) void worker.terminate();
-    else this.idle.push(worker);
+    else {
+      this.idle.push(worker);
+      this.retireLater(worker);
+    }
+  }
+
+  /** Stops `worker` once it has been idle for `idleMs`, unless a caller takes it first. */
+  private retireLater(worker: Worker): void {
+    const timer = setTimeout(() => {
+      this.retiring.delete(worker);
+      const at = this.idle.indexOf(worker);
+      if (at < 0) return;
+      this.idle.splice(at, 1);
+      this.live -= 1;
+      void worker.terminate();
+    }, this.idleMs);
+    timer.unref();
+    this.retiring.set(worker, timer);
   }
 
   /** A worker that must not be reused (stopped mid-job, or failed); someone waiting gets a fresh one. */
@@ -86,6 +113,8 @@ export class WorkerPool {
   /** Terminates every worker; callers still waiting fail. */
   async close(): Promise<void> {
     this.closed = true;
+    for (const timer of this.retiring.values()) clearTimeout(timer);
+    this.retiring.clear();
     for (const waiter of this.waiting.splice(0)) waiter(undefined);
     await Promise.all(this.idle.splice(0).map((worker) => worker.terminate()));
   }
