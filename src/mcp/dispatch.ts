@@ -4,7 +4,7 @@ import { boundResult, callTool, listResources, type Notify, readResource, resour
 import type { ToolCatalog } from './catalog.js';
 import { callerFor, type McpServices, type RequestContext } from './context.js';
 import { toToolError } from './errors.js';
-import type { TaskRunner } from './tasks.js';
+import { declaresTasks, TASKS_EXTENSION, type TaskRunner } from './tasks.js';
 import { asJson, type ToolDefinition } from './toolkit.js';
 import {
   type Era,
@@ -97,10 +97,37 @@ export function route(
     case 'tasks/cancel':
     case 'tasks/update':
       return taskRoute(request, options);
+    case 'subscriptions/listen':
+      return taskStatusRefusal(request, options);
     default:
       return undefined;
   }
 }
+
+/**
+ * A listen stream that asks for task status notifications without declaring the Tasks extension
+ * is refused, as the extension requires (-32021). One that declares it is served by the reference
+ * handler, whose acknowledgement leaves `taskIds` out: mcpd does not push task status (clients
+ * poll tasks/get), which the acknowledgement tells them.
+ */
+function taskStatusRefusal(request: InboundRequest, options: DispatchOptions): Route | undefined {
+  if (options.era !== 'modern') return undefined;
+  const notifications = request.params?.notifications as { taskIds?: unknown } | undefined;
+  if (notifications?.taskIds === undefined || declaresTasks(metaOf(request.params))) return undefined;
+  return {
+    run: async () => ({
+      kind: 'error',
+      error: {
+        code: MISSING_REQUIRED_CLIENT_CAPABILITY,
+        message: 'Missing required client capability',
+        data: { requiredCapabilities: { extensions: { [TASKS_EXTENSION]: {} } } },
+      },
+    }),
+  };
+}
+
+/** The Tasks extension's error for a request that needs a capability the client did not declare. */
+const MISSING_REQUIRED_CLIENT_CAPABILITY = -32021;
 
 /** The Tasks extension's methods, for the principal that started the task and nobody else. */
 function taskRoute(request: InboundRequest, options: DispatchOptions): Route | undefined {

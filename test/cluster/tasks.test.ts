@@ -157,6 +157,40 @@ describe('tasks over HTTP (2026-07-28, the extension declared)', () => {
     return message as { result?: Record<string, unknown>; error?: { code: number; message: string } };
   }
 
+  it('refuses task status notifications to a client that did not declare the extension, and acknowledges none to one that did', async () => {
+    const refused = await call('subscriptions/listen', { notifications: { taskIds: ['any'] } }, 'alice-key');
+    expect(refused.error).toEqual({
+      code: -32021,
+      message: 'Missing required client capability',
+      data: { requiredCapabilities: { extensions: { 'io.modelcontextprotocol/tasks': {} } } },
+    });
+    // With the extension: the stream opens, and its acknowledgement leaves taskIds out (poll instead).
+    const controller = new AbortController();
+    const response = await postModern(
+      server.url,
+      'subscriptions/listen',
+      { notifications: { taskIds: ['any'], resourcesListChanged: true } },
+      { client: 'tasks-test', meta: withTasks, headers: as('alice-key').headers, signal: controller.signal },
+    );
+    const reader = response.body?.getReader() as ReadableStreamDefaultReader<Uint8Array>;
+    let text = '';
+    while (!text.includes('subscriptions/acknowledged')) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+    controller.abort();
+    const ack = JSON.parse(
+      text
+        .split('\n')
+        .find((line) => line.includes('acknowledged'))
+        ?.replace(/^data: /, '') ?? '{}',
+    ) as {
+      params?: { notifications?: Record<string, unknown> };
+    };
+    expect(ack.params?.notifications).toEqual({ resourcesListChanged: true });
+  });
+
   it('advertises the extension in server/discover', async () => {
     const discover = await call('server/discover', {}, 'alice-key');
     expect(discover.result?.capabilities).toMatchObject({ extensions: { 'io.modelcontextprotocol/tasks': {} } });
