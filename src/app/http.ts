@@ -62,7 +62,11 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
         tracing.inSpan(`redis ${command}`, { 'db.system.name': 'redis', 'db.operation.name': command }, run),
     },
   });
-  const core = await Core.start(config, deps, observers, shared.changes);
+  // A config that cannot start (a root missing) must not leave a Redis connection behind.
+  const core = await Core.start(config, deps, observers, shared.changes).catch(async (error: unknown) => {
+    await shared.close();
+    throw error;
+  });
   const tasks = new TaskRunner(shared.tasks, shared.calls, {
     ttlMs: config.cluster.taskTtlMs,
     leaseMs: config.cluster.leaseMs,
