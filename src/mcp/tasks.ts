@@ -103,20 +103,36 @@ export class TaskRunner {
 
   /** The task as tasks/get answers it, or the error for one this principal cannot see. */
   async get(principal: Principal, taskId: string): Promise<Record<string, unknown> | ProtocolFailure> {
-    const record = await this.store.get(taskId);
+    const record = await this.read(taskId);
+    if (record === 'unreachable') return storeUnreachable();
     if (!record || record.owner !== principal.id) return unknownTask();
     return this.wire(record);
   }
 
   /** tasks/cancel: the runner stops at once here, or at its next renewal on another replica. */
   async cancel(principal: Principal, taskId: string): Promise<Record<string, unknown> | ProtocolFailure> {
-    const record = await this.store.get(taskId);
+    const record = await this.read(taskId);
+    if (record === 'unreachable') return storeUnreachable();
     if (!record || record.owner !== principal.id) return unknownTask();
     if (record.status === 'working') {
-      await this.store.requestCancel(taskId);
       this.running.get(taskId)?.stop.abort(CANCELLED_BY_CLIENT);
+      // Running elsewhere: its replica reads the request at its next renewal.
+      try {
+        await this.store.requestCancel(taskId);
+      } catch {
+        return storeUnreachable();
+      }
     }
     return {};
+  }
+
+  /** The task, or `unreachable` when the store cannot be asked (told apart from a task not found). */
+  private async read(taskId: string): Promise<TaskRecord | undefined | 'unreachable'> {
+    try {
+      return await this.store.get(taskId);
+    } catch {
+      return 'unreachable';
+    }
   }
 
   /** Tasks running in this process. */
@@ -231,6 +247,10 @@ export class TaskRunner {
       // Unreachable store: renewed next time, or the lease lapses and the task reads as failed.
     }
   }
+}
+
+function storeUnreachable(): ProtocolFailure {
+  return { code: -32603, message: 'the task store is unreachable (Redis); retry later' };
 }
 
 function unknownTask(): ProtocolFailure {

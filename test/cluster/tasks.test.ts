@@ -291,6 +291,28 @@ describe('the task runner', () => {
     const slot = await quota.acquire('alice', 10, 1, 1);
     expect(slot).toBeTruthy();
   });
+
+  it('answers tasks/get and tasks/cancel with an error, not a crash, when the store is unreachable', async () => {
+    const unreachable: TaskStore = {
+      create: async () => {
+        throw new Error('down');
+      },
+      get: async () => {
+        throw new Error('down');
+      },
+      renew: async () => [],
+      finish: async () => {},
+      requestCancel: async () => false,
+    };
+    const runner = new TaskRunner(unreachable, new LocalCallQuota(), {
+      ttlMs: 60_000,
+      leaseMs: 15_000,
+      pollIntervalMs: 1000,
+    });
+    const alice = { id: 'alice', scopes: [] };
+    expect(await runner.get(alice, 't')).toMatchObject({ code: -32603, message: expect.stringMatching(/unreachable/) });
+    expect(await runner.cancel(alice, 't')).toMatchObject({ code: -32603 });
+  });
 });
 
 describe('Redis calls in traces', () => {
