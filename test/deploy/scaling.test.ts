@@ -245,72 +245,76 @@ describe('three replicas behind nginx, sharing Redis', () => {
     const failures: string[] = [];
     const writes = { ok: 0, refusedNotRun: 0 };
     let reads = 0;
-    let stop = false;
-    const reader = async (index: number) => {
-      const principal = principals[index] as Principal;
-      const addresses = Array.from({ length: 5 }, (_, a) => `127.4.${index + 1}.${a + 1}`);
-      const client = new Client(
-        { name: `rolling-${index}`, version: '1' },
-        { versionNegotiation: { mode: { pin: '2026-07-28' } } },
-      );
+    const connect = async (name: string, principal: Principal, addresses: string[]) => {
+      const client = new Client({ name, version: '1' }, { versionNegotiation: { mode: { pin: '2026-07-28' } } });
       await client.connect(
         new StreamableHTTPClientTransport(mcpUrl(), { fetch: fetchFrom(...addresses), requestInit: bearer(principal) }),
       );
-      const mix = [
-        { name: 'read_file', arguments: { path: 'README.md' } },
-        { name: 'list_directory', arguments: { path: 'docs' } },
-        { name: 'get_file_info', arguments: { path: 'data/sales.csv' } },
-      ];
-      for (let i = 0; !stop; i++) {
-        try {
-          const result = (await client.callTool(
-            mix[i % mix.length] as { name: string; arguments: Record<string, unknown> },
-          )) as {
-            isError?: boolean;
-            content: { text?: string }[];
-          };
-          if (result.isError) failures.push(`read: ${result.content[0]?.text}`);
-          else reads += 1;
-        } catch (error) {
-          failures.push(`read: ${(error as Error).message}`);
-        }
-        // A steady, bounded load: five calls a second per client.
-        await new Promise((resolve) => setTimeout(resolve, 200));
-      }
-      await client.close();
+      return client;
     };
-    const writer = async () => {
-      const principal = principals[9] as Principal;
-      const addresses = Array.from({ length: 5 }, (_, a) => `127.4.100.${a + 1}`);
-      const client = new Client(
-        { name: 'rolling-writer', version: '1' },
-        { versionNegotiation: { mode: { pin: '2026-07-28' } } },
-      );
-      await client.connect(
-        new StreamableHTTPClientTransport(mcpUrl(), { fetch: fetchFrom(...addresses), requestInit: bearer(principal) }),
-      );
-      for (let i = 0; !stop; i++) {
-        try {
-          const result = (await client.callTool({
-            name: 'write_file',
-            arguments: { path: 'workspace/rolling.md', content: `write ${i}\n` },
-          })) as { isError?: boolean; content: { text?: string }[] };
-          if (result.isError) failures.push(`write: ${result.content[0]?.text}`);
-          else writes.ok += 1;
-        } catch (error) {
-          const message = (error as Error).message;
-          // A draining replica's refusal: nothing was run, and the client is told to retry.
-          if (/shutting down; retry on another instance/.test(message)) writes.refusedNotRun += 1;
-          else failures.push(`write: ${message}`);
-        }
-        await new Promise((resolve) => setTimeout(resolve, 200));
+    const readers = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        connect(
+          `rolling-${i}`,
+          principals[i] as Principal,
+          Array.from({ length: 5 }, (_, a) => `127.4.${i + 1}.${a + 1}`),
+        ),
+      ),
+    );
+    const writer = await connect(
+      'rolling-writer',
+      principals[9] as Principal,
+      Array.from({ length: 5 }, (_, a) => `127.4.100.${a + 1}`),
+    );
+    const mix = [
+      { name: 'read_file', arguments: { path: 'README.md' } },
+      { name: 'list_directory', arguments: { path: 'docs' } },
+      { name: 'get_file_info', arguments: { path: 'data/sales.csv' } },
+    ];
+    let round = 0;
+    const read = async (client: Client) => {
+      try {
+        const result = (await client.callTool(mix[round % mix.length] as (typeof mix)[number])) as {
+          isError?: boolean;
+          content: { text?: string }[];
+        };
+        if (result.isError) failures.push(`read: ${result.content[0]?.text}`);
+        else reads += 1;
+      } catch (error) {
+        failures.push(`read: ${(error as Error).message}`);
       }
-      await client.close();
     };
-    const load = Promise.all([...Array.from({ length: 8 }, (_, i) => reader(i)), writer()]);
+    const write = async () => {
+      try {
+        const result = (await writer.callTool({
+          name: 'write_file',
+          arguments: { path: 'workspace/rolling.md', content: `write ${round}\n` },
+        })) as { isError?: boolean; content: { text?: string }[] };
+        if (result.isError) failures.push(`write: ${result.content[0]?.text}`);
+        else writes.ok += 1;
+      } catch (error) {
+        const message = (error as Error).message;
+        // A draining replica's refusal: nothing was run, and the client is told to retry.
+        if (/shutting down; retry on another instance/.test(message)) writes.refusedNotRun += 1;
+        else failures.push(`write: ${message}`);
+      }
+    };
+    /**
+     * Waits for `condition` under load: every check first makes one call from each client (eight
+     * reads, one write). Polled every 200 ms, that is a steady five calls a second per client.
+     */
+    const underLoad = (what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 30_000) =>
+      until(
+        async () => {
+          round += 1;
+          await Promise.all([...readers.map(read), write()]);
+          return condition();
+        },
+        { what, timeoutMs, intervalMs: 200 },
+      );
     for (const [i, port] of replicaPorts.entries()) {
       const before = reads;
-      await until(() => reads >= before + 20, { what: `reads before restarting replica ${i}` });
+      await underLoad(`reads before restarting replica ${i}`, () => reads >= before + 20);
       const old = replicas[i] as ServingProcess;
       // A long call in flight keeps the replica draining for a while: what reaches it meanwhile
       // is refused with 503, and nginx sends the reads elsewhere.
@@ -328,25 +332,29 @@ describe('three replicas behind nginx, sharing Redis', () => {
         what: 'the long call to be in flight',
         intervalMs: 20,
       });
-      expect(await old.stop('SIGTERM')).toBe(0);
+      let exitCode: number | null | undefined;
+      void old.stop('SIGTERM').then((code) => {
+        exitCode = code;
+      });
+      await underLoad(`replica ${i} to drain and exit`, () => exitCode !== undefined);
+      expect(exitCode).toBe(0);
       expect((await long).status).toBe(200);
       replicas[i] = await serveMcpd(['--config', configFile, '--port', String(port)]);
-      await until(async () => (await fetch(replicas[i]?.url.replace(/\/mcp$/, '/ready') ?? '')).status === 200, {
-        what: `replica ${i} ready again`,
-      });
+      await underLoad(
+        `replica ${i} ready again`,
+        async () => (await fetch(replicas[i]?.url.replace(/\/mcp$/, '/ready') ?? '')).status === 200,
+      );
       // nginx took the replica out when it refused (max_fails) and tries it again after
       // fail_timeout (10 s): the next one restarts only once this one serves again, or nginx could
       // be left with none.
-      await until(async () => toolCalls(await metricsOf(replicas[i] as ServingProcess)) > 0, {
-        what: `nginx to send replica ${i} calls again`,
-        timeoutMs: 30_000,
-        intervalMs: 200,
-      });
+      await underLoad(
+        `nginx to send replica ${i} calls again`,
+        async () => toolCalls(await metricsOf(replicas[i] as ServingProcess)) > 0,
+      );
     }
     const after = reads;
-    await until(() => reads >= after + 20, { what: 'reads after the last restart' });
-    stop = true;
-    await load;
+    await underLoad('reads after the last restart', () => reads >= after + 20);
+    await Promise.all([...readers, writer].map((client) => client.close()));
     expect(failures).toEqual([]);
     expect(writes.ok).toBeGreaterThan(0);
     process.stdout.write(
