@@ -317,10 +317,13 @@ describe('Redis restarted mid-run', () => {
     // Polled at this pace, the calls stay within the shared bucket (60, then 2 a second) and
     // within each replica's own while Redis is away.
     const underLoad = { intervalMs: 150 };
-    await until(async () => (await callEach(), statuses.length >= 6), {
-      what: 'calls before the restart',
-      ...underLoad,
-    });
+    await until(
+      async () => {
+        await callEach();
+        return statuses.length >= 6;
+      },
+      { what: 'calls before the restart', ...underLoad },
+    );
     await redis.stop('SIGKILL');
     await until(
       async () => {
