@@ -1,4 +1,4 @@
-import { InMemoryRateLimiter, principalKey, type RateLimiter, TAKE_TOKENS_LUA } from './rateLimiter.js';
+import { InMemoryRateLimiter, principalKeys, type RateLimiter, TAKE_TOKENS_LUA } from './rateLimiter.js';
 import type { SharedRedis } from './redis.js';
 
 /** Calls in progress, per process and per principal: slots are taken on entry, released on close. */
@@ -177,12 +177,13 @@ export class RedisCallQuota implements CallQuota {
     if (!slots) return BUSY;
     const id = this.nextId++;
     const members = Array.from({ length: count }, (_, i) => `${this.replica}:${id}:${i}`);
-    const keys = [principalKey('rate', key), principalKey('calls', key)];
+    // One hash of the principal names both keys (a call's path: it is not computed twice).
+    const { rate, calls } = principalKeys(key);
     let answer: unknown;
     try {
       answer = await this.redis.script(
         'mcpdAdmit',
-        keys,
+        [rate, calls],
         limits.perSecond,
         limits.burst,
         count,
@@ -199,7 +200,7 @@ export class RedisCallQuota implements CallQuota {
       slots.release();
       return rateOk !== 1 ? { ok: false, reason: 'rate', retryAfterMs: waitMs } : BUSY;
     }
-    return { ok: true, slots: this.shared(id, keys[1] as string, members, slots) };
+    return { ok: true, slots: this.shared(id, calls, members, slots) };
   }
 
   /** Redis unreachable: the rate from the buckets' fallback, the slots as `acquire` falls back. */
@@ -222,7 +223,7 @@ export class RedisCallQuota implements CallQuota {
     if (!slots) return undefined;
     const id = this.nextId++;
     const members = Array.from({ length: count }, (_, i) => `${this.replica}:${id}:${i}`);
-    const redisKey = principalKey('calls', key);
+    const redisKey = principalKeys(key).calls;
     let taken: unknown;
     try {
       taken = await this.redis.script('mcpdQuotaAcquire', redisKey, maxPerKey, this.leaseMs, ...members);

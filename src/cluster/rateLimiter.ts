@@ -104,8 +104,9 @@ return { ok, wait }
  * The hash is the key's hash tag, so a principal's keys share a Redis Cluster slot and one script
  * can take its rate token and its call slots together.
  */
-export function principalKey(kind: string, principal: string): string {
-  return `${kind}:{${createHash('sha256').update(principal).digest('base64url').slice(0, 22)}}`;
+export function principalKeys(principal: string): { readonly rate: string; readonly calls: string } {
+  const tag = createHash('sha256').update(principal).digest('base64url').slice(0, 22);
+  return { rate: `rate:{${tag}}`, calls: `calls:{${tag}}` };
 }
 
 /**
@@ -120,7 +121,7 @@ export class RedisRateLimiter implements RateLimiter {
   async take(key: string, perSecond: number, burst: number, count = 1): Promise<RateDecision> {
     let answer: unknown;
     try {
-      answer = await this.redis.script('mcpdRate', principalKey('rate', key), perSecond, burst, count);
+      answer = await this.redis.script('mcpdRate', principalKeys(key).rate, perSecond, burst, count);
     } catch {
       this.redis.fellBack('rate');
       if (this.redis.settings.onUnavailable === 'closed') return { ok: false, retryAfterMs: 1000, unavailable: true };
