@@ -87,7 +87,7 @@ export class AuditedFiles {
   }
 
   /** Tells listeners (through the change feed) of a change made here. */
-  private told(target: Target, kind: BusChange['kind'], isDirectory: boolean, version: string): void {
+  private publishChange(target: Target, kind: BusChange['kind'], isDirectory: boolean, version: string): void {
     this.fs.onChanged?.({ root: target.root.name, relPath: target.relPath, kind, isDirectory, version });
   }
 
@@ -328,7 +328,7 @@ export class AuditedFiles {
       });
       // Replacing a file changes no name: only a new one makes the root's name index stale.
       if (outcome.created) this.fs.index?.forget(target.root);
-      this.told(target, outcome.created ? 'created' : 'changed', false, fileVersion(outcome.info));
+      this.publishChange(target, outcome.created ? 'created' : 'changed', false, fileVersion(outcome.info));
       return { value: { ...outcome, uri: target.uri }, bytes: data.length };
     });
   }
@@ -370,7 +370,7 @@ export class AuditedFiles {
         const { text, result } = change({ text: current.text, display: writable.relPath });
         if (options.dryRun) return { value: { uri: writable.uri, etag: current.info.etag, result }, bytes: 0 };
         const outcome = await writeFileAtomic(writable, Buffer.from(text, 'utf8'), { expectedEtag: current.info.etag });
-        this.told(writable, 'changed', false, fileVersion(outcome.info));
+        this.publishChange(writable, 'changed', false, fileVersion(outcome.info));
         return { value: { uri: writable.uri, etag: outcome.info.etag, result }, bytes: outcome.info.size };
       },
     );
@@ -387,7 +387,7 @@ export class AuditedFiles {
           (relPath) => policy.judge('write', policy.targetFor(target.root, relPath, 'missing')).allow,
         ),
       );
-      if (created) this.told(target, 'created', true, 'dir');
+      if (created) this.publishChange(target, 'created', true, 'dir');
       return { value: { uri: target.uri, created } };
     });
   }
@@ -396,7 +396,7 @@ export class AuditedFiles {
     return this.gate.access(caller, { op: 'write', ...at }, async (target) => {
       if (target.kind === 'missing') throw notFoundOrDenied(target.display);
       const { type } = await this.changing([target], () => deleteEntry(target));
-      this.told(target, 'deleted', type === 'directory', 'gone');
+      this.publishChange(target, 'deleted', type === 'directory', 'gone');
       return { value: { uri: target.uri, type } };
     });
   }
@@ -430,9 +430,9 @@ export class AuditedFiles {
             if (kind === 'directory') await this.judgeCarried(caller, from, to, options.maxEntries);
           }),
         );
-        this.told(from, 'deleted', moved === 'directory', 'gone');
+        this.publishChange(from, 'deleted', moved === 'directory', 'gone');
         // The moved entry keeps its times: a watcher's report of it cannot be told from this one.
-        this.told(to, 'created', moved === 'directory', moved === 'directory' ? 'dir' : '');
+        this.publishChange(to, 'created', moved === 'directory', moved === 'directory' ? 'dir' : '');
         return { value: { source: from.uri, destination: to.uri } };
       },
     );

@@ -159,6 +159,8 @@ export async function readTarget(target: Target, options: ReadOptions, workers?:
       await options.admit?.(info.size);
       return whole(opened.data, target, info);
     }
+    // Above the cap: refused from what the worker saw, without opening the file a second time.
+    if (Number(stats.size) > options.maxBytes) throw tooLarge('the file', Number(stats.size), options.maxBytes);
   }
   const { handle, stats } = await openRegularFile(target);
   try {
