@@ -11,6 +11,7 @@ import type { RedisSettings } from '../../src/config/types.js';
 import { createLogger } from '../../src/ops/logger.js';
 import { freePort } from '../helpers/ports.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
+import { clientCertificate, makeCertificates } from '../helpers/tls.js';
 import { requireCommand } from '../helpers/tools.js';
 import { until } from '../helpers/wait.js';
 import { tempDir } from '../helpers/workspace.js';
@@ -155,57 +156,8 @@ describe('Redis topologies', () => {
     const { dir, cleanup } = await tempDir('mcpd-redis-tls-');
     cleanups.push(cleanup);
     const openssl = requireCommand('openssl');
-    const ssl = (...args: string[]) => run(openssl, args, { cwd: dir });
-    await ssl(
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      'ca.key',
-      '-out',
-      'ca.pem',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=redis test CA',
-      '-addext',
-      'basicConstraints=critical,CA:TRUE',
-      '-addext',
-      'keyUsage=critical,keyCertSign',
-    );
-    await writeFile(join(dir, 'server.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
-    for (const name of ['server', 'client']) {
-      await ssl(
-        'req',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-keyout',
-        `${name}.key`,
-        '-out',
-        `${name}.csr`,
-        '-subj',
-        `/CN=${name}`,
-      );
-      await ssl(
-        'x509',
-        '-req',
-        '-in',
-        `${name}.csr`,
-        '-CA',
-        'ca.pem',
-        '-CAkey',
-        'ca.key',
-        '-CAcreateserial',
-        '-out',
-        `${name}.crt`,
-        '-days',
-        '1',
-        ...(name === 'server' ? ['-extfile', 'server.ext'] : []),
-      );
-    }
+    await makeCertificates(openssl, dir);
+    await clientCertificate(openssl, dir);
     const port = await freePort();
     const server = spawn(
       requireCommand('redis-server'),
@@ -221,9 +173,9 @@ describe('Redis topologies', () => {
         '--dir',
         dir,
         '--tls-cert-file',
-        join(dir, 'server.crt'),
+        join(dir, 'tls/tls.crt'),
         '--tls-key-file',
-        join(dir, 'server.key'),
+        join(dir, 'tls/tls.key'),
         '--tls-ca-cert-file',
         join(dir, 'ca.pem'),
         '--tls-auth-clients',

@@ -8,11 +8,12 @@ import { StreamableHTTPClientTransport as V1HttpTransport } from '@modelcontextp
 import { Agent, fetch as undiciFetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
-import { makeCertificates, spawnNginx, waitForExit, withTestPorts, withTestUpstreams } from '../helpers/nginx.js';
+import { spawnNginx, waitForExit, withTestPorts, withTestUpstreams } from '../helpers/nginx.js';
 import { freePort } from '../helpers/ports.js';
 import { type ServingProcess, serveMcpd } from '../helpers/process.js';
 import { modernRequest } from '../helpers/raw.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
+import { makeCertificates } from '../helpers/tls.js';
 import { requireCommand } from '../helpers/tools.js';
 import { until } from '../helpers/wait.js';
 import { demoCopy, REPO, tempDir } from '../helpers/workspace.js';

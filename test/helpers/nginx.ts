@@ -1,12 +1,10 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 /** The real nginx in tests: the repository's config with test ports, certificates of the test's own CA. */
 
-const run = promisify(execFile);
+const _run = promisify(execFile);
 
 /**
  * The one change made to the real nginx.conf: `listen 443` and `listen 80` become the given free
@@ -29,67 +27,6 @@ export function withTestUpstreams(conf: string, ports: number[]): { text: string
     return `server 127.0.0.1:${ports[Number(n) - 1]}`;
   });
   return { text, replaced };
-}
-
-/** Creates a CA and a server certificate for localhost/127.0.0.1 signed by it. */
-export async function makeCertificates(openssl: string, dir: string): Promise<void> {
-  await mkdir(join(dir, 'tls'), { recursive: true });
-  const ca = ['-subj', '/CN=mcpd nginx test CA', '-days', '2'];
-  await run(openssl, [
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    join(dir, 'ca.key'),
-    '-out',
-    join(dir, 'ca.pem'),
-    ...ca,
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-    '-addext',
-    'keyUsage=critical,keyCertSign,cRLSign',
-  ]);
-  await run(openssl, [
-    'req',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    join(dir, 'tls/tls.key'),
-    '-out',
-    join(dir, 'server.csr'),
-    '-subj',
-    '/CN=localhost',
-  ]);
-  await writeFile(
-    join(dir, 'server.ext'),
-    [
-      'subjectAltName=DNS:localhost,IP:127.0.0.1',
-      'basicConstraints=CA:FALSE',
-      'keyUsage=critical,digitalSignature,keyEncipherment',
-      'extendedKeyUsage=serverAuth',
-      '',
-    ].join('\n'),
-  );
-  await run(openssl, [
-    'x509',
-    '-req',
-    '-in',
-    join(dir, 'server.csr'),
-    '-CA',
-    join(dir, 'ca.pem'),
-    '-CAkey',
-    join(dir, 'ca.key'),
-    '-CAcreateserial',
-    '-out',
-    join(dir, 'tls/tls.crt'),
-    '-days',
-    '2',
-    '-extfile',
-    join(dir, 'server.ext'),
-  ]);
 }
 
 /**
