@@ -76,6 +76,7 @@ export class HttpEdge {
   private readonly admission: Admission;
   private readonly exchange: ExchangeDeps;
   private draining = false;
+  private listenerClosed: Promise<void> | undefined;
 
   constructor(private readonly options: HttpEdgeOptions) {
     const { config } = options.runtime();
@@ -141,14 +142,15 @@ export class HttpEdge {
   }
 
   /**
-   * Stops taking work while still answering: /ready says 503 (the lifecycle's part), new MCP
-   * requests get 503 with Connection: close, idle keep-alive connections are dropped. Resolves
-   * when the exchanges already in flight have finished, or after `graceMs`, whichever is first.
-   * The listener stays open meanwhile, so probes and load balancers see the 503s.
+   * Stops taking work: the listener closes at once, so a new connection is refused and a load
+   * balancer moves it to another replica before anything was sent (nginx does so for every
+   * request, writes included, since none reached a replica), and a probe sees the port shut. Idle
+   * keep-alive connections are dropped; a request that was already on its way over one gets 503
+   * with Connection: close, nothing run. Resolves when the exchanges in flight have finished, or
+   * after `graceMs`, whichever is first.
    */
   async drain(graceMs: number): Promise<{ unfinished: number }> {
-    this.draining = true;
-    this.server.closeIdleConnections();
+    this.stopListening();
     const { remaining } = await this.inFlight.whenEmpty(graceMs);
     return { unfinished: remaining };
   }
@@ -158,12 +160,19 @@ export class HttpEdge {
     await this.inFlight.whenEmpty(ms);
   }
 
-  /** Closes the listener and ends whatever connections remain (after the endpoint closed its streams). */
+  /** Ends whatever connections remain (after the endpoint closed its streams), the listener with them. */
   close(): Promise<void> {
-    this.draining = true;
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const closed = this.stopListening();
     this.server.closeAllConnections();
     return closed;
+  }
+
+  /** Closes the listener and drops the idle connections, once; resolves when every connection ended. */
+  private stopListening(): Promise<void> {
+    this.draining = true;
+    this.listenerClosed ??= new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    return this.listenerClosed;
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -240,11 +240,11 @@ describe('three replicas behind nginx, sharing Redis', () => {
     );
   }, 60_000);
 
-  it('restart one by one under load (SIGTERM, drain, start): no read fails, no write is left in doubt', async () => {
+  it('restart one by one under load (SIGTERM, drain, start): no call fails, read or write', async () => {
     await redis?.cli('FLUSHALL');
     await writeFile(join(demo?.project ?? '', 'workspace/rolling-big.csv'), 'a,b,c,d,e,f,g,h\n'.repeat(2_000_000));
     const failures: string[] = [];
-    const writes = { ok: 0, refusedNotRun: 0 };
+    let writes = 0;
     let reads = 0;
     const connect = async (name: string, principal: Principal, addresses: string[]) => {
       const client = new Client({ name, version: '1' }, { versionNegotiation: { mode: { pin: '2026-07-28' } } });
@@ -292,12 +292,10 @@ describe('three replicas behind nginx, sharing Redis', () => {
           arguments: { path: 'workspace/rolling.md', content: `write ${round}\n` },
         })) as { isError?: boolean; content: { text?: string }[] };
         if (result.isError) failures.push(`write: ${result.content[0]?.text}`);
-        else writes.ok += 1;
+        else writes += 1;
       } catch (error) {
-        const message = (error as Error).message;
-        // A draining replica's refusal: nothing was run, and the client is told to retry.
-        if (/shutting down; retry on another instance/.test(message)) writes.refusedNotRun += 1;
-        else failures.push(`write: ${message}`);
+        // A draining replica's 503 included: its listener is closed, so nothing should reach it.
+        failures.push(`write: ${(error as Error).message}`);
       }
     };
     /**
@@ -317,8 +315,8 @@ describe('three replicas behind nginx, sharing Redis', () => {
       const before = reads;
       await underLoad(`reads before restarting replica ${i}`, () => reads >= before + 20);
       const old = replicas[i] as ServingProcess;
-      // A long call in flight keeps the replica draining for a while: what reaches it meanwhile
-      // is refused with 503, and nginx sends the reads elsewhere.
+      // A long call in flight keeps the replica draining for seconds: its listener is closed
+      // meanwhile, so nginx sends every new request elsewhere, writes included.
       const { headers, body } = modernRequest(
         'tools/call',
         { name: 'process_large_dataset', arguments: { path: 'workspace/rolling-big.csv', chunkSize: 4096 } },
@@ -357,11 +355,8 @@ describe('three replicas behind nginx, sharing Redis', () => {
     await underLoad('reads after the last restart', () => reads >= after + 20);
     await Promise.all([...readers, writer].map((client) => client.close()));
     expect(failures).toEqual([]);
-    expect(writes.ok).toBeGreaterThan(0);
-    process.stdout.write(
-      `rolling restart of 3 replicas under load: ${reads} reads, none failed; ${writes.ok} writes served, ` +
-        `${writes.refusedNotRun} refused by a draining replica before running (the client retries)\n`,
-    );
+    expect(writes).toBeGreaterThan(0);
+    process.stdout.write(`rolling restart of 3 replicas under load: ${reads} reads and ${writes} writes, none failed\n`);
   }, 120_000);
 
   it('lose only the calls in flight on a replica killed under load (SIGKILL)', async () => {

@@ -1,10 +1,13 @@
-import { writeFile } from 'node:fs/promises';
+import { once } from 'node:events';
+import { access, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAudit } from '../helpers/audit.js';
 import { modernHttpClient, modernStdioClient } from '../helpers/clients.js';
 import { MCPD_BIN, serveMcpd } from '../helpers/process.js';
+import { modernRequest } from '../helpers/raw.js';
 import { until } from '../helpers/wait.js';
 import { demoCopy } from '../helpers/workspace.js';
 
@@ -106,22 +109,25 @@ describe('graceful shutdown of the built binary', () => {
     );
 
     const results = (await Promise.all(calls)) as { isError?: boolean; structuredContent?: { lines: number } }[];
+    const longCallsDoneAt = Date.now();
     expect(await serving.exited).toBe(0);
     await shortStream;
     const shutdownMs = exitedAt - signalledAt;
 
     // Every call in flight completed, fully.
     expect(results.filter((r) => !r.isError && r.structuredContent?.lines === LINES)).toHaveLength(LONG_CALLS);
-    // Readiness went 503 (before the exit); liveness never failed while the process answered.
+    // Ready until the signal; then the port was shut (a probe's fresh connection refused) while the
+    // calls in flight were still running. Liveness never failed while the process answered.
     const readySeen = await ready;
-    const firstNotReady = readySeen.find((p) => p.status === 503);
-    expect(firstNotReady, 'ready never said 503').toBeDefined();
-    expect((firstNotReady as Probe).at).toBeGreaterThanOrEqual(signalledAt);
-    expect((firstNotReady as Probe).at).toBeLessThan(exitedAt);
     expect(readySeen.filter((p) => p.at < signalledAt).every((p) => p.status === 200)).toBe(true);
+    const shut = readySeen.find((p) => p.status === 'refused');
+    expect(shut, 'the listener never closed').toBeDefined();
+    expect((shut as Probe).at).toBeGreaterThanOrEqual(signalledAt);
+    expect((shut as Probe).at).toBeLessThan(longCallsDoneAt);
+    expect(readySeen.filter((p) => p.at >= signalledAt).every((p) => p.status !== 200)).toBe(true);
     const healthSeen = await health;
     expect(healthSeen.filter((p) => p.status !== 'refused').every((p) => p.status === 200)).toBe(true);
-    expect(healthSeen.some((p) => p.at > signalledAt && p.status === 200)).toBe(true);
+    expect(healthSeen.some((p) => p.at < signalledAt && p.status === 200)).toBe(true);
     // New calls were refused once the drain began; calls before it were served.
     expect(shortOutcomes).toContain('ok');
     expect(shortOutcomes.at(-1)).toBe('refused');
@@ -133,12 +139,79 @@ describe('graceful shutdown of the built binary', () => {
     expect(longRecords.every((r) => r.outcome === 'ok' && r.bytes === LINES * 8)).toBe(true);
     const shortServed = records.filter((r) => r.client === 'short-caller');
     expect(shortServed.length).toBe(shortOutcomes.filter((o) => o === 'ok').length);
-    const refusedAtTheDoor = records.filter((r) => r.rule === 'lifecycle:draining');
-    expect(refusedAtTheDoor.length).toBeGreaterThanOrEqual(1);
     expect(serving.stderr()).toContain('"msg":"stopped"');
     process.stdout.write(`shutdown under ${LONG_CALLS} streaming calls: ${shutdownMs} ms from SIGTERM to exit\n`);
     await Promise.allSettled([long.close(), short.close()]);
   }, 120_000);
+
+  it('answers a request already on its way when the drain began with 503, not run, and closes its connection', async () => {
+    const auditFile = join(demo.dir, 'on-its-way-audit.log');
+    const serving = await serveMcpd(['--config', config, '--port', '0', '--audit-file', auditFile]);
+    const { port } = new URL(serving.url);
+    const long = await modernHttpClient(serving.url, 'keeps-it-draining');
+    let signalled = false;
+    let lineSent: Promise<{ status: string; head: string; body: string }> | undefined;
+    // Its request line and first header are on the wire before the signal, the rest after it.
+    const socket = connect(Number(port), '127.0.0.1');
+    await once(socket, 'connect');
+    socket.write(`POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n`);
+    const answered = new Promise<string>((resolve) => {
+      let text = '';
+      socket.on('data', (chunk: Buffer) => {
+        text += chunk;
+      });
+      socket.on('close', () => resolve(text));
+    });
+    const result = (await long.callTool(
+      { name: 'process_large_dataset', arguments: { path: 'workspace/long.csv', chunkSize: 4096 } },
+      {
+        timeout: 120_000,
+        onprogress: () => {
+          if (signalled) return;
+          signalled = true;
+          serving.child.kill('SIGTERM');
+          lineSent = (async () => {
+            // The drain has begun once a fresh connection is refused.
+            await until(
+              async () => {
+                const probe = connect(Number(port), '127.0.0.1');
+                const refused = await new Promise<boolean>((resolve) => {
+                  probe.once('connect', () => resolve(false));
+                  probe.once('error', () => resolve(true));
+                });
+                probe.destroy();
+                return refused;
+              },
+              { what: 'the listener to close', intervalMs: 10 },
+            );
+            const { headers, body } = modernRequest('tools/call', {
+              name: 'write_file',
+              arguments: { path: 'workspace/never-written.md', content: 'no\n' },
+            });
+            const lines = Object.entries({ ...headers, 'content-length': String(Buffer.byteLength(body)) })
+              .map(([name, value]) => `${name}: ${value}\r\n`)
+              .join('');
+            socket.write(`${lines}\r\n${body}`);
+            const text = await answered;
+            const [head = '', rest = ''] = text.split('\r\n\r\n');
+            return { status: head.split('\r\n')[0] ?? '', head: head.toLowerCase(), body: rest };
+          })();
+        },
+      },
+    )) as { isError?: boolean; structuredContent?: { lines: number } };
+    const refused = await (lineSent as NonNullable<typeof lineSent>);
+    expect(result.isError).toBeFalsy();
+    expect(result.structuredContent?.lines).toBe(LINES);
+    expect(await serving.exited).toBe(0);
+    expect(refused.status).toBe('HTTP/1.1 503 Service Unavailable');
+    expect(refused.head).toContain('connection: close');
+    expect(refused.head).toContain('retry-after: 1');
+    expect(refused.body).toContain('server is shutting down; retry on another instance');
+    await expect(access(join(demo.project, 'workspace/never-written.md'))).rejects.toThrow();
+    const records = await readAudit(auditFile);
+    expect(records.filter((r) => r.rule === 'lifecycle:draining')).toHaveLength(1);
+    await long.close().catch(() => {});
+  }, 60_000);
 
   it('cancels what outlives the grace period with a clear error, and still exits 0', async () => {
     const auditFile = join(demo.dir, 'grace-audit.log');

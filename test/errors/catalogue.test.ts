@@ -136,7 +136,8 @@ const SCENARIOS: Record<ErrorCode, Scenario> = {
   TIMEOUT: async ({ tight }) => [
     await tool(tight, 'process_large_dataset', { path: 'workspace/big.csv', chunkSize: 1024 }),
   ],
-  // Provoked for real by the shutdown and fault tests (draining; an audit log that cannot be written).
+  // Provoked for real by the shutdown, fault and shared-state tests (a request reaching a draining
+  // replica; an audit log that cannot be written; Redis down with onUnavailable: closed).
   UNAVAILABLE: async () => mapped('UNAVAILABLE'),
   INTERNAL: async () => mapped('INTERNAL'),
   PARSE_ERROR: async ({ server }) => [await jsonRpc(await post(server.url, 'this is not JSON'), 'PARSE_ERROR')],
