@@ -356,7 +356,9 @@ describe('three replicas behind nginx, sharing Redis', () => {
     await Promise.all([...readers, writer].map((client) => client.close()));
     expect(failures).toEqual([]);
     expect(writes).toBeGreaterThan(0);
-    process.stdout.write(`rolling restart of 3 replicas under load: ${reads} reads and ${writes} writes, none failed\n`);
+    process.stdout.write(
+      `rolling restart of 3 replicas under load: ${reads} reads and ${writes} writes, none failed\n`,
+    );
   }, 120_000);
 
   it('lose only the calls in flight on a replica killed under load (SIGKILL)', async () => {
