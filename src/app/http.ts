@@ -67,11 +67,16 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
     await shared.close();
     throw error;
   });
-  const tasks = new TaskRunner(shared.tasks, shared.calls, {
-    ttlMs: config.cluster.taskTtlMs,
-    leaseMs: config.cluster.leaseMs,
-    pollIntervalMs: TASK_POLL_INTERVAL_MS,
-  });
+  const tasks = new TaskRunner(
+    shared.tasks,
+    shared.calls,
+    {
+      ttlMs: config.cluster.taskTtlMs,
+      leaseMs: config.cluster.leaseMs,
+      pollIntervalMs: TASK_POLL_INTERVAL_MS,
+    },
+    shared.taskSignals,
+  );
   const { changes, stop } = core;
   const lifecycle = new Lifecycle();
   const notReadyReason = async (): Promise<string | null> => {
@@ -107,6 +112,7 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
     rateLimiter: shared.rateLimiter,
     callQuota: shared.calls,
     tasks,
+    changes,
     readiness: { notReadyReason },
     logger,
     onInitialize: (event) =>
@@ -174,7 +180,10 @@ export async function startHttpApp(config: Config, deps: AppDeps): Promise<HttpA
           return { unfinished: calls.unfinished + running.unfinished };
         },
         settle: (ms) => edge.settle(ms),
-        close: () => reference.close(),
+        close: () => {
+          tasks.endStreams();
+          return reference.close();
+        },
       });
       await edge.close();
       await metricsListener?.close();

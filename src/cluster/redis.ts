@@ -84,7 +84,7 @@ export function createRedis(settings: RedisSettings, logger: Logger): RedisClien
 }
 
 /** What replicas share through Redis. */
-export type SharedThing = 'rate' | 'concurrency' | 'changes';
+export type SharedThing = 'rate' | 'concurrency' | 'changes' | 'tasks';
 
 /** What a Redis command did, for the metrics. */
 export interface RedisObserver {
@@ -187,7 +187,7 @@ export class SharedRedis {
   }
 
   fellBack(thing: SharedThing): void {
-    this.observer.fallback(thing, thing === 'changes' ? 'local' : this.settings.onUnavailable);
+    this.observer.fallback(thing, thing === 'changes' || thing === 'tasks' ? 'local' : this.settings.onUnavailable);
   }
 
   private run<T>(name: string, command: () => Promise<T>): Promise<T> {

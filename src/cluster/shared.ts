@@ -1,6 +1,14 @@
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../ops/logger.js';
-import { type ChangeBus, InMemoryChangeBus, RedisChangeBus } from './changeBus.js';
+import {
+  type ChangeBus,
+  InMemoryBus,
+  InMemoryChangeBus,
+  RedisChangeBus,
+  RedisTaskSignals,
+  type TaskSignal,
+  type TaskSignals,
+} from './changeBus.js';
 import {
   ADMIT_SCRIPT,
   type CallQuota,
@@ -24,6 +32,8 @@ export interface SharedState {
   readonly changes: ChangeBus;
   /** Where tasks live: in this process, or where every replica finds them. */
   readonly tasks: TaskStore;
+  /** How the news that a task changed reaches listen streams: in this process, or on every replica. */
+  readonly taskSignals: TaskSignals;
   /** Why this replica should not take work on account of shared state (Redis required and away), or null. */
   notReadyReason(): string | null;
   /** Whether Redis is configured and connected: null without Redis. */
@@ -43,6 +53,7 @@ export async function sharedState(
       calls: new LocalCallQuota(rateLimiter),
       changes: new InMemoryChangeBus(),
       tasks: new InMemoryTaskStore(),
+      taskSignals: new InMemoryBus<TaskSignal>(),
       notReadyReason: () => null,
       redisReady: null,
       close: async () => {},
@@ -63,11 +74,13 @@ export async function sharedState(
   const rateLimiter = new RedisRateLimiter(redis);
   const calls = new RedisCallQuota(redis, deps.replica, config.cluster.leaseMs, rateLimiter);
   const changes = new RedisChangeBus(redis, `${settings.keyPrefix}changes`);
+  const taskSignals = new RedisTaskSignals(redis, `${settings.keyPrefix}tasks`);
   return {
     rateLimiter,
     calls,
     changes,
     tasks: new RedisTaskStore(redis),
+    taskSignals,
     notReadyReason: () =>
       settings.required && !redis.ready ? 'redis (cluster.redis, required) is not reachable' : null,
     get redisReady() {
@@ -75,7 +88,7 @@ export async function sharedState(
     },
     close: async () => {
       calls.close();
-      await changes.close();
+      await Promise.all([changes.close(), taskSignals.close()]);
       await redis.close();
     },
   };

@@ -5,6 +5,7 @@ import {
   type JSONRPCRequest,
   SUPPORTED_PROTOCOL_VERSIONS,
 } from '@modelcontextprotocol/server';
+import type { ChangeFeed } from '../access/changes.js';
 import type { ToolCatalog } from '../mcp/catalog.js';
 import { canonicalRequest } from '../mcp/classify.js';
 import type { McpServices, RequestContext } from '../mcp/context.js';
@@ -41,6 +42,8 @@ export interface FastPathOptions {
   readonly server: ServerInfo;
   /** Long calls as tasks (the Tasks extension), when the process runs them. */
   readonly tasks?: TaskRunner;
+  /** Changes to roots, for listen streams that follow tasks (served here). */
+  readonly changes?: ChangeFeed;
 }
 
 const header = (req: IncomingMessage, name: string): string | undefined => {
@@ -146,6 +149,7 @@ export function fastRequest(
     catalog: options.catalog,
     server: options.server,
     ...(options.tasks ? { tasks: options.tasks } : {}),
+    ...(options.changes ? { changes: options.changes } : {}),
   });
   return routed && { era, id: message.id, route: routed };
 }

@@ -4,7 +4,7 @@ import { type AuthInfo, CLIENT_INFO_META_KEY, createMcpHandler } from '@modelcon
 import type { ChangeFeed } from '../access/changes.js';
 import type { RequestContext } from '../mcp/context.js';
 import { clientLabel } from '../mcp/envelope.js';
-import { changeBus, type ListenerScope } from '../mcp/events.js';
+import { changeBus, type ListenerScope, listenerScope } from '../mcp/events.js';
 import { scopeOfRequest } from '../mcp/scope.js';
 import { buildServer } from '../mcp/server.js';
 import type { Logger } from '../ops/logger.js';
@@ -54,31 +54,6 @@ function authInfoOf(context: RequestContext, auth: RequestAuth): AuthInfo | unde
     ...(auth.resourceMetadataUrl === undefined
       ? {}
       : { resource: new URL(auth.publicUrl), resourceMetadataUrl: auth.resourceMetadataUrl }),
-  };
-}
-
-/**
- * Who a listen stream belongs to: it hears of a root only when the principal's grants let it read
- * there, and its opening is audited.
- */
-function listenerScope(context: RequestContext, client: string | null): ListenerScope {
-  const { services, principal } = context;
-  const readable = new Set(services.files.visibleRoots(principal).map((root) => root.name));
-  return {
-    permits: (root) => readable.has(root),
-    subscribed: () =>
-      services.gate.recordSubscription(
-        {
-          principal,
-          requestId: context.requestId,
-          client: client ?? context.userAgent,
-          userAgent: context.userAgent,
-          transport: 'http',
-          method: 'subscriptions/listen',
-          tool: null,
-        },
-        [...readable],
-      ),
   };
 }
 

@@ -1,6 +1,7 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { ChangeFeed } from '../access/changes.js';
 import { metadataPaths, protectedResourceMetadata } from '../auth/index.js';
 import type { Authenticator } from '../auth/types.js';
 import { type CallQuota, ConcurrencyLimiter } from '../cluster/concurrency.js';
@@ -57,6 +58,8 @@ export interface HttpEdgeOptions {
   readonly callQuota: CallQuota;
   /** Long calls as tasks for clients that declare the Tasks extension. */
   readonly tasks?: TaskRunner;
+  /** Changes to roots, for the listen streams the edge serves itself (those that follow tasks). */
+  readonly changes?: ChangeFeed;
   readonly readiness: Readiness;
   readonly metrics: Metrics;
   readonly tracing: Tracing;
@@ -95,6 +98,7 @@ export class HttpEdge {
         catalog: toolCatalog(serverInfo(options.version)),
         server: serverInfo(options.version),
         ...(options.tasks ? { tasks: options.tasks } : {}),
+        ...(options.changes ? { changes: options.changes } : {}),
       },
       calls: options.calls,
       cancelAll: options.cancelAll,

@@ -1,9 +1,11 @@
 import { type CallToolResult, ProtocolError, type RequestId } from '@modelcontextprotocol/server';
+import type { ChangeFeed } from '../access/changes.js';
 import { pause } from '../slices.js';
 import { boundResult, callTool, listResources, type Notify, readResource, resourceTemplates } from './calls.js';
 import type { ToolCatalog } from './catalog.js';
 import { callerFor, type McpServices, type RequestContext } from './context.js';
 import { toToolError } from './errors.js';
+import { taskListenRoute } from './taskListen.js';
 import { declaresTasks, TASKS_EXTENSION, type TaskRunner } from './tasks.js';
 import { asJson, type ToolDefinition } from './toolkit.js';
 import {
@@ -47,6 +49,8 @@ export interface DispatchOptions {
   readonly server: ServerInfo;
   /** Long calls as tasks, for 2026-07-28 clients that declare the extension (HTTP only). */
   readonly tasks?: TaskRunner;
+  /** Changes to roots, for the listen streams served here (those that follow tasks). */
+  readonly changes?: ChangeFeed;
 }
 
 const isPlainObject = (value: unknown): value is Record<string, unknown> =>
@@ -98,22 +102,26 @@ export function route(
     case 'tasks/update':
       return taskRoute(request, options);
     case 'subscriptions/listen':
-      return taskStatusRefusal(request, options);
+      return taskListen(request, options);
     default:
       return undefined;
   }
 }
 
 /**
- * A listen stream that asks for task status notifications without declaring the Tasks extension
- * is refused, as the extension requires (-32021). One that declares it is served by the reference
- * handler, whose acknowledgement leaves `taskIds` out: mcpd does not push task status (clients
- * poll tasks/get), which the acknowledgement tells them.
+ * A listen stream that asks for task status notifications (`taskIds`) is served here, since the
+ * SDK's router knows only the four change notifications (mcp/taskListen.ts); without the Tasks
+ * extension declared it is refused, as the extension requires (-32021). Every other listen
+ * stream is the reference handler's.
  */
-function taskStatusRefusal(request: InboundRequest, options: DispatchOptions): Route | undefined {
+function taskListen(request: InboundRequest, options: DispatchOptions): Route | undefined {
   if (options.era !== 'modern') return undefined;
   const notifications = request.params?.notifications as { taskIds?: unknown } | undefined;
-  if (notifications?.taskIds === undefined || declaresTasks(metaOf(request.params))) return undefined;
+  if (notifications?.taskIds === undefined) return undefined;
+  if (declaresTasks(metaOf(request.params))) {
+    const { tasks, changes } = options;
+    return tasks && changes ? taskListenRoute(request, { tasks, changes, server: options.server }) : undefined;
+  }
   return {
     run: async () => ({
       kind: 'error',

@@ -1,5 +1,6 @@
 import { InMemoryServerEventBus, type ServerEventBus } from '@modelcontextprotocol/server';
 import type { ChangeFeed } from '../access/changes.js';
+import type { RequestContext } from './context.js';
 
 /**
  * Who is listening on a stream opened through the bus: consulted when a stream subscribes, so that
@@ -33,5 +34,30 @@ export function changeBus(feed: ChangeFeed, scope: () => ListenerScope | undefin
         unsubscribeFeed();
       };
     },
+  };
+}
+
+/**
+ * Who a listen stream belongs to: it hears of a root only when the principal's grants let it read
+ * there, and its opening is audited.
+ */
+export function listenerScope(context: RequestContext, client: string | null): ListenerScope {
+  const { services, principal } = context;
+  const readable = new Set(services.files.visibleRoots(principal).map((root) => root.name));
+  return {
+    permits: (root) => readable.has(root),
+    subscribed: () =>
+      services.gate.recordSubscription(
+        {
+          principal,
+          requestId: context.requestId,
+          client: client ?? context.userAgent,
+          userAgent: context.userAgent,
+          transport: 'http',
+          method: 'subscriptions/listen',
+          tool: null,
+        },
+        [...readable],
+      ),
   };
 }

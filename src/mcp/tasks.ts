@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { TaskSignals } from '../cluster/changeBus.js';
 import type { CallQuota, Slots } from '../cluster/concurrency.js';
 import type { TaskEnd, TaskRecord, TaskStore } from '../cluster/tasks.js';
 import { isMcpdError, McpdError } from '../errors.js';
@@ -44,8 +45,26 @@ export interface TaskSettings {
 interface Running {
   readonly stop: AbortController;
   statusMessage: string;
+  /** The message the store has (renewals publish a signal only when it changed). */
+  storedMessage: string;
   done: Promise<void>;
 }
+
+/** At most this many tasks followed by one listen stream. */
+export const MAX_FOLLOWED_TASKS = 100;
+
+/** Tasks a listen stream follows, from the moment it was acknowledged. */
+export interface TaskWatch {
+  /** The ids followed: those asked for that exist and belong to the principal, in the order asked. */
+  readonly accepted: readonly string[];
+  /** Their state when the watch began, as tasks/get answers it. */
+  readonly current: readonly Record<string, unknown>[];
+  /** Whether every followed task has ended (or none was accepted). */
+  settled(): boolean;
+  stop(): void;
+}
+
+const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
 
 /** Why the runner stopped a task. */
 const CANCELLED_BY_CLIENT = new McpdError('CANCELLED', 'the client cancelled the task');
@@ -53,12 +72,23 @@ const CANCELLED_BY_CLIENT = new McpdError('CANCELLED', 'the client cancelled the
 export class TaskRunner {
   private readonly running = new Map<string, Running>();
   private renewing: NodeJS.Timeout | undefined;
+  private readonly streams = new AbortController();
 
   constructor(
     private readonly store: TaskStore,
     private readonly quota: CallQuota,
     private readonly settings: TaskSettings,
+    private readonly signals: TaskSignals,
   ) {}
+
+  /** Aborted when the process ends the listen streams that follow tasks (shutdown, after the drain). */
+  get closing(): AbortSignal {
+    return this.streams.signal;
+  }
+
+  endStreams(): void {
+    this.streams.abort();
+  }
 
   /** Whether this call runs as a task. */
   eligible(tool: ToolDefinition, meta: Record<string, unknown> | undefined): boolean {
@@ -98,6 +128,7 @@ export class TaskRunner {
       return undefined;
     }
     this.run(record, tool, args, call, slots);
+    this.signals.publish({ taskId: record.taskId });
     return { ...this.wire(record), resultType: 'task' };
   }
 
@@ -124,6 +155,70 @@ export class TaskRunner {
       }
     }
     return {};
+  }
+
+  /**
+   * Follows tasks for a listen stream: `onChange` gets each followed task's new state (as tasks/get
+   * answers it) when its replica signals a change, and when a look at the store finds its lease
+   * lapsed (its replica died and signals nothing), at most half a lease late. Tasks the principal
+   * cannot see are left out, as tasks/get would answer them unknown.
+   */
+  async watch(
+    principal: Principal,
+    taskIds: readonly string[],
+    onChange: (task: Record<string, unknown>) => void,
+  ): Promise<TaskWatch | ProtocolFailure> {
+    const asked = [...new Set(taskIds)];
+    const records = await Promise.all(asked.map((taskId) => this.read(taskId)));
+    if (records.includes('unreachable')) return storeUnreachable();
+    const accepted: string[] = [];
+    const current: Record<string, unknown>[] = [];
+    const following = new Map<string, string>();
+    for (const record of records as (TaskRecord | undefined)[]) {
+      if (!record || record.owner !== principal.id) continue;
+      accepted.push(record.taskId);
+      current.push(this.wire(record));
+      if (!TERMINAL.has(record.status)) following.set(record.taskId, stateKey(record));
+    }
+    // One look per task at a time, in order: a signal and a poll that cross tell each change once.
+    const looking = new Map<string, Promise<void>>();
+    const look = (taskId: string) => {
+      const next = (looking.get(taskId) ?? Promise.resolve()).then(async () => {
+        const known = following.get(taskId);
+        if (known === undefined) return;
+        const record = await this.read(taskId);
+        if (record === 'unreachable' || following.get(taskId) === undefined) return;
+        if (!record) {
+          following.delete(taskId);
+          return;
+        }
+        if (TERMINAL.has(record.status)) following.delete(taskId);
+        else following.set(taskId, stateKey(record));
+        if (stateKey(record) !== known) onChange(this.wire(record));
+      });
+      looking.set(taskId, next);
+    };
+    const unsubscribe = following.size === 0 ? () => {} : this.signals.subscribe(({ taskId }) => look(taskId));
+    const polling =
+      following.size === 0
+        ? undefined
+        : setInterval(
+            () => {
+              for (const taskId of following.keys()) look(taskId);
+            },
+            Math.max(100, Math.floor(this.settings.leaseMs / 2)),
+          );
+    polling?.unref();
+    return {
+      accepted,
+      current,
+      settled: () => following.size === 0,
+      stop: () => {
+        following.clear();
+        unsubscribe();
+        clearInterval(polling);
+      },
+    };
   }
 
   /** The task, or `unreachable` when the store cannot be asked (told apart from a task not found). */
@@ -177,7 +272,12 @@ export class TaskRunner {
   }
 
   private run(record: TaskRecord, tool: ToolDefinition, args: unknown, call: ToolCall, slots: Slots): void {
-    const task: Running = { stop: new AbortController(), statusMessage: 'started', done: Promise.resolve() };
+    const task: Running = {
+      stop: new AbortController(),
+      statusMessage: 'started',
+      storedMessage: 'started',
+      done: Promise.resolve(),
+    };
     this.running.set(record.taskId, task);
     task.done = this.work(record, task, tool, args, call).finally(() => {
       this.running.delete(record.taskId);
@@ -206,6 +306,7 @@ export class TaskRunner {
     }
     try {
       await this.store.finish(record.taskId, end);
+      this.signals.publish({ taskId: record.taskId });
     } catch {
       // The store is unreachable: the lease lapses and the task reads as failed, never as working.
     }
@@ -238,16 +339,31 @@ export class TaskRunner {
       this.renewing = undefined;
       return;
     }
-    const tasks = [...this.running.entries()].map(([taskId, task]) => ({ taskId, statusMessage: task.statusMessage }));
+    const renewed = [...this.running.entries()].map(([taskId, task]) => ({
+      taskId,
+      task,
+      message: task.statusMessage,
+    }));
     try {
-      for (const taskId of await this.store.renew(tasks, this.settings.leaseMs)) {
-        this.running.get(taskId)?.stop.abort(CANCELLED_BY_CLIENT);
+      const cancelled = await this.store.renew(
+        renewed.map(({ taskId, message }) => ({ taskId, statusMessage: message })),
+        this.settings.leaseMs,
+      );
+      for (const taskId of cancelled) this.running.get(taskId)?.stop.abort(CANCELLED_BY_CLIENT);
+      // Progress reaches listen streams at the pace of renewals (a third of a lease), not per chunk.
+      for (const { taskId, task, message } of renewed) {
+        if (message === task.storedMessage) continue;
+        task.storedMessage = message;
+        this.signals.publish({ taskId });
       }
     } catch {
       // Unreachable store: renewed next time, or the lease lapses and the task reads as failed.
     }
   }
 }
+
+/** What a listener is told about: a change of status or of message (a renewal alone is none). */
+const stateKey = (record: TaskRecord) => `${record.status}\0${record.statusMessage ?? ''}`;
 
 function storeUnreachable(): ProtocolFailure {
   return { code: -32603, message: 'the task store is unreachable (Redis); retry later' };

@@ -146,6 +146,32 @@ describe('the Redis change bus', () => {
   });
 });
 
+describe('task signals over Redis', () => {
+  it('tell every replica that a task changed, ignoring what is not a signal on their channel', async () => {
+    const prefix = `signals${Math.random().toString(36).slice(2, 7)}:`;
+    const [a, b] = [await redisReplica(prefix), await redisReplica(prefix)];
+    const heard: string[] = [];
+    const stop = b.taskSignals.subscribe(({ taskId }) => {
+      if (taskId !== 'probe') heard.push(taskId);
+      else probed = true;
+    });
+    let probed = false;
+    await until(
+      () => {
+        a.taskSignals.publish({ taskId: 'probe' });
+        return probed;
+      },
+      { what: 'the subscription to be live', intervalMs: 50 },
+    );
+    await redis.cli('PUBLISH', `${prefix}tasks`, 'not json');
+    await redis.cli('PUBLISH', `${prefix}tasks`, JSON.stringify({ taskId: 42 }));
+    a.taskSignals.publish({ taskId: 't-1' });
+    await until(() => heard.includes('t-1'), { what: 'the signal from the other replica' });
+    expect(heard).toEqual(['t-1']);
+    stop();
+  });
+});
+
 describe('the change feed', () => {
   function feedOn(bus: ChangeBus, clock: { now: number }) {
     const feed = new ChangeFeed(

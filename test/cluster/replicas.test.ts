@@ -237,11 +237,39 @@ describe('tasks across replicas', () => {
     );
     return (message as { result?: Record<string, unknown> }).result;
   };
+  /** A listen stream that follows `taskIds`, read to its end: the tasks notifications it carried. */
+  const follow = async (replica: ServingProcess, taskIds: string[]) => {
+    const messages = await messagesOf(
+      await postModern(
+        replica.url,
+        'subscriptions/listen',
+        { notifications: { taskIds } },
+        { client: 'task-follower', meta: withTasks, id: 'follow' },
+      ),
+    );
+    const [ack] = messages as { params?: { notifications?: { taskIds?: string[] } } }[];
+    expect(ack?.params?.notifications?.taskIds).toEqual(taskIds);
+    return messages
+      .filter((m) => m.method === 'notifications/tasks')
+      .map((m) => m.params as Record<string, unknown> & { status: string });
+  };
 
   beforeAll(async () => {
     await redis.cli('FLUSHALL');
     await writeFile(join(demo.project, 'workspace/tasks-small.csv'), 'a,b\n1,2\n');
     await writeFile(join(demo.project, 'workspace/tasks-big.csv'), 'a,b,c,d,e,f,g,h\n'.repeat(8_000_000));
+    await writeFile(join(demo.project, 'workspace/tasks-medium.csv'), 'a,b,c,d,e,f,g,h\n'.repeat(1_200_000));
+  });
+
+  it("push a task's status to a listen stream on another replica, its end exactly once", async () => {
+    const taskId = await start(replicas[0] as ServingProcess, 'workspace/tasks-medium.csv');
+    const told = await follow(replicas[1] as ServingProcess, [taskId]);
+    const statuses = told.map((task) => task.status);
+    expect(statuses[0]).toBe('working');
+    expect(statuses.filter((status) => status === 'completed')).toHaveLength(1);
+    expect(statuses.at(-1)).toBe('completed');
+    const end = told.at(-1)?.result as { structuredContent?: { records?: number } } | undefined;
+    expect(end?.structuredContent?.records).toBe(1_200_000 - 1);
   });
 
   it('answer tasks/get from any replica, with the result of a task another ran', async () => {
@@ -261,6 +289,16 @@ describe('tasks across replicas', () => {
     const doomed = await ready(await serveMcpd(['--config', config, '--port', '0']));
     const taskId = await start(doomed, 'workspace/tasks-big.csv');
     expect((await poll(replicas[0] as ServingProcess, taskId))?.status).toBe('working');
+    // A listener on another replica: nobody signals a dead replica's task, its watch finds it lapsed.
+    let followedEnd = 0;
+    const followed = follow(replicas[1] as ServingProcess, [taskId]).then((told) => {
+      followedEnd = performance.now();
+      return told;
+    });
+    await until(async () => Number((await redis.cli('PUBSUB', 'NUMSUB', 'replicas:tasks')).split('\n')[1]) >= 1, {
+      what: 'the listener to follow the task',
+      intervalMs: 20,
+    });
     doomed.child.kill('SIGKILL');
     await doomed.exited;
     const killedAt = performance.now();
@@ -274,6 +312,10 @@ describe('tasks across replicas', () => {
     // The lease (2 s) plus one poll.
     expect(performance.now() - killedAt).toBeLessThan(2000 + 1500);
     expect(failed).toMatchObject({ error: { message: expect.stringMatching(/replica running this task stopped/) } });
+    // Pushed too: the lease plus the watch's look (half a lease), plus slack for a loaded machine.
+    const told = await followed;
+    expect(told.at(-1)).toMatchObject({ status: 'failed', error: { message: expect.stringMatching(/stopped/) } });
+    expect(followedEnd - killedAt).toBeLessThan(2000 + 1000 + 1500);
   });
 
   it('fail the task of a draining replica past its grace period, saying so', async () => {

@@ -5,8 +5,10 @@ import {
   CancelTaskResultV2Schema,
   CreateTaskResultV2Schema,
   GetTaskResultV2Schema,
+  TaskStatusNotificationV2Schema,
 } from '@modelcontextprotocol/ext-tasks/core/v2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { InMemoryBus } from '../../src/cluster/changeBus.js';
 import { LocalCallQuota } from '../../src/cluster/concurrency.js';
 import { sharedState } from '../../src/cluster/shared.js';
 import { InMemoryTaskStore, LEASE_LAPSED, type TaskStore } from '../../src/cluster/tasks.js';
@@ -123,6 +125,7 @@ describe('tasks over HTTP (2026-07-28, the extension declared)', () => {
     demo = await demoCopy();
     await writeFile(join(demo.project, 'workspace/small.csv'), 'a,b\n1,2\n3,4\n');
     await writeFile(join(demo.project, 'workspace/big.csv'), 'a,b,c,d,e,f,g,h\n'.repeat(4_000_000));
+    await writeFile(join(demo.project, 'workspace/medium.csv'), 'a,b,c,d,e,f,g,h\n'.repeat(1_200_000));
     const config = await demo.configWith(
       'tasks.yaml',
       [
@@ -131,6 +134,8 @@ describe('tasks over HTTP (2026-07-28, the extension declared)', () => {
         '  apiKeys:',
         `    - { principal: alice, sha256: ${sha('alice-key')}, scopes: [mcpd:read] }`,
         `    - { principal: bob, sha256: ${sha('bob-key')}, scopes: [mcpd:read] }`,
+        // Renewals (a third of the lease) carry progress to listeners: often enough to see some.
+        'cluster: { leaseMs: 1000 }',
         '',
       ].join('\n'),
     );
@@ -157,14 +162,80 @@ describe('tasks over HTTP (2026-07-28, the extension declared)', () => {
     return message as { result?: Record<string, unknown>; error?: { code: number; message: string } };
   }
 
-  it('refuses task status notifications to a client that did not declare the extension, and acknowledges none to one that did', async () => {
+  /** A listen stream's messages, once it has ended (a stream that follows only tasks ends with them). */
+  async function listen(taskIds: string[], key: string, extra: Record<string, unknown> = {}) {
+    const response = await postModern(
+      server.url,
+      'subscriptions/listen',
+      { notifications: { taskIds, ...extra } },
+      { client: 'tasks-test', meta: withTasks, headers: as(key).headers, id: 'listen-1' },
+    );
+    return (await messagesOf(response)) as {
+      method?: string;
+      params?: Record<string, unknown> & { _meta?: Record<string, unknown> };
+      result?: Record<string, unknown>;
+    }[];
+  }
+
+  it('refuses task status notifications to a client that did not declare the extension', async () => {
     const refused = await call('subscriptions/listen', { notifications: { taskIds: ['any'] } }, 'alice-key');
     expect(refused.error).toEqual({
       code: -32021,
       message: 'Missing required client capability',
       data: { requiredCapabilities: { extensions: { 'io.modelcontextprotocol/tasks': {} } } },
     });
-    // With the extension: the stream opens, and its acknowledgement leaves taskIds out (poll instead).
+  });
+
+  it('pushes the status of a task to a listen stream that follows it, and ends once the task has', async () => {
+    const created = await call(
+      'tools/call',
+      { name: 'process_large_dataset', arguments: { path: 'workspace/medium.csv', chunkSize: 1024 } },
+      'alice-key',
+      withTasks,
+    );
+    const taskId = created.result?.taskId as string;
+    const messages = await listen([taskId, 'no-such-task'], 'alice-key');
+    const [ack, ...rest] = messages;
+    // Acknowledged first, with the tasks it will hear of: the unknown one left out.
+    expect(ack).toMatchObject({
+      method: 'notifications/subscriptions/acknowledged',
+      params: { notifications: { taskIds: [taskId] }, _meta: { 'io.modelcontextprotocol/subscriptionId': 'listen-1' } },
+    });
+    const told = rest.filter((m) => m.method === 'notifications/tasks');
+    for (const note of told) {
+      expect(TaskStatusNotificationV2Schema.safeParse({ jsonrpc: '2.0', ...note }).success, JSON.stringify(note)).toBe(
+        true,
+      );
+      expect(note.params?._meta).toMatchObject({ 'io.modelcontextprotocol/subscriptionId': 'listen-1' });
+    }
+    const statuses = told.map((m) => m.params?.status);
+    // Its state at once (working: the call reads 6.4 MB), progress at renewals, then its end, once.
+    expect(statuses[0]).toBe('working');
+    expect(statuses.filter((status) => status === 'completed')).toHaveLength(1);
+    expect(statuses.at(-1)).toBe('completed');
+    expect(told.some((m) => /of \d+ done|\d+ done/.test(String(m.params?.statusMessage)))).toBe(true);
+    const end = told.at(-1)?.params as { result?: { structuredContent?: { records?: number } } };
+    expect(end.result?.structuredContent?.records).toBe(1_200_000 - 1);
+    // Then the stream's own end: its final result.
+    expect(rest.at(-1)?.result).toMatchObject({ resultType: 'complete' });
+  });
+
+  it("tells nobody of another principal's task: the stream hears of none and ends at once", async () => {
+    const created = await call(
+      'tools/call',
+      { name: 'process_large_dataset', arguments: { path: 'workspace/big.csv', chunkSize: 1024 } },
+      'alice-key',
+      withTasks,
+    );
+    const taskId = created.result?.taskId as string;
+    const messages = await listen([taskId], 'bob-key');
+    expect(messages[0]?.params?.notifications).toEqual({ taskIds: [] });
+    expect(messages.filter((m) => m.method === 'notifications/tasks')).toEqual([]);
+    expect(messages.at(-1)?.result).toMatchObject({ resultType: 'complete' });
+    await call('tasks/cancel', { taskId }, 'alice-key', withTasks);
+  });
+
+  it('hears resource changes on the same stream as tasks, when asked for both', async () => {
     const controller = new AbortController();
     const response = await postModern(
       server.url,
@@ -174,21 +245,26 @@ describe('tasks over HTTP (2026-07-28, the extension declared)', () => {
     );
     const reader = response.body?.getReader() as ReadableStreamDefaultReader<Uint8Array>;
     let text = '';
-    while (!text.includes('subscriptions/acknowledged')) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += new TextDecoder().decode(value);
-    }
-    controller.abort();
+    const readUntil = async (what: string) => {
+      while (!text.includes(what)) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += new TextDecoder().decode(value);
+      }
+    };
+    await readUntil('subscriptions/acknowledged');
     const ack = JSON.parse(
       text
         .split('\n')
         .find((line) => line.includes('acknowledged'))
         ?.replace(/^data: /, '') ?? '{}',
-    ) as {
-      params?: { notifications?: Record<string, unknown> };
-    };
-    expect(ack.params?.notifications).toEqual({ resourcesListChanged: true });
+    ) as { params?: { notifications?: Record<string, unknown> } };
+    expect(ack.params?.notifications).toEqual({ resourcesListChanged: true, taskIds: [] });
+    await server.app.changes.whenWatching();
+    await writeFile(join(demo.project, 'workspace/listened-new-file.md'), 'new\n');
+    await readUntil('notifications/resources/list_changed');
+    controller.abort();
+    expect(text).toContain('notifications/resources/list_changed');
   });
 
   it('advertises the extension in server/discover', async () => {
@@ -271,7 +347,12 @@ describe('the task runner', () => {
       requestCancel: async () => false,
     };
     const quota = new LocalCallQuota();
-    const runner = new TaskRunner(failing, quota, { ttlMs: 60_000, leaseMs: 15_000, pollIntervalMs: 1000 });
+    const runner = new TaskRunner(
+      failing,
+      quota,
+      { ttlMs: 60_000, leaseMs: 15_000, pollIntervalMs: 1000 },
+      new InMemoryBus(),
+    );
     const tool = TOOLS.find((t) => t.name === 'process_large_dataset') as ToolDefinition;
     const call = {
       caller: {
@@ -304,11 +385,12 @@ describe('the task runner', () => {
       finish: async () => {},
       requestCancel: async () => false,
     };
-    const runner = new TaskRunner(unreachable, new LocalCallQuota(), {
-      ttlMs: 60_000,
-      leaseMs: 15_000,
-      pollIntervalMs: 1000,
-    });
+    const runner = new TaskRunner(
+      unreachable,
+      new LocalCallQuota(),
+      { ttlMs: 60_000, leaseMs: 15_000, pollIntervalMs: 1000 },
+      new InMemoryBus(),
+    );
     const alice = { id: 'alice', scopes: [] };
     expect(await runner.get(alice, 't')).toMatchObject({ code: -32603, message: expect.stringMatching(/unreachable/) });
     expect(await runner.cancel(alice, 't')).toMatchObject({ code: -32603 });
