@@ -61,6 +61,16 @@ export const ERROR_CATALOGUE = {
     when: 'a move across file systems, or a write on a platform that cannot anchor it to a directory descriptor',
   },
   NO_SPACE: { jsonRpc: -32012, http: null, when: 'the file system is full or over quota: nothing was written' },
+  QUERY_REFUSED: {
+    jsonRpc: -32016,
+    http: null,
+    when: 'a SQL statement the database policy refuses before it runs: not one read-only SELECT, a table or column that is not visible, a function or construct that is not allowed',
+  },
+  QUERY_FAILED: {
+    jsonRpc: -32017,
+    http: null,
+    when: 'a SQL statement the database itself refused or could not finish (a syntax error, out of memory)',
+  },
   CANCELLED: { jsonRpc: -32800, http: null, when: 'the client cancelled, closed its stream or stopped reading' },
   TIMEOUT: { jsonRpc: -32001, http: null, when: 'a tool ran past its deadline and was stopped' },
   UNAVAILABLE: {

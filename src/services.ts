@@ -1,3 +1,4 @@
+import { AuditedDatabases, DatabaseEngines } from './access/databases.js';
 import { AuditedFiles } from './access/files.js';
 import { AccessGate, type GateObservers } from './access/gate.js';
 import type { AuditLog } from './audit/log.js';
@@ -35,6 +36,8 @@ export interface RuntimeShared {
   readonly regexes?: RegexPool;
   /** Workers that read directories, stat listing pages, resolve paths and read small files off the event loop. */
   readonly fsWorkers?: FileSystemWorkers;
+  /** The database engines (a worker and a copy of the file each), kept across reloads. */
+  readonly databaseEngines?: DatabaseEngines;
   /** Told of every change made through mcpd (the change feed, which tells listeners on every replica). */
   readonly onChanged?: (change: BusChange) => void;
 }
@@ -78,6 +81,10 @@ export async function buildRuntime(config: Config, audit: AuditLog, shared: Runt
       ? new NameIndex(listings, readers, policy, { maxEntries: searchIndexMaxEntries, ttlMs: searchIndexTtlMs })
       : undefined;
   const gate = new AccessGate(policy, audit, shared.observers);
+  const authenticator = await createAuthenticator(config.auth);
+  // Last, once nothing else can fail: a reload that fails keeps the engines the running config uses.
+  const engines = shared.databaseEngines ?? new DatabaseEngines();
+  await engines.retain(config.databases);
   return {
     config,
     gate,
@@ -89,6 +96,7 @@ export async function buildRuntime(config: Config, audit: AuditLog, shared: Runt
       ...(shared.onChanged ? { onChanged: shared.onChanged } : {}),
       ...(index ? { index } : {}),
     }),
-    authenticator: await createAuthenticator(config.auth),
+    databases: new AuditedDatabases(config.databases, policy.grants, gate, engines),
+    authenticator,
   };
 }

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { AuditFields, AuditLog } from '../audit/log.js';
-import type { Outcome, Transport } from '../audit/record.js';
+import type { DatabaseAccess, Outcome, Transport } from '../audit/record.js';
 import { isAbortError, isMcpdError, McpdError, notFoundOrDenied } from '../errors.js';
 import { InFlight } from '../ops/inflight.js';
 import { rootLabel } from '../ops/labels.js';
@@ -195,13 +195,47 @@ export class AccessGate {
     });
   }
 
+  /**
+   * Runs a database statement's work as an access: refused while the audit log cannot be
+   * written, and counted in flight until its record is written (`record` below).
+   */
+  guarded<T>(work: () => Promise<T>): Promise<T> {
+    return this.tracked(work);
+  }
+
+  /** The one audit record of a database statement (or a describe), allowed or denied. */
+  recordDatabase(
+    caller: Caller,
+    access: {
+      readonly op: 'query' | 'describe';
+      readonly requested: string;
+      readonly decision: 'allow' | 'deny';
+      readonly rule: string;
+      readonly reason: string;
+      readonly outcome: Outcome;
+      readonly bytes: number | null;
+      readonly started: number;
+      readonly error?: string;
+      readonly database: DatabaseAccess;
+    },
+  ): void {
+    const { started, requested, ...fields } = access;
+    this.write(caller, {
+      ...fields,
+      root: null,
+      path: null,
+      requested: requested.length > MAX_REQUESTED_CHARS ? `${requested.slice(0, MAX_REQUESTED_CHARS)}...` : requested,
+      durationMs: Math.round((performance.now() - started) * 1000) / 1000,
+    });
+  }
+
   private async tracked<T>(work: () => Promise<T>): Promise<T> {
     // Never serve what cannot be audited: while the audit log cannot be written, nothing is read or
     // written (the refusal itself cannot be recorded; it is logged and counted by the caller).
     if (!this.audit.healthy) {
       throw new McpdError(
         'UNAVAILABLE',
-        'the audit log cannot be written; file operations are refused until it recovers (another replica may serve this)',
+        'the audit log cannot be written; file and database operations are refused until it recovers (another replica may serve this)',
       );
     }
     const token = Symbol('access');

@@ -1,5 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import { ChangeFeed } from '../access/changes.js';
+import { DatabaseEngines } from '../access/databases.js';
 import type { GateObservers } from '../access/gate.js';
 import { AuditLog } from '../audit/log.js';
 import { StreamAuditSink } from '../audit/sink.js';
@@ -139,6 +140,7 @@ export class Core {
     private readonly shared: RuntimeShared & {
       readonly regexes: RegexPool;
       readonly fsWorkers: FileSystemWorkers;
+      readonly databaseEngines: DatabaseEngines;
     },
     bus: ChangeBus,
   ) {
@@ -169,6 +171,7 @@ export class Core {
       ...(observers ? { observers } : {}),
       regexes: new RegexPool(GREP_WORKERS),
       fsWorkers: new FileSystemWorkers(FS_WORKERS),
+      databaseEngines: new DatabaseEngines(),
       onChanged: (change: BusChange) => feed?.changed(change),
     };
     const core = new Core(await buildRuntime(config, deps.audit, shared), deps, shared, bus);
@@ -225,6 +228,7 @@ export class Core {
     await this.sweeping;
     await this.shared.regexes.close();
     await this.shared.fsWorkers.close();
+    await this.shared.databaseEngines.close();
     this.changes.close();
   }
 }

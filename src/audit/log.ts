@@ -31,6 +31,7 @@ export class AuditLog {
       durationMs: fields.durationMs,
       outcome: fields.outcome,
       ...(fields.error ? { error: fields.error } : {}),
+      ...(fields.database ? { database: fields.database } : {}),
       ...(fields.traceId ? { traceId: fields.traceId } : {}),
     };
     this.sink.write(record);

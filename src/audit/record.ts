@@ -33,6 +33,22 @@ export interface AuditRecord {
   readonly outcome: Outcome;
   /** The error code when outcome is `error` (a catalogue code, or INTERNAL). */
   readonly error?: string;
+  /** A statement on a database (op `query`): which database, the statement and what it read. */
+  readonly database?: DatabaseAccess;
   /** The OpenTelemetry trace the access happened in, when tracing is on. */
   readonly traceId?: string;
+}
+
+/**
+ * What a database record adds. The statement is kept as its fingerprint (literals replaced by `?`
+ * by the database's own normaliser, bounded) and the SHA-256 of its text: never its parameters,
+ * never a literal that may be a secret.
+ */
+export interface DatabaseAccess {
+  readonly name: string;
+  readonly fingerprint: string | null;
+  readonly sha256: string;
+  /** The tables it read (views expanded), as the database's planner said. */
+  readonly tables: readonly string[];
+  readonly rows: number | null;
 }

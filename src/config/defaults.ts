@@ -19,6 +19,32 @@ export const BUILTIN_EXCLUDES = [
   '.mcpd-tmp-*',
 ] as const;
 
+/**
+ * Database excludes that apply whatever the file says, matched case-insensitively against table
+ * names, column names and `table.column`: a credential column is never readable by omission.
+ */
+export const BUILTIN_DATABASE_EXCLUDES = [
+  '*password*',
+  '*passwd*',
+  '*secret*',
+  '*token*',
+  '*api_key*',
+  '*apikey*',
+  '*private_key*',
+  '*credential*',
+  'sqlite_*',
+] as const;
+
+export const DATABASE_DEFAULTS = {
+  maxRows: 500,
+  maxResultBytes: 256 * 1024,
+  statementTimeoutMs: 5000,
+  /** A SQLite file is held in memory while it is read: bigger ones are refused. */
+  maxFileBytes: 256 * 1024 * 1024,
+  /** The memory one SQLite database may use in its worker: the file, plus what a statement builds. */
+  maxMemoryBytes: 512 * 1024 * 1024,
+} as const;
+
 export const DEFAULTS = {
   host: '127.0.0.1',
   port: 8000,

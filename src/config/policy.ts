@@ -19,7 +19,7 @@ const glob = z.string().superRefine((pattern, ctx) => {
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
 });
 
-const globList = z.array(glob);
+export const globList = z.array(glob);
 
 /**
  * A hard link is the same file under a second name, so a link named notes.md to .env would read the
@@ -71,6 +71,10 @@ export const grantSchema = z
     principals: z.array(z.string().min(1)).default([]).describe('Principal names this grant applies to.'),
     scopes: z.array(scopeToken).default([]).describe('Scopes any of which this grant applies to.'),
     roots: z.array(z.string().min(1)).min(1).default(['*']).describe('Root names, or "*" for every root.'),
+    databases: z
+      .array(z.string().min(1))
+      .default([])
+      .describe('Database names, or "*" for every database (read only). None unless named.'),
     access: z
       .array(z.enum(['read', 'write']))
       .min(1)

@@ -1,10 +1,10 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { BUILTIN_EXCLUDES } from './defaults.js';
+import { BUILTIN_DATABASE_EXCLUDES, BUILTIN_EXCLUDES } from './defaults.js';
 import { ConfigError, type ConfigProblem } from './problems.js';
 import { oneKeyPerPrincipal } from './rules.js';
 import type { ParsedConfig } from './schema.js';
-import type { AuthConfig, Config, JwtSettings, RedisSettings, RootConfig } from './types.js';
+import type { AuthConfig, Config, DatabaseConfig, JwtSettings, RedisSettings, RootConfig } from './types.js';
 
 /**
  * From the parsed config to the one mcpd runs on: root URIs become absolute paths, relative paths
@@ -43,6 +43,17 @@ export function resolveConfig(parsed: ParsedConfig, { file, env, readText }: Res
       hardLinks: root.hardLinks ?? parsed.accessPolicy.hardLinks,
     };
   });
+  const databases: DatabaseConfig[] = parsed.databases.map((database, index) => {
+    const path = rootPath(database.path, base);
+    if (typeof path !== 'string') {
+      problems.push({
+        key: `databases[${index}].path`,
+        message: `${path.problem} (got ${JSON.stringify(database.path)})`,
+      });
+      return undefined as unknown as DatabaseConfig;
+    }
+    return { ...database, path, exclude: [...new Set([...BUILTIN_DATABASE_EXCLUDES, ...database.exclude])] };
+  });
   const { tls: tlsFiles, publicUrl: configuredUrl, ...serverSettings } = parsed.server;
   const publicUrl = configuredUrl ?? defaultPublicUrl(parsed.server.host, parsed.server.port);
   const tls = tlsFiles
@@ -54,7 +65,16 @@ export function resolveConfig(parsed: ParsedConfig, { file, env, readText }: Res
   const auth = resolveAuth(parsed.auth, publicUrl, secrets, env);
   const redis = parsed.cluster.redis ? resolveRedis(parsed.cluster.redis, secrets, env) : null;
   if (problems.length > 0) throw new ConfigError(problems, file);
-  const { $schema: _schema, server: _server, auth: _auth, grants, accessPolicy, roots: _roots, ...sections } = parsed;
+  const {
+    $schema: _schema,
+    server: _server,
+    auth: _auth,
+    grants,
+    accessPolicy,
+    roots: _roots,
+    databases: _databases,
+    ...sections
+  } = parsed;
   return {
     source: file,
     server: { ...serverSettings, publicUrl, tls },
@@ -63,6 +83,7 @@ export function resolveConfig(parsed: ParsedConfig, { file, env, readText }: Res
     accessPolicy: { read: accessPolicy.read, write: accessPolicy.write },
     exclude: [...new Set([...BUILTIN_EXCLUDES, ...accessPolicy.exclude])],
     roots,
+    databases,
     // limits, audit, log, resources, shutdown, reload, metrics, tracing: used as parsed, but for
     ...sections,
     // the audit file, anchored at the config file (the key keeps its place among them).

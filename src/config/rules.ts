@@ -51,6 +51,18 @@ export function configRules(config: ParsedConfig, ctx: Context): void {
     }
     seen.set(root.name, index);
   });
+  const databases = new Map<string, number>();
+  config.databases.forEach((database, index) => {
+    const first = databases.get(database.name);
+    if (first !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['databases', index, 'name'],
+        message: `duplicate database name (also databases[${first}].name)`,
+      });
+    }
+    databases.set(database.name, index);
+  });
   if (config.audit.sink === 'file' && !config.audit.path) {
     ctx.addIssue({ code: 'custom', path: ['audit', 'path'], message: 'required when audit.sink is "file"' });
   }
@@ -77,6 +89,15 @@ export function configRules(config: ParsedConfig, ctx: Context): void {
   }
   const rootNames = new Set(config.roots.map((root) => root.name));
   config.grants?.forEach((grant, index) => {
+    grant.databases.forEach((name, databaseIndex) => {
+      if (name !== '*' && !databases.has(name)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['grants', index, 'databases', databaseIndex],
+          message: 'no database has this name',
+        });
+      }
+    });
     grant.roots.forEach((name, rootIndex) => {
       if (name !== '*' && !rootNames.has(name)) {
         ctx.addIssue({

@@ -1,6 +1,7 @@
 import * as z from 'zod';
 import { authSchema } from './auth.js';
 import { clusterSchema } from './cluster.js';
+import { databasesSchema } from './databases.js';
 import { limitsSchema } from './limits.js';
 import {
   auditSchema,
@@ -28,6 +29,7 @@ const configFields = z.strictObject({
   grants: grantsSchema,
   accessPolicy: accessPolicySchema.prefault({}),
   roots: rootsSchema,
+  databases: databasesSchema,
   limits: limitsSchema.prefault({}),
   audit: auditSchema.prefault({}),
   log: logSchema.prefault({}),
@@ -48,4 +50,4 @@ export type ParsedConfig = z.output<typeof configFields>;
 
 export { BUILTIN_EXCLUDES, DEFAULT_SCOPES, DEFAULTS } from './defaults.js';
 export { isLoopbackHost } from './server.js';
-export type { ApiKey, AuthConfig, Config, Grant, JwtSettings, RootConfig } from './types.js';
+export type { ApiKey, AuthConfig, Config, DatabaseConfig, Grant, JwtSettings, RootConfig } from './types.js';

@@ -49,7 +49,10 @@ export type AuthConfig =
 export type Grant = Frozen<NonNullable<ParsedConfig['grants']>[number]>;
 
 /** The sections resolution replaces; every other section is used as parsed. */
-type Resolved = '$schema' | 'server' | 'auth' | 'grants' | 'accessPolicy' | 'roots' | 'audit' | 'cluster';
+type Resolved = '$schema' | 'server' | 'auth' | 'grants' | 'accessPolicy' | 'roots' | 'databases' | 'audit' | 'cluster';
+
+/** A database as mcpd runs on it: its file absolute, its excludes with the built-in ones. */
+export type DatabaseConfig = Frozen<ParsedConfig['databases'][number]>;
 
 type ParsedRedis = NonNullable<ParsedConfig['cluster']['redis']>;
 
@@ -83,6 +86,8 @@ export type Config = Readonly<Omit<ParsedConfig, Resolved>> & {
   /** Built-in plus configured excludes, deduplicated; always wins. */
   readonly exclude: readonly string[];
   readonly roots: readonly RootConfig[];
+  /** `path` absolute; `exclude` holds the built-in database excludes too. */
+  readonly databases: readonly DatabaseConfig[];
   /** `path` absolute, or null when the sink is stderr. */
   readonly audit: Frozen<Omit<ParsedConfig['audit'], 'path'> & { path: string | null }>;
   readonly cluster: Omit<ParsedConfig['cluster'], 'redis'> & { readonly redis: RedisSettings | null };

@@ -44,7 +44,7 @@ function stoppedBy(signal: AbortSignal): McpdError {
  * failure is a result with `isError`, which the model can read.
  */
 export async function callTool(tool: ToolDefinition, args: unknown, call: ToolCall): Promise<CallToolResult> {
-  const { config, files } = call.services;
+  const { config, files, databases } = call.services;
   const limitMs = config.limits.toolTimeouts[tool.name] ?? config.limits.toolTimeoutMs;
   // The client, the deadline and shutdown can each stop the work; the signal reaches the file layer.
   const stop = new AbortController();
@@ -59,6 +59,7 @@ export async function callTool(tool: ToolDefinition, args: unknown, call: ToolCa
   const context: ToolContext = {
     caller,
     files,
+    databases,
     config,
     signal,
     progress:

@@ -1,4 +1,5 @@
 import { CLIENT_INFO_META_KEY } from '@modelcontextprotocol/server';
+import type { AuditedDatabases } from '../access/databases.js';
 import type { AuditedFiles } from '../access/files.js';
 import type { AccessGate, Caller } from '../access/gate.js';
 import type { Transport } from '../audit/record.js';
@@ -14,6 +15,8 @@ export interface McpServices {
   readonly gate: AccessGate;
   /** The audited file API: the only way a tool or a resource handler reaches a file. */
   readonly files: AuditedFiles;
+  /** The audited database API: the only way a tool reaches a database. */
+  readonly databases: AuditedDatabases;
 }
 
 /**

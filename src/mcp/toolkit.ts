@@ -1,5 +1,6 @@
 import type { ContentBlock } from '@modelcontextprotocol/server';
 import type * as z from 'zod';
+import type { AuditedDatabases } from '../access/databases.js';
 import type { AuditedFiles } from '../access/files.js';
 import type { Caller } from '../access/gate.js';
 import type { Config } from '../config/schema.js';
@@ -13,6 +14,8 @@ export interface ToolContext {
   readonly caller: Caller;
   /** Every file a tool touches, it touches through here: decided, done and audited. */
   readonly files: AuditedFiles;
+  /** Every statement a tool runs, it runs through here: planned, judged, run and audited. */
+  readonly databases: AuditedDatabases;
   readonly config: Config;
   /** Aborted when the client cancels or disconnects. */
   readonly signal: AbortSignal;

@@ -51,7 +51,9 @@ export class PolicyEngine {
     this.roots = options.roots;
     this.grants =
       options.grants ??
-      new GrantTable([{ principals: [ANONYMOUS.id], scopes: [], roots: ['*'], access: ['read', 'write'] }]);
+      new GrantTable([
+        { principals: [ANONYMOUS.id], scopes: [], roots: ['*'], databases: ['*'], access: ['read', 'write'] },
+      ]);
     this.exclude = new GlobList(options.exclude, { caseInsensitive: true });
     this.resolver = options.resolver;
     this.rules = new Map(

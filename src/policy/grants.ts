@@ -8,11 +8,11 @@ export function effectiveGrants(configured: readonly Grant[] | null, auth: AuthC
   if (configured) return configured;
   if (auth.mode === 'none') {
     // The single local caller: everything the roots themselves allow.
-    return [{ principals: ['anonymous'], scopes: [], roots: ['*'], access: ['read', 'write'] }];
+    return [{ principals: ['anonymous'], scopes: [], roots: ['*'], databases: ['*'], access: ['read', 'write'] }];
   }
   return [
-    { principals: [], scopes: [DEFAULT_SCOPES.read], roots: ['*'], access: ['read'] },
-    { principals: [], scopes: [DEFAULT_SCOPES.write], roots: ['*'], access: ['read', 'write'] },
+    { principals: [], scopes: [DEFAULT_SCOPES.read], roots: ['*'], databases: ['*'], access: ['read'] },
+    { principals: [], scopes: [DEFAULT_SCOPES.write], roots: ['*'], databases: ['*'], access: ['read', 'write'] },
   ];
 }
 
@@ -30,6 +30,17 @@ export class GrantTable {
       (grant) =>
         grant.access.includes(needed) &&
         (grant.roots.includes('*') || grant.roots.includes(root)) &&
+        (grant.principals.includes(principal.id) || grant.scopes.some((scope) => principal.scopes.includes(scope))),
+    );
+  }
+
+  /** Whether `principal` may query `database` (read only: a database is never written). */
+  permitsDatabase(principal: Principal, database: string): boolean {
+    if (principal.local) return true;
+    return this.grants.some(
+      (grant) =>
+        grant.access.includes('read') &&
+        (grant.databases.includes('*') || grant.databases.includes(database)) &&
         (grant.principals.includes(principal.id) || grant.scopes.some((scope) => principal.scopes.includes(scope))),
     );
   }

@@ -97,6 +97,31 @@ describe('configuration', () => {
       /no root has this name/,
     ],
     [
+      'grants: [{ scopes: [x], databases: [nope], access: [read] }]\nroots: [{ name: a, uri: ./a }]\n',
+      'grants[0].databases[0]',
+      /no database has this name/,
+    ],
+    [
+      'databases: [{ name: d, driver: postgres, path: ./d }]\nroots: [{ name: a, uri: ./a }]\n',
+      'databases[0].driver',
+      /expected "sqlite"/,
+    ],
+    [
+      'databases: [{ name: d, driver: sqlite, path: ./d }, { name: d, driver: sqlite, path: ./e }]\nroots: [{ name: a, uri: ./a }]\n',
+      'databases[1].name',
+      /duplicate database name/,
+    ],
+    [
+      'databases: [{ name: d, driver: sqlite, path: "http://x/d" }]\nroots: [{ name: a, uri: ./a }]\n',
+      'databases[0].path',
+      /only file:\/\/ URIs/,
+    ],
+    [
+      'databases: [{ name: d, driver: sqlite, path: ./d, exclude: ["/abs"] }]\nroots: [{ name: a, uri: ./a }]\n',
+      'databases[0].exclude[0]',
+      /remove the leading/,
+    ],
+    [
       'auth: { mode: apiKeys, apiKeys: [{ principal: a }] }\nroots: [{ name: a, uri: ./a }]\n',
       'auth.apiKeys[0]',
       /exactly one of sha256/,

@@ -131,6 +131,11 @@ const SCENARIOS: Record<ErrorCode, Scenario> = {
   UNSUPPORTED: async () => mapped('UNSUPPORTED'),
   // Provoked for real in test/hardening/faults.test.ts (a full tmpfs).
   NO_SPACE: async () => mapped('NO_SPACE'),
+  QUERY_REFUSED: async ({ server }) => [
+    await tool(server, 'query', { database: 'shop', sql: 'SELECT password_hash FROM customers' }),
+  ],
+  // A statement SQLite accepts and then fails while running (malformed JSON at run time).
+  QUERY_FAILED: async ({ server }) => [await tool(server, 'query', { database: 'shop', sql: "SELECT json('{')" })],
   // Provoked for real by every client of test/clients/matrix.test.ts.
   CANCELLED: async () => mapped('CANCELLED'),
   TIMEOUT: async ({ tight }) => [

@@ -1,5 +1,6 @@
 import type { ToolDefinition } from '../toolkit.js';
 import { directoryTree, getFileInfo, grepTool, listDirectory, searchFiles } from './browse.js';
+import { describeDatabase, listDatabases, query } from './databases.js';
 import { processLargeDataset } from './dataset.js';
 import { readFile, readMultipleFiles } from './read.js';
 import { listRoots } from './roots.js';
@@ -21,4 +22,7 @@ export const TOOLS: readonly ToolDefinition[] = [
   searchFiles,
   grepTool,
   processLargeDataset,
+  listDatabases,
+  describeDatabase,
+  query,
 ];

@@ -1,0 +1,280 @@
+import { createHash } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { DatabaseAccess, Outcome } from '../audit/record.js';
+import type { DatabaseConfig } from '../config/schema.js';
+import { SqliteDatabase } from '../db/sqlite.js';
+import type { Parameter, QueryRows, TableInfo } from '../db/types.js';
+import { isAbortError, isMcpdError, McpdError } from '../errors.js';
+import { DatabasePolicy, judgeStatement } from '../policy/databases.js';
+import type { GrantTable } from '../policy/grants.js';
+import type { Principal } from '../policy/types.js';
+import type { AccessGate, Caller } from './gate.js';
+
+/**
+ * The only way a tool reaches a database: the grants and the database's policy decide, its own
+ * planner says what a statement touches before anything runs, and every statement (and every
+ * describe) leaves exactly one audit record, allowed or denied. Parameters are bound, never
+ * written into the statement, and never recorded.
+ */
+
+/** How much of a fingerprint an audit record keeps. */
+const MAX_FINGERPRINT_CHARS = 1024;
+
+/** What list_databases shows of one database. */
+export interface DatabaseSummary {
+  readonly name: string;
+  readonly description: string;
+  readonly driver: string;
+  readonly policy: {
+    readonly tables: readonly string[];
+    readonly exclude: readonly string[];
+    readonly maxRows: number;
+    readonly maxResultBytes: number;
+    readonly statementTimeoutMs: number;
+  };
+}
+
+export interface QueryAnswer extends QueryRows {
+  readonly database: string;
+  readonly tables: readonly string[];
+}
+
+/** The engines of the configured databases, kept across reloads (each holds a worker and a copy of its file). */
+export class DatabaseEngines {
+  private readonly engines = new Map<string, SqliteDatabase>();
+
+  engineFor(database: DatabaseConfig): SqliteDatabase {
+    const key = JSON.stringify([database.path, database.maxFileBytes, database.maxMemoryBytes]);
+    let engine = this.engines.get(key);
+    if (!engine) {
+      engine = new SqliteDatabase({
+        path: database.path,
+        maxFileBytes: database.maxFileBytes,
+        heapBytes: database.maxMemoryBytes,
+      });
+      this.engines.set(key, engine);
+    }
+    return engine;
+  }
+
+  /** Closes the engines of databases the configuration no longer names. */
+  async retain(databases: readonly DatabaseConfig[]): Promise<void> {
+    const keep = new Set(
+      databases.map((database) => JSON.stringify([database.path, database.maxFileBytes, database.maxMemoryBytes])),
+    );
+    for (const [key, engine] of this.engines) {
+      if (keep.has(key)) continue;
+      this.engines.delete(key);
+      await engine.close();
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.engines.values()].map((engine) => engine.close()));
+    this.engines.clear();
+  }
+}
+
+interface Configured {
+  readonly config: DatabaseConfig;
+  readonly policy: DatabasePolicy;
+  readonly engine: SqliteDatabase;
+}
+
+export class AuditedDatabases {
+  private readonly byName: ReadonlyMap<string, Configured>;
+
+  constructor(
+    databases: readonly DatabaseConfig[],
+    private readonly grants: GrantTable,
+    private readonly gate: AccessGate,
+    engines: DatabaseEngines,
+  ) {
+    this.byName = new Map(
+      databases.map((config) => [
+        config.name,
+        { config, policy: new DatabasePolicy(config), engine: engines.engineFor(config) },
+      ]),
+    );
+  }
+
+  /** The databases `principal` may query, with their effective policy. */
+  list(principal: Principal): DatabaseSummary[] {
+    return [...this.byName.values()]
+      .filter(({ config }) => this.grants.permitsDatabase(principal, config.name))
+      .map(({ config }) => ({
+        name: config.name,
+        description: config.description,
+        driver: config.driver,
+        policy: {
+          tables: config.tables,
+          exclude: config.exclude,
+          maxRows: config.maxRows,
+          maxResultBytes: config.maxResultBytes,
+          statementTimeoutMs: config.statementTimeoutMs,
+        },
+      }));
+  }
+
+  /** The visible tables and views of a database, with their visible columns; excluded ones are not there. */
+  describe(caller: Caller, name: string): Promise<TableInfo[]> {
+    return this.gate.guarded(async () => {
+      const started = performance.now();
+      const database = this.reachable(caller, name, 'describe', started);
+      const record = (outcome: Outcome, tables: string[], error?: string) =>
+        this.gate.recordDatabase(caller, {
+          op: 'describe',
+          requested: name,
+          decision: 'allow',
+          rule: 'grant:read',
+          reason: 'lists the visible tables and columns',
+          outcome,
+          bytes: null,
+          started,
+          ...(error ? { error } : {}),
+          database: { name, fingerprint: null, sha256: '', tables, rows: null },
+        });
+      try {
+        const tables = await database.engine.describe(database.config.statementTimeoutMs, caller.signal);
+        const visible = tables
+          .filter((table) => database.policy.tableRule(table.name) === undefined)
+          .map((table) => ({
+            ...table,
+            columns: table.columns.filter(
+              (column) => database.policy.columnRule(table.name, column.name) === undefined,
+            ),
+          }));
+        record(
+          'ok',
+          visible.map((table) => table.name),
+        );
+        return visible;
+      } catch (error) {
+        const failure = failureOf(error, caller);
+        record(failure.outcome, [], failure.code);
+        throw error;
+      }
+    });
+  }
+
+  /** One read-only statement, judged by the database's planner and the policy before it runs. */
+  query(caller: Caller, name: string, sql: string, params: readonly Parameter[]): Promise<QueryAnswer> {
+    return this.gate.guarded(async () => {
+      const started = performance.now();
+      const database = this.reachable(caller, name, 'query', started, sql);
+      const { config, policy, engine } = database;
+      const sha256 = createHash('sha256').update(sql).digest('hex');
+      const access = (fingerprint: string | null, tables: readonly string[], rows: number | null): DatabaseAccess => ({
+        name,
+        fingerprint: fingerprint === null ? null : bounded(fingerprint),
+        sha256,
+        tables,
+        rows,
+      });
+      let fingerprint: string | null = null;
+      let tables: readonly string[] = [];
+      try {
+        const plan = await engine.plan(sql, config.statementTimeoutMs, caller.signal);
+        fingerprint = plan.fingerprint;
+        if (!plan.ok) {
+          this.deny(caller, started, access(fingerprint, [], null), plan.rule, plan.reason);
+          throw new McpdError('QUERY_REFUSED', plan.reason);
+        }
+        tables = [...plan.touched.tables].sort();
+        const described = await engine.describe(config.statementTimeoutMs, caller.signal);
+        const columnsOf = (table: string) =>
+          described.find((info) => info.name === table)?.columns.map((column) => column.name);
+        const verdict = judgeStatement(policy, plan.touched, columnsOf);
+        if (!verdict.allow) {
+          this.deny(caller, started, access(fingerprint, tables, null), verdict.rule, verdict.reason);
+          throw new McpdError('QUERY_REFUSED', verdict.shown);
+        }
+        const caps = { generation: plan.generation, maxRows: config.maxRows, maxBytes: config.maxResultBytes };
+        const rows = await engine.run(sql, params, caps, config.statementTimeoutMs, caller.signal);
+        // The file changed between the plan and the run: the plan no longer describes what would run.
+        if (rows === 'stale')
+          throw new McpdError('CONFLICT', 'the database changed while the statement was planned; retry');
+        this.gate.recordDatabase(caller, {
+          op: 'query',
+          requested: fingerprint ?? '',
+          decision: 'allow',
+          rule: verdict.rule,
+          reason: verdict.reason,
+          outcome: 'ok',
+          bytes: rows.bytes,
+          started,
+          database: access(fingerprint, tables, rows.rows.length),
+        });
+        return { ...rows, database: name, tables };
+      } catch (error) {
+        if (isMcpdError(error) && error.code === 'QUERY_REFUSED') throw error;
+        const failure = failureOf(error, caller);
+        this.gate.recordDatabase(caller, {
+          op: 'query',
+          requested: fingerprint ?? '',
+          decision: 'allow',
+          rule: 'sql:planned',
+          reason: 'allowed; failed while running',
+          outcome: failure.outcome,
+          bytes: null,
+          started,
+          error: failure.code,
+          database: access(fingerprint, tables, null),
+        });
+        throw error;
+      }
+    });
+  }
+
+  /** The database by name, when the caller may reach it; an unknown and a hidden one are refused alike. */
+  private reachable(caller: Caller, name: string, op: 'query' | 'describe', started: number, sql?: string) {
+    const database = this.byName.get(name);
+    if (database && this.grants.permitsDatabase(caller.principal, name)) return database;
+    this.gate.recordDatabase(caller, {
+      op,
+      requested: name,
+      decision: 'deny',
+      rule: database ? 'grant:none' : 'unknown-database',
+      reason: database
+        ? `principal "${caller.principal.id}" has no grant on this database`
+        : 'no database has that name',
+      outcome: 'denied',
+      bytes: null,
+      started,
+      database: {
+        name,
+        fingerprint: null,
+        sha256: sql === undefined ? '' : createHash('sha256').update(sql).digest('hex'),
+        tables: [],
+        rows: null,
+      },
+    });
+    throw new McpdError('INVALID_ARGUMENT', 'no database has that name');
+  }
+
+  private deny(caller: Caller, started: number, database: DatabaseAccess, rule: string, reason: string): void {
+    this.gate.recordDatabase(caller, {
+      op: 'query',
+      requested: database.fingerprint ?? '',
+      decision: 'deny',
+      rule,
+      reason,
+      outcome: 'denied',
+      bytes: null,
+      started,
+      database,
+    });
+  }
+}
+
+function bounded(fingerprint: string): string {
+  return fingerprint.length > MAX_FINGERPRINT_CHARS ? `${fingerprint.slice(0, MAX_FINGERPRINT_CHARS)}...` : fingerprint;
+}
+
+/** How a failed run is recorded: a cancellation, a deadline, or an error with its code. */
+function failureOf(error: unknown, caller: Caller): { outcome: Outcome; code: string } {
+  const stopped = caller.signal?.aborted === true || isAbortError(error);
+  const reason = caller.signal?.aborted ? caller.signal.reason : undefined;
+  const code = isMcpdError(reason) ? reason.code : isMcpdError(error) ? error.code : stopped ? 'CANCELLED' : 'INTERNAL';
+  return { outcome: stopped && code !== 'TIMEOUT' ? 'cancelled' : 'error', code };
+}
