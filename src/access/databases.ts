@@ -226,6 +226,52 @@ export class AuditedDatabases {
     });
   }
 
+  /**
+   * The `db://` resources of the databases the caller may query: one per visible table or view.
+   * Each database's listing is a describe, audited as one.
+   */
+  async resources(caller: Caller): Promise<{ uri: string; database: string; table: string; kind: string }[]> {
+    const found: { uri: string; database: string; table: string; kind: string }[] = [];
+    for (const { config } of this.byName.values()) {
+      if (!this.grants.permitsDatabase(caller.principal, config.name)) continue;
+      for (const table of await this.describe(caller, config.name)) {
+        found.push({
+          uri: databaseUri(config.name, table.name),
+          database: config.name,
+          table: table.name,
+          kind: table.kind,
+        });
+      }
+    }
+    return found;
+  }
+
+  /**
+   * A `db://NAME/TABLE` resource: the table's visible columns and a sample of its rows, read by a
+   * statement mcpd writes itself (the visible columns, a row limit) that goes through the same plan,
+   * judgement and audit as any other. Undefined for a URI that names nothing visible.
+   */
+  async readTable(
+    caller: Caller,
+    uri: string,
+  ): Promise<{ uri: string; database: string; table: TableInfo; sample: QueryAnswer } | undefined> {
+    const named = parseDatabaseUri(uri);
+    if (!named) return undefined;
+    const database = this.byName.get(named.database);
+    if (!database || !this.grants.permitsDatabase(caller.principal, named.database)) return undefined;
+    const table = (await this.describe(caller, named.database)).find((info) => info.name === named.table);
+    if (!table || table.columns.length === 0) return undefined;
+    const columns = table.columns.map((column) => quoteIdentifier(column.name)).join(', ');
+    const limit = Math.min(database.config.maxRows, RESOURCE_SAMPLE_ROWS);
+    const sample = await this.query(
+      caller,
+      named.database,
+      `SELECT ${columns} FROM ${quoteIdentifier(table.name)} LIMIT ${limit}`,
+      [],
+    );
+    return { uri, database: named.database, table, sample };
+  }
+
   /** The database by name, when the caller may reach it; an unknown and a hidden one are refused alike. */
   private reachable(caller: Caller, name: string, op: 'query' | 'describe', started: number, sql?: string) {
     const database = this.byName.get(name);
@@ -265,6 +311,31 @@ export class AuditedDatabases {
       database,
     });
   }
+}
+
+/** Rows a `db://` resource shows of its table. */
+const RESOURCE_SAMPLE_ROWS = 20;
+
+export const DATABASE_URI_SCHEME = 'db:';
+
+/** `db://NAME/TABLE`, each part percent-encoded. */
+export function databaseUri(database: string, table: string): string {
+  return `db://${encodeURIComponent(database)}/${encodeURIComponent(table)}`;
+}
+
+function parseDatabaseUri(uri: string): { database: string; table: string } | undefined {
+  const match = /^db:\/\/([^/]+)\/([^/]+)$/.exec(uri);
+  if (!match) return undefined;
+  try {
+    return { database: decodeURIComponent(match[1] as string), table: decodeURIComponent(match[2] as string) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** An SQL identifier, quoted: the names come from the database's own schema, never from a client. */
+function quoteIdentifier(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
 }
 
 function bounded(fingerprint: string): string {

@@ -1,8 +1,9 @@
 import type { CallToolResult, ReadResourceResult, Resource } from '@modelcontextprotocol/server';
 import * as z from 'zod';
+import { DATABASE_URI_SCHEME } from '../access/databases.js';
 import { mimeTypeOf } from '../access/files.js';
 import type { Caller } from '../access/gate.js';
-import { isMcpdError, McpdError } from '../errors.js';
+import { isMcpdError, McpdError, notFoundOrDenied } from '../errors.js';
 import type { Principal } from '../policy/types.js';
 import type { McpServices, Outcome, StreamFlow } from './context.js';
 import { type InternalErrorReporter, toProtocolError, toToolError } from './errors.js';
@@ -150,25 +151,45 @@ function failed(call: ResourceCall, error: unknown, uri?: string): Error {
 /** Only the roots the caller may read: the others' names and paths are none of its business. */
 export function resourceTemplates(services: McpServices, principal: Principal) {
   return {
-    resourceTemplates: services.files.visibleRoots(principal).map((root) => ({
-      uriTemplate: `${root.uri}/{+path}`,
-      name: root.name,
-      title: root.name,
-      description: root.description || `Files in ${root.name}`,
-    })),
+    resourceTemplates: [
+      ...services.files.visibleRoots(principal).map((root) => ({
+        uriTemplate: `${root.uri}/{+path}`,
+        name: root.name,
+        title: root.name,
+        description: root.description || `Files in ${root.name}`,
+      })),
+      ...services.databases.list(principal).map((database) => ({
+        uriTemplate: `db://${encodeURIComponent(database.name)}/{table}`,
+        name: database.name,
+        title: database.name,
+        description: database.description || `Tables of ${database.name}`,
+        mimeType: 'application/json',
+      })),
+    ],
   };
 }
 
 const listCursor = z.object({ start: z.number().int().min(0), after: z.string() });
 
-/** A page of readable files; lazy: the walk stops once the page is full and resumes from the cursor. */
+/**
+ * A page of readable files; lazy: the walk stops once the page is full and resumes from the cursor.
+ * The first page starts with the `db://` resources: one per visible table of each database.
+ */
 export async function listResources(
   call: ResourceCall,
   cursor: string | undefined,
 ): Promise<{ resources: Resource[]; nextCursor?: string }> {
-  const { files, config } = call.services;
+  const { files, config, databases } = call.services;
   try {
     const resume = cursor ? decodeCursor('resources', cursor, listCursor) : undefined;
+    const tables: Resource[] = resume
+      ? []
+      : (await databases.resources(call.caller)).map((table) => ({
+          uri: table.uri,
+          name: `${table.database}/${table.table}`,
+          title: `${table.database}: ${table.kind} ${table.table}`,
+          mimeType: 'application/json',
+        }));
     const page = await files.resources(call.caller, {
       limit: config.resources.pageSize,
       resume,
@@ -183,7 +204,10 @@ export async function listResources(
         ...(mimeType ? { mimeType } : {}),
       };
     });
-    return { resources, ...(page.next ? { nextCursor: encodeCursor('resources', { ...page.next }) } : {}) };
+    return {
+      resources: [...tables, ...resources],
+      ...(page.next ? { nextCursor: encodeCursor('resources', { ...page.next }) } : {}),
+    };
   } catch (error) {
     throw failed(call, error);
   }
@@ -191,8 +215,21 @@ export async function listResources(
 
 /** One file as a resource, through the policy and the audit like any read. */
 export async function readResource(call: ResourceCall, uri: string): Promise<ReadResourceResult> {
-  const { files, config } = call.services;
+  const { files, config, databases } = call.services;
   try {
+    if (uri.startsWith(DATABASE_URI_SCHEME)) {
+      const table = await databases.readTable(call.caller, uri);
+      if (!table) throw notFoundOrDenied(null);
+      const { sample } = table;
+      const text = JSON.stringify({
+        database: table.database,
+        table: table.table.name,
+        kind: table.table.kind,
+        columns: table.table.columns,
+        sample: { columns: sample.columns, rows: sample.rows, truncated: sample.truncated },
+      });
+      return { contents: [{ uri, mimeType: 'application/json', text }] };
+    }
     const result = await files.readResource(call.caller, uri, config.limits.maxReadBytes);
     const info = result.info;
     if (result.kind === 'binary') {

@@ -171,3 +171,37 @@ describe('the audit of database statements', () => {
     expect(JSON.stringify(records)).not.toMatch(/Oslo|Zed|never-shown/);
   });
 });
+
+describe('db:// resources', () => {
+  it('lists one per visible table, reads its schema and a sample, and hides the rest as not found', async () => {
+    const client = await modernHttpClient(serving.url, 'db-resources');
+    const { resources } = await client.listResources();
+    const tables = resources.filter((resource) => resource.uri.startsWith('db://')).map((resource) => resource.uri);
+    expect(tables.sort()).toEqual([
+      'db://shop/customers',
+      'db://shop/order_items',
+      'db://shop/order_totals',
+      'db://shop/orders',
+      'db://shop/products',
+    ]);
+    const { resourceTemplates } = await client.listResourceTemplates();
+    expect(resourceTemplates.map((template) => template.uriTemplate)).toContain('db://shop/{table}');
+
+    const read = await client.readResource({ uri: 'db://shop/customers' });
+    const [content] = read.contents as { uri: string; mimeType?: string; text: string }[];
+    expect(content?.mimeType).toBe('application/json');
+    const value = JSON.parse(content?.text ?? '{}') as {
+      columns: { name: string }[];
+      sample: { columns: string[]; rows: unknown[][] };
+    };
+    expect(value.columns.map((column) => column.name)).toEqual(['id', 'name', 'city', 'created_at']);
+    expect(value.sample.columns).toEqual(['id', 'name', 'city', 'created_at']);
+    expect(value.sample.rows.length).toBeGreaterThan(0);
+    expect(content?.text).not.toMatch(/argon2|@example\.com/);
+
+    for (const hidden of ['db://shop/api_tokens', 'db://shop/sqlite_schema', 'db://nope/customers', 'db://shop']) {
+      await expect(client.readResource({ uri: hidden }), hidden).rejects.toThrow(/not found or not permitted/);
+    }
+    await client.close();
+  });
+});

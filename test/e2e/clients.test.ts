@@ -26,6 +26,9 @@ const TOOL_NAMES = [
   'search_files',
   'grep',
   'process_large_dataset',
+  'list_databases',
+  'describe_database',
+  'query',
 ];
 
 interface Listing {
@@ -116,6 +119,9 @@ describe('real clients against the built binary', () => {
         'search_files',
         'grep',
         'process_large_dataset',
+        'list_databases',
+        'describe_database',
+        'query',
       ]);
       await expectSeedListing(client);
       await client.close();

@@ -50,6 +50,9 @@ const CALLS: [string, Record<string, unknown>][] = [
   ['search_files', { pattern: '*.md' }],
   ['grep', { pattern: 'MCP', include: '*.md' }],
   ['process_large_dataset', { path: 'data/sales.csv' }],
+  ['list_databases', {}],
+  ['describe_database', { database: 'shop' }],
+  ['query', { database: 'shop', sql: 'SELECT id, name FROM products ORDER BY id LIMIT 3' }],
 ];
 
 const CONTENT_TOOLS = new Set(['read_file', 'read_multiple_files']);
@@ -70,9 +73,9 @@ describe('the shape of every tool result', () => {
     await demo?.cleanup();
   });
 
-  it('covers all 14 tools', () => {
+  it('covers all 17 tools', () => {
     expect(CALLS.map(([name]) => name).sort()).toEqual(TOOLS.map((tool) => tool.name).sort());
-    expect(TOOLS).toHaveLength(14);
+    expect(TOOLS).toHaveLength(17);
   });
 
   it('declares an output schema exactly for the tools that answer with structured content', async () => {

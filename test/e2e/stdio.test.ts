@@ -78,7 +78,7 @@ describe('stdio', () => {
     expect(byId.get(2)?.result).toMatchObject({
       tools: expect.arrayContaining([expect.objectContaining({ name: 'grep' })]),
     });
-    expect(JSON.stringify(byId.get(2)?.result).match(/"inputSchema"/g)).toHaveLength(14);
+    expect(JSON.stringify(byId.get(2)?.result).match(/"inputSchema"/g)).toHaveLength(17);
     expect(byId.get(3)?.result).toMatchObject({ isError: true });
     expect(byId.get(4)?.result).toMatchObject({ structuredContent: { roots: expect.any(Array) } });
     expect(stdout).not.toContain('demo-password');

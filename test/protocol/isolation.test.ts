@@ -555,7 +555,7 @@ describe('isolation: nothing of one request reaches another', () => {
       sent: legacy(who, 'tools/list', {}),
       own: [],
       audited: 'never',
-      check: (m) => expect((m?.result?.tools as unknown[] | undefined)?.length).toBe(14),
+      check: (m) => expect((m?.result?.tools as unknown[] | undefined)?.length).toBe(17),
     });
   }
 
