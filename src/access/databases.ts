@@ -3,9 +3,9 @@ import { performance } from 'node:perf_hooks';
 import type { DatabaseAccess, Outcome } from '../audit/record.js';
 import type { DatabaseConfig } from '../config/schema.js';
 import { SqliteDatabase } from '../db/sqlite.js';
-import type { Parameter, QueryRows, TableInfo } from '../db/types.js';
+import type { DatabaseEngine, Judge, Parameter, QueryRows, TableInfo } from '../db/types.js';
 import { isAbortError, isMcpdError, McpdError } from '../errors.js';
-import { DatabasePolicy, judgeStatement } from '../policy/databases.js';
+import { DatabasePolicy, judgeStatement, type StatementDecision } from '../policy/databases.js';
 import type { GrantTable } from '../policy/grants.js';
 import type { Principal } from '../policy/types.js';
 import type { AccessGate, Caller } from './gate.js';
@@ -172,38 +172,39 @@ export class AuditedDatabases {
         rows,
       });
       let fingerprint: string | null = null;
-      let tables: readonly string[] = [];
+      let verdict: StatementDecision | undefined;
       try {
-        const plan = await engine.plan(sql, config.statementTimeoutMs, caller.signal);
-        fingerprint = plan.fingerprint;
-        if (!plan.ok) {
-          this.deny(caller, started, access(fingerprint, [], null), plan.rule, plan.reason);
-          throw new McpdError('QUERY_REFUSED', plan.reason);
+        const judge: Judge = (touched, columnsOf) => {
+          verdict = judgeStatement(policy, touched, columnsOf);
+          return verdict;
+        };
+        const limits = {
+          maxRows: config.maxRows,
+          maxBytes: config.maxResultBytes,
+          timeoutMs: config.statementTimeoutMs,
+        };
+        const execution = await engine.execute(sql, params, limits, judge, caller.signal);
+        fingerprint = execution.fingerprint;
+        if (execution.kind === 'refused') {
+          this.deny(caller, started, access(fingerprint, [], null), execution.rule, execution.reason);
+          throw new McpdError('QUERY_REFUSED', execution.reason);
         }
-        tables = [...plan.touched.tables].sort();
-        const described = await engine.describe(config.statementTimeoutMs, caller.signal);
-        const columnsOf = (table: string) =>
-          described.find((info) => info.name === table)?.columns.map((column) => column.name);
-        const verdict = judgeStatement(policy, plan.touched, columnsOf);
-        if (!verdict.allow) {
-          this.deny(caller, started, access(fingerprint, tables, null), verdict.rule, verdict.reason);
-          throw new McpdError('QUERY_REFUSED', verdict.shown);
+        if (execution.kind === 'denied' || !verdict?.allow) {
+          const denial = verdict as Extract<StatementDecision, { allow: false }>;
+          this.deny(caller, started, access(fingerprint, execution.tables, null), denial.rule, denial.reason);
+          throw new McpdError('QUERY_REFUSED', denial.shown);
         }
-        const caps = { generation: plan.generation, maxRows: config.maxRows, maxBytes: config.maxResultBytes };
-        const rows = await engine.run(sql, params, caps, config.statementTimeoutMs, caller.signal);
-        // The file changed between the plan and the run: the plan no longer describes what would run.
-        if (rows === 'stale')
-          throw new McpdError('CONFLICT', 'the database changed while the statement was planned; retry');
+        const { rows, tables } = execution;
         this.gate.recordDatabase(caller, {
           op: 'query',
-          requested: fingerprint ?? '',
+          requested: execution.fingerprint,
           decision: 'allow',
           rule: verdict.rule,
           reason: verdict.reason,
           outcome: 'ok',
           bytes: rows.bytes,
           started,
-          database: access(fingerprint, tables, rows.rows.length),
+          database: access(execution.fingerprint, tables, rows.rows.length),
         });
         return { ...rows, database: name, tables };
       } catch (error) {
@@ -212,14 +213,14 @@ export class AuditedDatabases {
         this.gate.recordDatabase(caller, {
           op: 'query',
           requested: fingerprint ?? '',
-          decision: 'allow',
-          rule: 'sql:planned',
-          reason: 'allowed; failed while running',
+          decision: verdict?.allow === false ? 'deny' : 'allow',
+          rule: verdict?.rule ?? 'sql:planning',
+          reason: verdict ? `${verdict.reason}; failed while running` : 'failed while the database planned it',
           outcome: failure.outcome,
           bytes: null,
           started,
           error: failure.code,
-          database: access(fingerprint, tables, null),
+          database: access(fingerprint, [], null),
         });
         throw error;
       }

@@ -3,7 +3,16 @@ import { Worker } from 'node:worker_threads';
 import { McpdError } from '../errors.js';
 import { analyseSqlite, type ExplainRow, type SqliteSchema } from './sqlitePlan.js';
 import { SQLITE_WORKER_SOURCE } from './sqliteWorker.js';
-import type { Parameter, Plan, QueryRows, TableInfo } from './types.js';
+import type {
+  DatabaseEngine,
+  Execution,
+  Judge,
+  Parameter,
+  Plan,
+  QueryRows,
+  StatementLimits,
+  TableInfo,
+} from './types.js';
 
 export interface SqliteSettings {
   /** The database file (canonical, absolute). */
@@ -28,7 +37,7 @@ const SQL_JS = createRequire(import.meta.url).resolve('sql.js/dist/sql-wasm.js')
  * (the thread terminated, a fresh one started for the next) when it outlives its timeout or its
  * caller gives up. The schema is cached per version of the file.
  */
-export class SqliteDatabase {
+export class SqliteDatabase implements DatabaseEngine {
   private worker: Worker | undefined;
   private nextId = 0;
   private queue: Promise<unknown> = Promise.resolve();
@@ -70,6 +79,31 @@ export class SqliteDatabase {
     const verdict = analyseSqlite(fingerprint, reply.explain as ExplainRow[], schema);
     if ('rule' in verdict) return { ok: false, fingerprint, ...verdict };
     return { ok: true, fingerprint, touched: verdict, generation };
+  }
+
+  async execute(
+    sql: string,
+    params: readonly Parameter[],
+    limits: StatementLimits,
+    judge: Judge,
+    signal?: AbortSignal,
+  ): Promise<Execution> {
+    const plan = await this.plan(sql, limits.timeoutMs, signal);
+    if (!plan.ok) return { kind: 'refused', fingerprint: plan.fingerprint, rule: plan.rule, reason: plan.reason };
+    const tables = [...plan.touched.tables].sort();
+    const schema = await this.schemaOf(plan.generation, limits.timeoutMs, signal);
+    const columnsOf = (table: string) =>
+      schema.tables
+        .find((info) => info.name === table)
+        ?.columns.filter((column) => column.hidden !== 1)
+        .map((column) => column.name);
+    if (!judge(plan.touched, columnsOf).allow) return { kind: 'denied', fingerprint: plan.fingerprint, tables };
+    const caps = { generation: plan.generation, maxRows: limits.maxRows, maxBytes: limits.maxBytes };
+    const rows = await this.run(sql, params, caps, limits.timeoutMs, signal);
+    // The file changed between the plan and the run: the plan no longer describes what would run.
+    if (rows === 'stale')
+      throw new McpdError('CONFLICT', 'the database changed while the statement was planned; retry');
+    return { kind: 'ran', fingerprint: plan.fingerprint, tables, rows };
   }
 
   /** Runs a planned statement; its rows stop at `maxRows` or `maxBytes`. */

@@ -46,3 +46,41 @@ export interface QueryRows {
 
 /** A value bound to a statement's parameter: never part of its text, never in the audit log. */
 export type Parameter = string | number | boolean | null;
+
+/** The policy's answer on what a statement touches: the engine runs it only when allowed. */
+export type Judge = (
+  touched: Touched,
+  columnsOf: (table: string) => readonly string[] | undefined,
+) => { readonly allow: boolean };
+
+/** What became of one statement: refused by the planner check, denied by the judge, or run. */
+export type Execution =
+  | ({ readonly kind: 'refused'; readonly fingerprint: string | null } & PlanRefusal)
+  | { readonly kind: 'denied'; readonly fingerprint: string; readonly tables: readonly string[] }
+  | {
+      readonly kind: 'ran';
+      readonly fingerprint: string;
+      readonly tables: readonly string[];
+      readonly rows: QueryRows;
+    };
+
+export interface StatementLimits {
+  readonly maxRows: number;
+  readonly maxBytes: number;
+  readonly timeoutMs: number;
+}
+
+/** One configured database, whatever its driver. */
+export interface DatabaseEngine {
+  /** Its tables and views with their columns, before the policy filters them. */
+  describe(timeoutMs: number, signal?: AbortSignal): Promise<TableInfo[]>;
+  /** Plans one statement with the database's own planner, asks `judge`, and runs it only if allowed. */
+  execute(
+    sql: string,
+    params: readonly Parameter[],
+    limits: StatementLimits,
+    judge: Judge,
+    signal?: AbortSignal,
+  ): Promise<Execution>;
+  close(): Promise<void>;
+}
