@@ -21,6 +21,8 @@ for command in "${!PACKAGE_OF[@]}"; do
   # The daemons (nginx, dockerd) and debootstrap live in /usr/sbin, which a non-login PATH may lack.
   command -v "$command" >/dev/null 2>&1 || [ -x "/usr/sbin/$command" ] || missing+=("${PACKAGE_OF[$command]}")
 done
+# PostgreSQL's server binaries live in a versioned directory, on no PATH.
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgresql)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 mapfile -t packages < <(printf '%s\n' "${missing[@]}" | sort -u)

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { DatabaseAccess, Outcome } from '../audit/record.js';
 import type { DatabaseConfig } from '../config/schema.js';
+import { PostgresDatabase } from '../db/postgres.js';
 import { SqliteDatabase } from '../db/sqlite.js';
 import type { DatabaseEngine, Judge, Parameter, QueryRows, TableInfo } from '../db/types.js';
 import { isAbortError, isMcpdError, McpdError } from '../errors.js';
@@ -39,29 +40,36 @@ export interface QueryAnswer extends QueryRows {
   readonly tables: readonly string[];
 }
 
-/** The engines of the configured databases, kept across reloads (each holds a worker and a copy of its file). */
+/** The engines of the configured databases, kept across reloads (a worker, or a connection pool, each). */
 export class DatabaseEngines {
-  private readonly engines = new Map<string, SqliteDatabase>();
+  private readonly engines = new Map<string, DatabaseEngine>();
 
-  engineFor(database: DatabaseConfig): SqliteDatabase {
-    const key = JSON.stringify([database.path, database.maxFileBytes, database.maxMemoryBytes]);
+  engineFor(database: DatabaseConfig): DatabaseEngine {
+    const key = engineKey(database);
     let engine = this.engines.get(key);
     if (!engine) {
-      engine = new SqliteDatabase({
-        path: database.path,
-        maxFileBytes: database.maxFileBytes,
-        heapBytes: database.maxMemoryBytes,
-      });
+      engine =
+        database.driver === 'sqlite'
+          ? new SqliteDatabase({
+              path: database.path,
+              maxFileBytes: database.maxFileBytes,
+              heapBytes: database.maxMemoryBytes,
+            })
+          : new PostgresDatabase({
+              url: database.url,
+              password: database.password,
+              schema: database.schema,
+              poolSize: database.poolSize,
+              connectTimeoutMs: database.connectTimeoutMs,
+            });
       this.engines.set(key, engine);
     }
     return engine;
   }
 
-  /** Closes the engines of databases the configuration no longer names. */
+  /** Closes the engines of databases the configuration no longer names (or names differently). */
   async retain(databases: readonly DatabaseConfig[]): Promise<void> {
-    const keep = new Set(
-      databases.map((database) => JSON.stringify([database.path, database.maxFileBytes, database.maxMemoryBytes])),
-    );
+    const keep = new Set(databases.map(engineKey));
     for (const [key, engine] of this.engines) {
       if (keep.has(key)) continue;
       this.engines.delete(key);
@@ -75,10 +83,24 @@ export class DatabaseEngines {
   }
 }
 
+/** What an engine is made from: a database whose settings change gets a new one. */
+function engineKey(database: DatabaseConfig): string {
+  return database.driver === 'sqlite'
+    ? JSON.stringify(['sqlite', database.path, database.maxFileBytes, database.maxMemoryBytes])
+    : JSON.stringify([
+        'postgres',
+        database.url,
+        database.password,
+        database.schema,
+        database.poolSize,
+        database.connectTimeoutMs,
+      ]);
+}
+
 interface Configured {
   readonly config: DatabaseConfig;
   readonly policy: DatabasePolicy;
-  readonly engine: SqliteDatabase;
+  readonly engine: DatabaseEngine;
 }
 
 export class AuditedDatabases {

@@ -44,6 +44,21 @@ export function resolveConfig(parsed: ParsedConfig, { file, env, readText }: Res
     };
   });
   const databases: DatabaseConfig[] = parsed.databases.map((database, index) => {
+    const exclude = [...new Set([...BUILTIN_DATABASE_EXCLUDES, ...database.exclude])];
+    if (database.driver === 'postgres') {
+      const { passwordFile, passwordEnv, ...settings } = database;
+      let password: string | null = null;
+      if (passwordFile !== undefined) {
+        password = secrets.file(passwordFile, `databases[${index}].passwordFile`).trim();
+      }
+      if (passwordEnv !== undefined) {
+        password = env[passwordEnv] ?? null;
+        if (password === null) {
+          secrets.problem(`databases[${index}].passwordEnv`, `environment variable ${passwordEnv} is not set`);
+        }
+      }
+      return { ...settings, exclude, password };
+    }
     const path = rootPath(database.path, base);
     if (typeof path !== 'string') {
       problems.push({
@@ -52,7 +67,7 @@ export function resolveConfig(parsed: ParsedConfig, { file, env, readText }: Res
       });
       return undefined as unknown as DatabaseConfig;
     }
-    return { ...database, path, exclude: [...new Set([...BUILTIN_DATABASE_EXCLUDES, ...database.exclude])] };
+    return { ...database, path, exclude };
   });
   const { tls: tlsFiles, publicUrl: configuredUrl, ...serverSettings } = parsed.server;
   const publicUrl = configuredUrl ?? defaultPublicUrl(parsed.server.host, parsed.server.port);

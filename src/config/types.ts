@@ -51,8 +51,18 @@ export type Grant = Frozen<NonNullable<ParsedConfig['grants']>[number]>;
 /** The sections resolution replaces; every other section is used as parsed. */
 type Resolved = '$schema' | 'server' | 'auth' | 'grants' | 'accessPolicy' | 'roots' | 'databases' | 'audit' | 'cluster';
 
-/** A database as mcpd runs on it: its file absolute, its excludes with the built-in ones. */
-export type DatabaseConfig = Frozen<ParsedConfig['databases'][number]>;
+type ParsedDatabase = ParsedConfig['databases'][number];
+
+/**
+ * A database as mcpd runs on it: its excludes with the built-in ones; a SQLite file absolute; a
+ * PostgreSQL password read from its file or variable (never part of the URL).
+ */
+export type DatabaseConfig = Frozen<
+  | Extract<ParsedDatabase, { driver: 'sqlite' }>
+  | (Omit<Extract<ParsedDatabase, { driver: 'postgres' }>, 'passwordFile' | 'passwordEnv'> & {
+      readonly password: string | null;
+    })
+>;
 
 type ParsedRedis = NonNullable<ParsedConfig['cluster']['redis']>;
 

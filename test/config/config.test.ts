@@ -102,9 +102,24 @@ describe('configuration', () => {
       /no database has this name/,
     ],
     [
-      'databases: [{ name: d, driver: postgres, path: ./d }]\nroots: [{ name: a, uri: ./a }]\n',
+      'databases: [{ name: d, driver: mysql, path: ./d }]\nroots: [{ name: a, uri: ./a }]\n',
       'databases[0].driver',
-      /expected "sqlite"/,
+      /sqlite.*postgres/,
+    ],
+    [
+      'databases: [{ name: d, driver: postgres, url: "postgres://u:hunter2@db/x" }]\nroots: [{ name: a, uri: ./a }]\n',
+      'databases[0].url',
+      /no password in the URL/,
+    ],
+    [
+      'databases: [{ name: d, driver: postgres, path: ./d }]\nroots: [{ name: a, uri: ./a }]\n',
+      'databases[0].path',
+      /unknown setting/,
+    ],
+    [
+      'databases: [{ name: d, driver: postgres, url: "postgres://u@db/x", passwordEnv: MCPD_TEST_UNSET_PG }]\nroots: [{ name: a, uri: ./a }]\n',
+      'databases[0].passwordEnv',
+      /MCPD_TEST_UNSET_PG is not set/,
     ],
     [
       'databases: [{ name: d, driver: sqlite, path: ./d }, { name: d, driver: sqlite, path: ./e }]\nroots: [{ name: a, uri: ./a }]\n',

@@ -235,6 +235,8 @@ describe('a hostile SQL corpus against SQLite', () => {
     await writeFile(
       config,
       `${base}\n${[
+        // The corpus arrives faster than a person's calls: the per-principal rate limit is not under test here.
+        'limits: { rateLimit: { perSecond: 1000, burst: 1000 } }',
         'databases:',
         '  - name: target',
         '    driver: sqlite',
