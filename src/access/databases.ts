@@ -205,7 +205,19 @@ export class AuditedDatabases {
           maxBytes: config.maxResultBytes,
           timeoutMs: config.statementTimeoutMs,
         };
-        const execution = await engine.execute(sql, params, limits, judge, caller.signal);
+        const execution = await this.gate.traced(
+          `mcpd.db ${name}`,
+          { 'db.system.name': config.driver === 'postgres' ? 'postgresql' : 'sqlite', 'db.namespace': name },
+          async (annotate) => {
+            const done = await engine.execute(sql, params, limits, judge, caller.signal);
+            annotate({
+              ...(done.fingerprint === null ? {} : { 'db.query.text': bounded(done.fingerprint) }),
+              'mcpd.decision': done.kind === 'ran' ? 'allow' : 'deny',
+              ...(done.kind === 'ran' ? { 'db.response.returned_rows': done.rows.rows.length } : {}),
+            });
+            return done;
+          },
+        );
         fingerprint = execution.fingerprint;
         if (execution.kind === 'refused') {
           this.deny(caller, started, access(fingerprint, [], null), execution.rule, execution.reason);

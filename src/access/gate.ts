@@ -203,6 +203,17 @@ export class AccessGate {
     return this.tracked(work);
   }
 
+  /** Runs a database operation in a child span when tracing (the statement's planning, judging and run). */
+  traced<T>(
+    name: string,
+    attributes: Record<string, string | number>,
+    work: (annotate: (attributes: Record<string, string | number>) => void) => Promise<T>,
+  ): Promise<T> {
+    const { tracing } = this.observers;
+    if (!tracing?.enabled) return work(() => {});
+    return tracing.inSpan(name, attributes, (span) => work((more) => span.setAttributes(more)));
+  }
+
   /** The one audit record of a database statement (or a describe), allowed or denied. */
   recordDatabase(
     caller: Caller,

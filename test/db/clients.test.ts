@@ -2,7 +2,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAudit } from '../helpers/audit.js';
 import { modernHttpClient, modernStdioClient, v1HttpClient, v1StdioClient } from '../helpers/clients.js';
+import { attribute, type SpanReceiver, startSpanReceiver } from '../helpers/otlp.js';
 import { MCPD_BIN, type ServingProcess, serveMcpd } from '../helpers/process.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { until } from '../helpers/wait.js';
 import { demoCopy } from '../helpers/workspace.js';
 
 /**
@@ -203,5 +206,46 @@ describe('db:// resources', () => {
       await expect(client.readResource({ uri: hidden }), hidden).rejects.toThrow(/not found or not permitted/);
     }
     await client.close();
+  });
+});
+
+describe('database statements in traces', () => {
+  let tracedDemo: Awaited<ReturnType<typeof demoCopy>>;
+  let server: TestServer;
+  let receiver: SpanReceiver;
+
+  beforeAll(async () => {
+    process.env.OTEL_BSP_SCHEDULE_DELAY = '200';
+    receiver = await startSpanReceiver();
+    tracedDemo = await demoCopy();
+    server = await startServer(
+      await tracedDemo.configWith('traced.yaml', `tracing: { enabled: true, endpoint: "${receiver.url}" }\n`),
+    );
+  });
+  afterAll(async () => {
+    await server?.close();
+    await receiver?.close();
+    await tracedDemo?.cleanup();
+  });
+
+  it('records each statement as a span inside its call, with its fingerprint and never its literals', async () => {
+    const client = await modernHttpClient(server.url, 'db-traced');
+    await client.callTool({
+      name: 'query',
+      arguments: { database: 'shop', sql: "SELECT name FROM customers WHERE city = 'Kyoto' AND id > ?", params: [0] },
+    });
+    await client.close();
+    const span = await until(() => receiver.spans.find((candidate) => candidate.name === 'mcpd.db shop'), {
+      what: 'the statement span',
+      describe: () => receiver.spans.map((candidate) => candidate.name).join(', '),
+    });
+    expect(attribute(span, 'db.system.name')).toBe('sqlite');
+    expect(attribute(span, 'db.query.text')).toBe('SELECT name FROM customers WHERE city=?AND id>?;');
+    expect(attribute(span, 'db.response.returned_rows')).toBe(2);
+    const call = receiver.spans.find(
+      (candidate) => candidate.traceId === span.traceId && candidate.parentSpanId === undefined,
+    );
+    expect(call?.name).toMatch(/tools\/call/);
+    expect(JSON.stringify(receiver.spans)).not.toContain('Kyoto');
   });
 });
