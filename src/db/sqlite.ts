@@ -14,12 +14,17 @@ import type {
   TableInfo,
 } from './types.js';
 
+/** A worker idle this long is stopped, with its copy of the database: an idle server holds neither. */
+const IDLE_WORKER_MS = 30_000;
+
 export interface SqliteSettings {
   /** The database file (canonical, absolute). */
   readonly path: string;
   readonly maxFileBytes: number;
   /** The worker's WebAssembly heap: the database, and whatever one statement builds. */
   readonly heapBytes: number;
+  /** How long an idle worker (and its copy of the file) is kept; the next statement starts another. */
+  readonly idleMs?: number;
 }
 
 interface Reply {
@@ -43,6 +48,9 @@ export class SqliteDatabase implements DatabaseEngine {
   private queue: Promise<unknown> = Promise.resolve();
   private schemaCache: { generation: string; schema: SqliteSchema } | undefined;
   private closed = false;
+  private idle: NodeJS.Timeout | undefined;
+  /** Messages asked and not yet answered: the worker is never retired under one. */
+  private pending = 0;
 
   constructor(private readonly settings: SqliteSettings) {}
 
@@ -133,6 +141,7 @@ export class SqliteDatabase implements DatabaseEngine {
 
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.idle);
     await this.worker?.terminate();
     this.worker = undefined;
   }
@@ -151,9 +160,30 @@ export class SqliteDatabase implements DatabaseEngine {
 
   /** One message at a time: the worker holds one copy of the database and runs one statement. */
   private ask(message: Record<string, unknown>, timeoutMs: number, signal?: AbortSignal): Promise<Reply> {
+    clearTimeout(this.idle);
+    this.pending += 1;
     const turn = this.queue.then(() => this.exchange(message, timeoutMs, signal));
     this.queue = turn.catch(() => {});
+    void this.queue.then(() => {
+      this.pending -= 1;
+      if (this.pending === 0) this.retireLater();
+    });
     return turn;
+  }
+
+  /** Whether a worker (and its copy of the database) is held now. */
+  get holdsWorker(): boolean {
+    return this.worker !== undefined;
+  }
+
+  private retireLater(): void {
+    clearTimeout(this.idle);
+    this.idle = setTimeout(() => {
+      const worker = this.worker;
+      this.worker = undefined;
+      void worker?.terminate();
+    }, this.settings.idleMs ?? IDLE_WORKER_MS);
+    this.idle.unref();
   }
 
   private exchange(message: Record<string, unknown>, timeoutMs: number, signal?: AbortSignal): Promise<Reply> {

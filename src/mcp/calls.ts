@@ -169,7 +169,11 @@ export function resourceTemplates(services: McpServices, principal: Principal) {
   };
 }
 
-const listCursor = z.object({ start: z.number().int().min(0), after: z.string() });
+/** Where a resources/list page resumes: in the database tables (listed first), or in the file walk. */
+const listCursor = z.union([
+  z.object({ start: z.number().int().min(0), after: z.string() }),
+  z.object({ tables: z.number().int().min(0) }),
+]);
 
 /**
  * A page of readable files; lazy: the walk stops once the page is full and resumes from the cursor.
@@ -180,19 +184,27 @@ export async function listResources(
   cursor: string | undefined,
 ): Promise<{ resources: Resource[]; nextCursor?: string }> {
   const { files, config, databases } = call.services;
+  const pageSize = config.resources.pageSize;
   try {
     const resume = cursor ? decodeCursor('resources', cursor, listCursor) : undefined;
-    const tables: Resource[] = resume
-      ? []
-      : (await databases.resources(call.caller)).map((table) => ({
-          uri: table.uri,
-          name: `${table.database}/${table.table}`,
-          title: `${table.database}: ${table.kind} ${table.table}`,
-          mimeType: 'application/json',
-        }));
+    let tables: Resource[] = [];
+    if (resume === undefined || 'tables' in resume) {
+      const offset = resume?.tables ?? 0;
+      const all = (await databases.resources(call.caller)).map((table) => ({
+        uri: table.uri,
+        name: `${table.database}/${table.table}`,
+        title: `${table.database}: ${table.kind} ${table.table}`,
+        mimeType: 'application/json',
+      }));
+      tables = all.slice(offset, offset + pageSize);
+      // A page full of tables: the next one resumes after them (the files start once they are all told).
+      if (tables.length === pageSize) {
+        return { resources: tables, nextCursor: encodeCursor('resources', { tables: offset + pageSize }) };
+      }
+    }
     const page = await files.resources(call.caller, {
-      limit: config.resources.pageSize,
-      resume,
+      limit: pageSize - tables.length,
+      resume: resume && 'start' in resume ? { start: resume.start, after: resume.after } : undefined,
       maxEntries: config.limits.walkMaxEntries,
     });
     const resources: Resource[] = page.matches.map((entry) => {

@@ -72,12 +72,13 @@ describe('change notifications over HTTP (subscriptions/listen)', () => {
     expect(changes.watching).toBe(false);
   });
 
-  it('lists resources lazily, page by page, and offers one template per root', async () => {
+  it('lists resources lazily, page by page, and offers one template per root and per database', async () => {
     const client = await modernHttpClient(server.url, 'resource-lister');
     const { resourceTemplates } = await client.listResourceTemplates();
     expect(resourceTemplates.map((t) => [t.name, t.uriTemplate])).toEqual([
       ['MCP Demo Project', `file://${demo.project}/{+path}`],
       ['Shared Templates', `file://${demo.templates}/{+path}`],
+      ['shop', 'db://shop/{table}'],
     ]);
     const { resources } = await client.listResources();
     const names = resources.map((r) => r.name);
