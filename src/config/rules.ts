@@ -37,32 +37,26 @@ export function grantAppliesToSomeone(
   }
 }
 
+/** roots[N].name, databases[N].name: each names one thing (grants and URIs refer to it). */
+function uniqueNames(items: readonly { readonly name: string }[], key: string, what: string, ctx: Context): void {
+  const seen = new Map<string, number>();
+  items.forEach((item, index) => {
+    const first = seen.get(item.name);
+    if (first !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [key, index, 'name'],
+        message: `duplicate ${what} name (also ${key}[${first}].name)`,
+      });
+    }
+    seen.set(item.name, index);
+  });
+}
+
 /** Rules across sections, on the whole parsed config. */
 export function configRules(config: ParsedConfig, ctx: Context): void {
-  const seen = new Map<string, number>();
-  config.roots.forEach((root, index) => {
-    const first = seen.get(root.name);
-    if (first !== undefined) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['roots', index, 'name'],
-        message: `duplicate root name (also roots[${first}].name)`,
-      });
-    }
-    seen.set(root.name, index);
-  });
-  const databases = new Map<string, number>();
-  config.databases.forEach((database, index) => {
-    const first = databases.get(database.name);
-    if (first !== undefined) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['databases', index, 'name'],
-        message: `duplicate database name (also databases[${first}].name)`,
-      });
-    }
-    databases.set(database.name, index);
-  });
+  uniqueNames(config.roots, 'roots', 'root', ctx);
+  uniqueNames(config.databases, 'databases', 'database', ctx);
   if (config.audit.sink === 'file' && !config.audit.path) {
     ctx.addIssue({ code: 'custom', path: ['audit', 'path'], message: 'required when audit.sink is "file"' });
   }
@@ -88,6 +82,7 @@ export function configRules(config: ParsedConfig, ctx: Context): void {
     });
   }
   const rootNames = new Set(config.roots.map((root) => root.name));
+  const databases = new Set(config.databases.map((database) => database.name));
   config.grants?.forEach((grant, index) => {
     grant.databases.forEach((name, databaseIndex) => {
       if (name !== '*' && !databases.has(name)) {

@@ -1,4 +1,4 @@
-import type { PlanRefusal, Touched } from './types.js';
+import { ColumnReads, type PlanRefusal, type Touched } from './types.js';
 
 /**
  * What a PostgreSQL statement touches, read from its plan (`EXPLAIN (VERBOSE, FORMAT JSON)`),
@@ -224,15 +224,8 @@ export function analysePostgres(
       }
     }
   }
-  const columns = new Map<string, Set<string>>();
-  const read = (table: string, column: string) => {
-    let set = columns.get(table);
-    if (!set) {
-      set = new Set();
-      columns.set(table, set);
-    }
-    set.add(column);
-  };
+  const columns = new ColumnReads();
+  const read = (table: string, column: string) => columns.read(table, column);
   const qualified = [...aliases].map(([alias, table]) => ({
     table,
     pattern: new RegExp(`(?<![\\w$."])${escapeRegExp(quoteIdentifier(alias))}\\.${COLUMN}`, 'g'),

@@ -1,4 +1,4 @@
-import type { PlanRefusal, Touched } from './types.js';
+import { ColumnReads, type PlanRefusal, type Touched } from './types.js';
 
 /**
  * What a SQLite statement touches, read from the bytecode SQLite compiled it to (`EXPLAIN`),
@@ -339,16 +339,9 @@ export function analyseSqlite(
   }
   const cursors = new Map<number, Cursor>();
   const touchedTables = new Set<string>();
-  const columns = new Map<string, Set<string>>();
+  const columns = new ColumnReads();
   const functions = new Set<string>();
-  const read = (table: string, column: string) => {
-    let set = columns.get(table);
-    if (!set) {
-      set = new Set();
-      columns.set(table, set);
-    }
-    set.add(column);
-  };
+  const read = (table: string, column: string) => columns.read(table, column);
   /** A read of the rowid: the INTEGER PRIMARY KEY column, when the table has one. */
   const readRowid = (table: string) => {
     const info = tables.get(table);

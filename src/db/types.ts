@@ -84,3 +84,15 @@ export interface DatabaseEngine {
   ): Promise<Execution>;
   close(): Promise<void>;
 }
+
+/** The columns a plan reads, table by table, as an analysis finds them. */
+export class ColumnReads extends Map<string, Set<string>> {
+  read(table: string, column: string): void {
+    let columns = this.get(table);
+    if (!columns) {
+      columns = new Set();
+      this.set(table, columns);
+    }
+    columns.add(column);
+  }
+}

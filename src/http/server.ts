@@ -186,6 +186,8 @@ export class HttpEdge {
     const path = url ? url.pathname : MCP_PATH;
     const runtime = this.options.runtime();
     const { config, authenticator } = runtime;
+    // Draining: every answer closes its connection, so none stays open once the listener is shut.
+    if (this.draining) res.setHeader('connection', 'close');
     if (path === '/health') {
       sendJson(res, 200, { status: 'ok' });
       return;
@@ -266,7 +268,11 @@ export class HttpEdge {
   private track(res: ServerResponse): void {
     if (this.draining) res.setHeader('connection', 'close');
     this.inFlight.add(res);
-    res.once('close', () => this.inFlight.delete(res));
+    res.once('close', () => {
+      this.inFlight.delete(res);
+      // A connection whose exchange began before the drain is kept alive by nothing once it ends.
+      if (this.draining) this.server.closeIdleConnections();
+    });
   }
 }
 

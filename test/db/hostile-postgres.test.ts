@@ -2,6 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAudit } from '../helpers/audit.js';
+import { queryTool } from '../helpers/databases.js';
 import { type PostgresServer, startPostgres } from '../helpers/postgres.js';
 import { type ServingProcess, serveMcpd } from '../helpers/process.js';
 import { messagesOf, postModern } from '../helpers/raw.js';
@@ -258,19 +259,7 @@ describe('a hostile SQL corpus against PostgreSQL', () => {
     await demo?.cleanup();
   });
 
-  async function query(sql: string, params: unknown[] = []) {
-    const [message] = await messagesOf(
-      await postModern(
-        serving.url,
-        'tools/call',
-        { name: 'query', arguments: { database: 'target', sql, params } },
-        { client: 'hostile-pg' },
-      ),
-    );
-    return message as {
-      result?: { isError?: boolean; content: { text: string }[]; structuredContent?: { truncated?: string | null } };
-    };
-  }
+  const query = (sql: string, params: unknown[] = []) => queryTool(serving.url, 'target', 'hostile-pg', sql, params);
 
   it(`refuses ${REFUSED.length} statements, bounds ${BOUNDED.length}, runs ${ALLOWED.length} harmless ones; writes nothing, leaks nothing, audits each`, async () => {
     expect(REFUSED.length + BOUNDED.length).toBeGreaterThanOrEqual(100);

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import initSqlJs from 'sql.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAudit } from '../helpers/audit.js';
+import { queryTool } from '../helpers/databases.js';
 import { type ServingProcess, serveMcpd } from '../helpers/process.js';
 import { messagesOf, postModern } from '../helpers/raw.js';
 import { demoCopy } from '../helpers/workspace.js';
@@ -257,20 +258,7 @@ describe('a hostile SQL corpus against SQLite', () => {
     await demo?.cleanup();
   });
 
-  async function query(sql: string, params: unknown[] = []) {
-    const [message] = await messagesOf(
-      await postModern(
-        serving.url,
-        'tools/call',
-        { name: 'query', arguments: { database: 'target', sql, params } },
-        { client: 'hostile' },
-      ),
-    );
-    return message as {
-      result?: { isError?: boolean; content: { text: string }[]; structuredContent?: { truncated?: string | null } };
-      error?: { code: number; message: string };
-    };
-  }
+  const query = (sql: string, params: unknown[] = []) => queryTool(serving.url, 'target', 'hostile', sql, params);
 
   it(`refuses ${REFUSED.length} statements, bounds ${BOUNDED.length} and runs ${ALLOWED.length} harmless ones, writes nothing, leaks nothing, audits each`, async () => {
     expect(REFUSED.length + BOUNDED.length).toBeGreaterThanOrEqual(100);

