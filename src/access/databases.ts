@@ -61,6 +61,7 @@ export class DatabaseEngines {
               schema: database.schema,
               poolSize: database.poolSize,
               connectTimeoutMs: database.connectTimeoutMs,
+              tls: database.tls,
             });
       this.engines.set(key, engine);
     }
@@ -94,6 +95,7 @@ function engineKey(database: DatabaseConfig): string {
         database.schema,
         database.poolSize,
         database.connectTimeoutMs,
+        database.tls,
       ]);
 }
 

@@ -46,7 +46,16 @@ export function resolveConfig(parsed: ParsedConfig, { file, env, readText }: Res
   const databases: DatabaseConfig[] = parsed.databases.map((database, index) => {
     const exclude = [...new Set([...BUILTIN_DATABASE_EXCLUDES, ...database.exclude])];
     if (database.driver === 'postgres') {
-      const { passwordFile, passwordEnv, ...settings } = database;
+      const { passwordFile, passwordEnv, tls: tlsFiles, ...settings } = database;
+      const at = (key: string) => `databases[${index}].tls.${key}`;
+      const tls = tlsFiles
+        ? {
+            ...(tlsFiles.caFile ? { ca: secrets.file(tlsFiles.caFile, at('caFile')) } : {}),
+            ...(tlsFiles.certFile ? { cert: secrets.file(tlsFiles.certFile, at('certFile')) } : {}),
+            ...(tlsFiles.keyFile ? { key: secrets.file(tlsFiles.keyFile, at('keyFile')) } : {}),
+            ...(tlsFiles.servername ? { servername: tlsFiles.servername } : {}),
+          }
+        : null;
       let password: string | null = null;
       if (passwordFile !== undefined) {
         password = secrets.file(passwordFile, `databases[${index}].passwordFile`).trim();
@@ -57,7 +66,7 @@ export function resolveConfig(parsed: ParsedConfig, { file, env, readText }: Res
           secrets.problem(`databases[${index}].passwordEnv`, `environment variable ${passwordEnv} is not set`);
         }
       }
-      return { ...settings, exclude, password };
+      return { ...settings, exclude, password, tls };
     }
     const path = rootPath(database.path, base);
     if (typeof path !== 'string') {

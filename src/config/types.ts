@@ -59,8 +59,15 @@ type ParsedDatabase = ParsedConfig['databases'][number];
  */
 export type DatabaseConfig = Frozen<
   | Extract<ParsedDatabase, { driver: 'sqlite' }>
-  | (Omit<Extract<ParsedDatabase, { driver: 'postgres' }>, 'passwordFile' | 'passwordEnv'> & {
+  | (Omit<Extract<ParsedDatabase, { driver: 'postgres' }>, 'passwordFile' | 'passwordEnv' | 'tls'> & {
       readonly password: string | null;
+      /** PEM material read from the configured files; null when `tls` is not set. */
+      readonly tls: {
+        readonly ca?: string;
+        readonly cert?: string;
+        readonly key?: string;
+        readonly servername?: string;
+      } | null;
     })
 >;
 

@@ -22,6 +22,13 @@ export interface PostgresSettings {
   readonly schema: string;
   readonly poolSize: number;
   readonly connectTimeoutMs: number;
+  /** TLS that verifies the server, when configured: it replaces whatever the URL's sslmode asks. */
+  readonly tls: {
+    readonly ca?: string;
+    readonly cert?: string;
+    readonly key?: string;
+    readonly servername?: string;
+  } | null;
 }
 
 type ParseUrl = (url: string) => Record<string, unknown>;
@@ -72,6 +79,7 @@ export class PostgresDatabase implements DatabaseEngine {
     this.pool = new PgPool({
       ...fromUrl,
       ...(settings.password === null ? {} : { password: settings.password }),
+      ...(settings.tls === null ? {} : { ssl: { ...settings.tls, rejectUnauthorized: true } }),
       max: settings.poolSize,
       connectionTimeoutMillis: settings.connectTimeoutMs,
       idleTimeoutMillis: 30_000,

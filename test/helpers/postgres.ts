@@ -30,16 +30,37 @@ async function binaries(): Promise<string> {
  * unprivileged `postgres` user when the tests run as root (the server refuses root). Host
  * connections need a password (scram-sha-256), as a deployed server's would.
  */
-export async function startPostgres(): Promise<PostgresServer> {
+export async function startPostgres(options: { tls?: { cert: string; key: string } } = {}): Promise<PostgresServer> {
   const bin = await binaries();
   const dir = await mkdtemp(join(tmpdir(), 'mcpd-postgres-'));
   const port = await freePort();
   const password = `pw-${Math.random().toString(36).slice(2)}`;
   const asRoot = process.getuid?.() === 0;
-  if (asRoot) {
-    const uid = Number(execFileSync('id', ['-u', 'postgres']).toString().trim());
-    const gid = Number(execFileSync('id', ['-g', 'postgres']).toString().trim());
-    await chown(dir, uid, gid);
+  const owner = asRoot
+    ? {
+        uid: Number(execFileSync('id', ['-u', 'postgres']).toString().trim()),
+        gid: Number(execFileSync('id', ['-g', 'postgres']).toString().trim()),
+      }
+    : undefined;
+  if (owner) await chown(dir, owner.uid, owner.gid);
+  // The server's certificate and key, readable by the server alone (it refuses a key others can read).
+  const tlsArgs: string[] = [];
+  if (options.tls) {
+    for (const [name, pem] of [
+      ['server.crt', options.tls.cert],
+      ['server.key', options.tls.key],
+    ] as const) {
+      await writeFile(join(dir, name), pem, { mode: 0o600 });
+      if (owner) await chown(join(dir, name), owner.uid, owner.gid);
+    }
+    tlsArgs.push(
+      '-c',
+      'ssl=on',
+      '-c',
+      `ssl_cert_file=${join(dir, 'server.crt')}`,
+      '-c',
+      `ssl_key_file=${join(dir, 'server.key')}`,
+    );
   }
   const pwfile = join(dir, 'pwfile');
   await writeFile(pwfile, `${password}\n`);
@@ -74,6 +95,7 @@ export async function startPostgres(): Promise<PostgresServer> {
     'fsync=off',
     '-c',
     'full_page_writes=off',
+    ...tlsArgs,
   ]);
   let log = '';
   const child: ChildProcess = spawn(server.command, server.args, { stdio: ['ignore', 'pipe', 'pipe'] });
