@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { DEFAULTS } from './defaults.js';
-import { port, positiveInt } from './fields.js';
+import { port, positiveInt, tlsFiles } from './fields.js';
 
 /** What replicas share: `cluster`. Without `redis`, each process keeps its state in memory, as one replica should. */
 
@@ -31,15 +31,7 @@ export const redisSchema = z
     username: z.string().min(1).optional().describe('ACL user (Redis 6+); the default user when omitted.'),
     passwordFile: z.string().min(1).optional().describe('File holding the password; relative to the config file.'),
     passwordEnv: z.string().min(1).optional().describe('Environment variable holding the password.'),
-    tls: z
-      .strictObject({
-        caFile: z.string().min(1).optional().describe('PEM CA bundle to trust instead of the system store.'),
-        certFile: z.string().min(1).optional().describe('Client certificate (PEM), for mutual TLS.'),
-        keyFile: z.string().min(1).optional().describe('Client key (PEM), for mutual TLS.'),
-        servername: z.string().min(1).optional().describe('Name checked against the server certificate.'),
-      })
-      .optional()
-      .describe('TLS to Redis (implied by a rediss:// URL).'),
+    tls: tlsFiles.optional().describe('TLS to Redis (implied by a rediss:// URL).'),
     keyPrefix: z
       .string()
       .regex(/^[\w.:-]{1,64}$/, 'letters, digits and . _ : - only')

@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { BUILTIN_DATABASE_EXCLUDES, DATABASE_DEFAULTS } from './defaults.js';
+import { tlsFiles } from './fields.js';
 import { globList } from './policy.js';
 
 /** `databases`: what may be queried, under the same policy style as roots. */
@@ -79,13 +80,7 @@ const postgresSchema = z.strictObject({
     .default('public')
     .describe('postgres: the schema whose tables `tables` names; tables elsewhere are not visible.'),
   poolSize: z.int().min(1).max(64).default(4).describe('postgres: connections held open, one statement each.'),
-  tls: z
-    .strictObject({
-      caFile: z.string().min(1).optional().describe('PEM CA bundle to trust instead of the system store.'),
-      certFile: z.string().min(1).optional().describe('Client certificate (PEM), for certificate authentication.'),
-      keyFile: z.string().min(1).optional().describe('Client key (PEM), for certificate authentication.'),
-      servername: z.string().min(1).optional().describe('Name checked against the server certificate.'),
-    })
+  tls: tlsFiles
     .optional()
     .describe('postgres: TLS that verifies the server (the certificate and its name), whatever sslmode the URL gives.'),
   connectTimeoutMs: z.int().min(100).max(60_000).default(5000).describe('postgres: time to connect.'),

@@ -4,7 +4,15 @@ import { BUILTIN_DATABASE_EXCLUDES, BUILTIN_EXCLUDES } from './defaults.js';
 import { ConfigError, type ConfigProblem } from './problems.js';
 import { oneKeyPerPrincipal } from './rules.js';
 import type { ParsedConfig } from './schema.js';
-import type { AuthConfig, Config, DatabaseConfig, JwtSettings, RedisSettings, RootConfig } from './types.js';
+import type {
+  AuthConfig,
+  Config,
+  DatabaseConfig,
+  JwtSettings,
+  RedisSettings,
+  RootConfig,
+  TlsMaterial,
+} from './types.js';
 
 /**
  * From the parsed config to the one mcpd runs on: root URIs become absolute paths, relative paths
@@ -47,15 +55,7 @@ export function resolveConfig(parsed: ParsedConfig, { file, env, readText }: Res
     const exclude = [...new Set([...BUILTIN_DATABASE_EXCLUDES, ...database.exclude])];
     if (database.driver === 'postgres') {
       const { passwordFile, passwordEnv, tls: tlsFiles, ...settings } = database;
-      const at = (key: string) => `databases[${index}].tls.${key}`;
-      const tls = tlsFiles
-        ? {
-            ...(tlsFiles.caFile ? { ca: secrets.file(tlsFiles.caFile, at('caFile')) } : {}),
-            ...(tlsFiles.certFile ? { cert: secrets.file(tlsFiles.certFile, at('certFile')) } : {}),
-            ...(tlsFiles.keyFile ? { key: secrets.file(tlsFiles.keyFile, at('keyFile')) } : {}),
-            ...(tlsFiles.servername ? { servername: tlsFiles.servername } : {}),
-          }
-        : null;
+      const tls = tlsFiles ? secrets.tls(tlsFiles, `databases[${index}].tls`) : null;
       let password: string | null = null;
       if (passwordFile !== undefined) {
         password = secrets.file(passwordFile, `databases[${index}].passwordFile`).trim();
@@ -130,19 +130,7 @@ function resolveRedis(
       secrets.problem('cluster.redis.passwordEnv', `environment variable ${passwordEnv} is not set`);
   }
   const wantsTls = tls !== undefined || redis.url?.startsWith('rediss://') === true;
-  const at = (key: string) => `cluster.redis.tls.${key}`;
-  return {
-    ...settings,
-    password,
-    tls: wantsTls
-      ? {
-          ...(tls?.caFile ? { ca: secrets.file(tls.caFile, at('caFile')) } : {}),
-          ...(tls?.certFile ? { cert: secrets.file(tls.certFile, at('certFile')) } : {}),
-          ...(tls?.keyFile ? { key: secrets.file(tls.keyFile, at('keyFile')) } : {}),
-          ...(tls?.servername ? { servername: tls.servername } : {}),
-        }
-      : null,
-  };
+  return { ...settings, password, tls: wantsTls ? secrets.tls(tls ?? {}, 'cluster.redis.tls') : null };
 }
 
 function defaultPublicUrl(host: string, port: number): string {
@@ -169,6 +157,24 @@ class SecretReader {
       });
       return '';
     }
+  }
+
+  /** A client's TLS settings with their PEM files read; `key` is where they sit in the config. */
+  tls(
+    files: {
+      readonly caFile?: string;
+      readonly certFile?: string;
+      readonly keyFile?: string;
+      readonly servername?: string;
+    },
+    key: string,
+  ): TlsMaterial {
+    return {
+      ...(files.caFile ? { ca: this.file(files.caFile, `${key}.caFile`) } : {}),
+      ...(files.certFile ? { cert: this.file(files.certFile, `${key}.certFile`) } : {}),
+      ...(files.keyFile ? { key: this.file(files.keyFile, `${key}.keyFile`) } : {}),
+      ...(files.servername ? { servername: files.servername } : {}),
+    };
   }
 
   problem(key: string, message: string): void {

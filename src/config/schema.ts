@@ -50,4 +50,13 @@ export type ParsedConfig = z.output<typeof configFields>;
 
 export { BUILTIN_EXCLUDES, DEFAULT_SCOPES, DEFAULTS } from './defaults.js';
 export { isLoopbackHost } from './server.js';
-export type { ApiKey, AuthConfig, Config, DatabaseConfig, Grant, JwtSettings, RootConfig } from './types.js';
+export type {
+  ApiKey,
+  AuthConfig,
+  Config,
+  DatabaseConfig,
+  Grant,
+  JwtSettings,
+  RootConfig,
+  TlsMaterial,
+} from './types.js';

@@ -53,6 +53,14 @@ type Resolved = '$schema' | 'server' | 'auth' | 'grants' | 'accessPolicy' | 'roo
 
 type ParsedDatabase = ParsedConfig['databases'][number];
 
+/** TLS material as read from the configured PEM files, for a client connection (Redis, PostgreSQL). */
+export interface TlsMaterial {
+  readonly ca?: string;
+  readonly cert?: string;
+  readonly key?: string;
+  readonly servername?: string;
+}
+
 /**
  * A database as mcpd runs on it: its excludes with the built-in ones; a SQLite file absolute; a
  * PostgreSQL password read from its file or variable (never part of the URL).
@@ -62,12 +70,7 @@ export type DatabaseConfig = Frozen<
   | (Omit<Extract<ParsedDatabase, { driver: 'postgres' }>, 'passwordFile' | 'passwordEnv' | 'tls'> & {
       readonly password: string | null;
       /** PEM material read from the configured files; null when `tls` is not set. */
-      readonly tls: {
-        readonly ca?: string;
-        readonly cert?: string;
-        readonly key?: string;
-        readonly servername?: string;
-      } | null;
+      readonly tls: TlsMaterial | null;
     })
 >;
 
@@ -77,12 +80,7 @@ type ParsedRedis = NonNullable<ParsedConfig['cluster']['redis']>;
 export type RedisSettings = Readonly<Omit<ParsedRedis, 'passwordFile' | 'passwordEnv' | 'tls'>> & {
   readonly password: string | null;
   /** TLS options (PEM read), or null for plain TCP. */
-  readonly tls: {
-    readonly ca?: string;
-    readonly cert?: string;
-    readonly key?: string;
-    readonly servername?: string;
-  } | null;
+  readonly tls: TlsMaterial | null;
 };
 
 /** The resolved, frozen configuration the rest of mcpd runs on. */

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import type { Pool, PoolClient, QueryConfig } from 'pg';
 import type CursorType from 'pg-cursor';
+import type { TlsMaterial } from '../config/schema.js';
 import { McpdError } from '../errors.js';
 import { fingerprint } from './fingerprint.js';
 import { analysePostgres, relationsOf } from './postgresPlan.js';
@@ -23,12 +24,7 @@ export interface PostgresSettings {
   readonly poolSize: number;
   readonly connectTimeoutMs: number;
   /** TLS that verifies the server, when configured: it replaces whatever the URL's sslmode asks. */
-  readonly tls: {
-    readonly ca?: string;
-    readonly cert?: string;
-    readonly key?: string;
-    readonly servername?: string;
-  } | null;
+  readonly tls: TlsMaterial | null;
 }
 
 type ParseUrl = (url: string) => Record<string, unknown>;

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import initSqlJs from 'sql.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAudit } from '../helpers/audit.js';
-import { queryTool } from '../helpers/databases.js';
+import { queryTool, runCorpus } from '../helpers/databases.js';
 import { type ServingProcess, serveMcpd } from '../helpers/process.js';
 import { messagesOf, postModern } from '../helpers/raw.js';
 import { demoCopy } from '../helpers/workspace.js';
@@ -262,31 +262,9 @@ describe('a hostile SQL corpus against SQLite', () => {
 
   it(`refuses ${REFUSED.length} statements, bounds ${BOUNDED.length} and runs ${ALLOWED.length} harmless ones, writes nothing, leaks nothing, audits each`, async () => {
     expect(REFUSED.length + BOUNDED.length).toBeGreaterThanOrEqual(100);
-    const answers: string[] = [];
-    const ran: string[] = [];
-    for (const sql of REFUSED) {
-      const answer = await query(sql, sql.includes('?') ? ['SECRET-HASH-1'] : []);
-      answers.push(JSON.stringify(answer));
-      // A schema refusal (an empty statement) is a JSON-RPC error; everything else a tool error.
-      if (answer.result && !answer.result.isError) ran.push(sql);
-    }
-    expect(ran, JSON.stringify(ran)).toEqual([]);
-    for (const sql of ALLOWED) {
-      const answer = await query(sql);
-      answers.push(JSON.stringify(answer));
-      expect(answer.result?.isError, `${sql}: ${JSON.stringify(answer)}`).toBeFalsy();
-    }
-    for (const { sql, outcome } of BOUNDED) {
-      const answer = await query(sql);
-      answers.push(JSON.stringify(answer));
-      if (outcome === 'truncated') {
-        expect(answer.result?.isError, sql).toBeFalsy();
-        expect(answer.result?.structuredContent?.truncated, sql).toMatch(/^(rows|bytes)$/);
-      } else {
-        expect(answer.result?.isError, sql).toBe(true);
-        expect(answer.result?.content[0]?.text, sql).toMatch(new RegExp(`^${outcome}:`));
-      }
-    }
+    const answers = await runCorpus(query, { refused: REFUSED, allowed: ALLOWED, bounded: BOUNDED }, (sql, kind) =>
+      kind === 'refused' && sql.includes('?') ? ['SECRET-HASH-1'] : [],
+    );
     const everything = answers.join('\n');
     for (const secret of SECRETS) expect(everything).not.toContain(secret);
     expect(everything).not.toMatch(/root:x:0|\/bin\/(ba)?sh/);

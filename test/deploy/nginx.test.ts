@@ -309,8 +309,10 @@ describe('deploy/nginx/nginx.conf in front of three mcpd replicas', () => {
     expect(last - first, summary).toBeGreaterThan(250);
     const early = progressAt.filter((t) => t < resultAt - 50).length;
     expect(early / progressAt.length, summary).toBeGreaterThan(0.5);
+    // The second half of the notifications spans a share of the call, not an instant at its end: a
+    // ratio of the call's own duration, which a faster or slower machine leaves alone.
     const halfway = progressAt[Math.floor(progressAt.length / 2)] ?? Number.NaN;
-    expect(resultAt - halfway, summary).toBeGreaterThan(100);
+    expect((resultAt - halfway) / (resultAt - first), summary).toBeGreaterThan(0.1);
 
     // A lone change notification on an idle subscriptions/listen stream came through at once.
     expect(report.updateAfterMs, `no resources/updated after ${report.appends} appends`).not.toBeNull();

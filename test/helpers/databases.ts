@@ -23,3 +23,49 @@ export async function queryTool(
   );
   return message as QueryAnswer;
 }
+
+/** A hostile corpus: statements that must be refused, harmless ones that must run, and ones that must hit a bound. */
+export interface Corpus {
+  readonly refused: readonly string[];
+  readonly allowed: readonly string[];
+  readonly bounded: readonly { readonly sql: string; readonly outcome: 'TIMEOUT' | 'QUERY_FAILED' | 'truncated' }[];
+}
+
+/**
+ * Runs a corpus through `query` in order and checks each answer's kind: nothing refused ran,
+ * every harmless one ran, every bounded one stopped at its bound. Returns every answer as JSON,
+ * for the caller to search for what must never appear.
+ */
+export async function runCorpus(
+  query: (sql: string, params: unknown[]) => Promise<QueryAnswer>,
+  corpus: Corpus,
+  paramsFor: (sql: string, kind: 'refused' | 'allowed') => unknown[],
+): Promise<string[]> {
+  const { expect } = await import('vitest');
+  const answers: string[] = [];
+  const ran: string[] = [];
+  for (const sql of corpus.refused) {
+    const answer = await query(sql, paramsFor(sql, 'refused'));
+    answers.push(JSON.stringify(answer));
+    // A schema refusal (an empty statement) is a JSON-RPC error; everything else a tool error.
+    if (answer.result && !answer.result.isError) ran.push(sql);
+  }
+  expect(ran, JSON.stringify(ran)).toEqual([]);
+  for (const sql of corpus.allowed) {
+    const answer = await query(sql, paramsFor(sql, 'allowed'));
+    answers.push(JSON.stringify(answer));
+    expect(answer.result?.isError, `${sql}: ${JSON.stringify(answer)}`).toBeFalsy();
+  }
+  for (const { sql, outcome } of corpus.bounded) {
+    const answer = await query(sql, []);
+    const text = JSON.stringify(answer);
+    answers.push(text);
+    if (outcome === 'truncated') {
+      expect(answer.result?.isError, `${sql}: ${text.slice(0, 400)}`).toBeFalsy();
+      expect(answer.result?.structuredContent?.truncated, sql).toMatch(/^(rows|bytes)$/);
+    } else {
+      expect(text.includes(`"text":"${outcome}:`), `${sql}: ${text.slice(0, 400)}`).toBe(true);
+    }
+  }
+  return answers;
+}
