@@ -44,8 +44,15 @@ export interface Observers extends GateObservers {
   readonly tracing: Tracing;
 }
 
-/** The audit log a config asks for: stderr by default, or an append-only file. */
-export function openAudit(config: Config, logger: Logger): AuditLog {
+/**
+ * The audit log a config asks for (stderr by default, or an append-only file), its chain keyed
+ * when the config names a key, opened with its genesis record: `start` says which process this is.
+ */
+export function openAudit(
+  config: Config,
+  logger: Logger,
+  start?: { readonly version: string; readonly host: string; readonly pid: number; readonly configSha256: string },
+): AuditLog {
   const onError = (error: Error) =>
     logger.error({ err: error }, 'audit sink failure: file operations are refused until it recovers');
   const onRecovered = () => logger.warn('audit sink recovered: file operations are served again');
@@ -53,7 +60,9 @@ export function openAudit(config: Config, logger: Logger): AuditLog {
     config.audit.sink === 'file' && config.audit.path
       ? new StreamAuditSink({ file: config.audit.path }, onError, onRecovered)
       : new StreamAuditSink({ fd: 2 }, onError, onRecovered);
-  return new AuditLog(sink);
+  const audit = new AuditLog(sink, undefined, config.audit.hmacKey === null ? null : Buffer.from(config.audit.hmacKey));
+  if (start) audit.genesis(start);
+  return audit;
 }
 
 function rootWatcher(config: Config, policy: PolicyEngine, logger: Logger): RootWatcher | null {

@@ -10,6 +10,8 @@ export type Outcome = 'ok' | 'denied' | 'error' | 'cancelled';
  */
 export interface AuditRecord {
   readonly time: string;
+  /** Its place in this process's chain: 0 for the genesis record, then one more per record. */
+  readonly seq: number;
   readonly requestId: string;
   readonly principal: string;
   /** The client's own name (clientInfo.name), else its User-Agent; null when neither is known. */
@@ -37,6 +39,24 @@ export interface AuditRecord {
   readonly database?: DatabaseAccess;
   /** The OpenTelemetry trace the access happened in, when tracing is on. */
   readonly traceId?: string;
+  /** The genesis record (`op: genesis`): which process starts the chain, under which configuration. */
+  readonly process?: ProcessStart;
+  /** A reload (`op: reload`): the configuration file's hash before and after. */
+  readonly config?: { readonly before: string; readonly after: string; readonly kept: readonly string[] };
+  /** The hash of the record before (GENESIS_PREV for the first of a process). */
+  readonly prev: string;
+  /** SHA-256 (or HMAC-SHA-256) over the canonical JSON of this record without this field. */
+  readonly hash: string;
+}
+
+/** What the first record of a process says about it. */
+export interface ProcessStart {
+  readonly version: string;
+  readonly host: string;
+  readonly pid: number;
+  /** SHA-256 of the configuration file as read at start. */
+  readonly configSha256: string;
+  readonly chain: 'sha256' | 'hmac-sha256';
 }
 
 /**

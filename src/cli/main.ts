@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
@@ -38,6 +39,7 @@ Usage:
   mcpd check-config FILE          validate FILE and print the resolved configuration
   mcpd explain PATH --op OP       print the policy decision for PATH (OP: read, write, list)
   mcpd healthcheck [options]      exit 0 when the server this config describes answers /health
+  mcpd audit verify FILE...       check the audit chain across FILEs (oldest first); exit 1 if broken
 
 Options:
   --config FILE     configuration file (default: $MCPD_CONFIG, else the embedded demo)
@@ -45,7 +47,8 @@ Options:
   --log-level LVL   fatal..trace, silent (MCPD_LOG_LEVEL) --audit-file F append audit lines to F
   --root NAME       explain: root that a relative PATH is resolved against
   --principal NAME  explain: judge as this principal (with its --scope S, repeatable)
-  --json            explain: print only the decision as JSON
+  --json            explain, audit verify: print the result as JSON
+  --key-file F      audit verify: the chain's HMAC key, from F  --key-env V   or from variable V
   -h, --help        this text                            -v, --version
 `;
 
@@ -60,6 +63,8 @@ export interface CliHost {
   readonly stdin: NodeJS.ReadableStream & Readable;
   readonly stdout: NodeJS.WritableStream & Writable;
   readonly stderr: NodeJS.WritableStream & Writable;
+  /** The process id the audit chain's genesis names (0 for an in-process host). */
+  readonly pid?: number;
   /** Calls `handler` on each delivery of `signal`. */
   onSignal(signal: NodeJS.Signals, handler: () => void): void;
   /** Ends the process at once (a second stop signal); in-process hosts record it instead. */
@@ -88,6 +93,8 @@ function parseCommandLine(argv: string[]) {
       principal: { type: 'string' },
       scope: { type: 'string', multiple: true },
       json: { type: 'boolean' },
+      'key-file': { type: 'string' },
+      'key-env': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
     },
@@ -162,12 +169,20 @@ function reloader(
   values: Flags,
   logger: Logger,
   app: { reload(config: Config): Promise<{ ignored: string[] }> },
+  audit: AuditLog,
+  started: string,
 ): () => Promise<void> {
   let running: Promise<void> = Promise.resolve();
+  let applied = started;
   return () => {
     running = running.then(async () => {
       try {
-        const { ignored } = await app.reload(await configure(host, values));
+        const config = await configure(host, values);
+        const before = applied;
+        const { ignored } = await app.reload(config);
+        // The chain says when the rules changed, and from which file to which.
+        applied = config.sourceSha256;
+        audit.reloaded(before, applied, ignored);
         if (ignored.length > 0) logger.warn({ ignored }, 'reloaded; these settings need a restart and were kept');
         else logger.info('configuration reloaded');
       } catch (error) {
@@ -204,9 +219,14 @@ async function runServer(
     config.log.format === 'pretty' ||
     (config.log.format === 'auto' && (host.stderr as { isTTY?: boolean }).isTTY === true);
   const logger = createLogger(config.log.level, { destination: host.stderr, pretty });
-  const audit = openAudit(config, logger);
+  const audit = openAudit(config, logger, {
+    version: VERSION,
+    host: hostname(),
+    pid: host.pid ?? 0,
+    configSha256: config.sourceSha256,
+  });
   const app = await start(config, logger, audit);
-  const reload = reloader(host, values, logger, app);
+  const reload = reloader(host, values, logger, app, audit, config.sourceSha256);
   const stopWatching = config.reload.watchConfig
     ? watchFile(config.source, config.reload.debounceMs, () => void reload())
     : () => {};
@@ -281,8 +301,26 @@ async function checkConfig(host: CliHost, values: Flags, rest: string[]): Promis
   const { describeRoots } = await import('../mcp/tools/roots.js');
   const summary = {
     ...config,
-    // Key material is validated, never printed.
+    // Key material and passwords are validated, never printed.
     server: { ...config.server, tls: config.server.tls ? { cert: 'PEM (loaded)', key: '[redacted]' } : null },
+    audit: { ...config.audit, hmacKey: config.audit.hmacKey === null ? null : '[redacted]' },
+    cluster: {
+      ...config.cluster,
+      redis: config.cluster.redis && {
+        ...config.cluster.redis,
+        password: config.cluster.redis.password === null ? null : '[redacted]',
+        tls: config.cluster.redis.tls && { ...config.cluster.redis.tls, key: '[redacted]' },
+      },
+    },
+    databases: config.databases.map((database) =>
+      database.driver === 'postgres'
+        ? {
+            ...database,
+            password: database.password === null ? null : '[redacted]',
+            tls: database.tls && { ...database.tls, key: '[redacted]' },
+          }
+        : database,
+    ),
     roots: services.gate.policy.roots.map((root) => ({ ...root })),
     listRoots: describeRoots(config),
   };
@@ -360,6 +398,50 @@ async function healthcheck(host: CliHost, values: Flags): Promise<number> {
   return healthy ? EXIT_OK : EXIT_FAILURE;
 }
 
+/**
+ * `mcpd audit verify FILE...`: 0 when every chain is intact, 1 when something is wrong (each
+ * problem named with its file, line and sequence number), 2 for bad usage or an unreadable file.
+ */
+async function auditCommand(host: CliHost, values: Flags, rest: string[]): Promise<number> {
+  const [subcommand, ...files] = rest;
+  if (subcommand !== 'verify') throw new UsageError('audit needs a subcommand: verify');
+  if (files.length === 0) throw new UsageError('audit verify needs at least one FILE');
+  let key: Buffer | null = null;
+  if (values['key-file'] !== undefined && values['key-env'] !== undefined) {
+    throw new UsageError('give one of --key-file, --key-env');
+  }
+  const { readKeyFile, verifyAuditFiles } = await import('../audit/verify.js');
+  if (values['key-file'] !== undefined) key = await readKeyFile(values['key-file']);
+  if (values['key-env'] !== undefined) {
+    const text = host.env[values['key-env']];
+    if (text === undefined) throw new UsageError(`environment variable ${values['key-env']} is not set`);
+    key = Buffer.from(text.trim());
+  }
+  let result: Awaited<ReturnType<typeof verifyAuditFiles>>;
+  try {
+    result = await verifyAuditFiles(files, key);
+  } catch (error) {
+    write(host.stderr, `mcpd: cannot read the audit files: ${(error as Error).message}`);
+    return EXIT_USAGE;
+  }
+  if (values.json) write(host.stdout, JSON.stringify(result));
+  else {
+    for (const note of result.notes) write(host.stdout, `note: ${note}`);
+    for (const problem of result.problems) {
+      write(
+        host.stdout,
+        `${problem.file}:${problem.line}: ${problem.kind}${problem.seq === null ? '' : ` (seq ${problem.seq})`}: ${problem.detail}`,
+      );
+    }
+    write(
+      host.stdout,
+      `${result.ok ? 'OK' : 'BROKEN'}: ${result.records} records, ${result.chains} chain${result.chains === 1 ? '' : 's'}, ${result.problems.length} problem${result.problems.length === 1 ? '' : 's'}`,
+    );
+  }
+  const keyed = result.problems.some((problem) => problem.kind === 'keyed');
+  return keyed ? EXIT_USAGE : result.ok ? EXIT_OK : EXIT_FAILURE;
+}
+
 /** Runs one command line against `host`; resolves with the exit code. */
 export async function main(host: CliHost): Promise<number> {
   try {
@@ -383,6 +465,8 @@ export async function main(host: CliHost): Promise<number> {
         return await explain(host, values, rest);
       case 'healthcheck':
         return await healthcheck(host, values);
+      case 'audit':
+        return await auditCommand(host, values, rest);
       default:
         throw new UsageError(`unknown command "${command}"`);
     }

@@ -5,6 +5,7 @@ export async function runFromProcess(): Promise<void> {
   const host: CliHost = {
     argv: process.argv.slice(2),
     env: process.env,
+    pid: process.pid,
     stdin: process.stdin,
     stdout: process.stdout,
     stderr: process.stderr,

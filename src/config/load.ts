@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -94,9 +95,9 @@ export interface LoadOptions {
 
 export function loadConfig(options: LoadOptions = {}): Config {
   const file = resolve(options.file ?? DEMO_CONFIG_PATH);
-  const raw = readYaml(file);
+  const { value: raw, sha256 } = readYaml(file);
   for (const layer of options.overrides ?? []) applyOverrides(raw, layer);
-  return parseConfig(raw, file, options.env ?? {});
+  return parseConfig(raw, file, options.env ?? {}, sha256);
 }
 
 /** Validates an already-parsed document. `file` anchors relative paths and names the source. */
@@ -104,13 +105,18 @@ export function parseConfig(
   raw: unknown,
   file: string,
   env: Readonly<Record<string, string | undefined>> = {},
+  sourceSha256 = '',
 ): Config {
   const result = configSchema.safeParse(raw);
   if (!result.success) throw new ConfigError(describeIssues(result.error.issues, raw), file);
-  return freeze(resolveConfig(result.data, { file, env, readText: (path) => readFileSync(path, 'utf8') }));
+  return freeze({
+    ...resolveConfig(result.data, { file, env, readText: (path) => readFileSync(path, 'utf8') }),
+    sourceSha256,
+  });
 }
 
-function readYaml(file: string): unknown {
+/** The file's settings, and the SHA-256 of its bytes (which the audit chain names). */
+function readYaml(file: string): { value: unknown; sha256: string } {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -134,7 +140,7 @@ function readYaml(file: string): unknown {
   if (typeof value !== 'object' || Array.isArray(value)) {
     throw new ConfigError([{ key: file, message: 'the document must be a mapping of settings' }], file);
   }
-  return value;
+  return { value, sha256: createHash('sha256').update(text).digest('hex') };
 }
 
 function applyOverrides(raw: unknown, overrides: ServerOverrides): void {

@@ -11,6 +11,14 @@ export const auditSchema = z.strictObject({
     .min(1)
     .optional()
     .describe('Audit file (append-only); relative paths are resolved against the config file.'),
+  hmacKeyFile: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      'File holding a key (at least 32 bytes) that makes the record chain an HMAC: whoever can write the log cannot recompute it.',
+    ),
+  hmacKeyEnv: z.string().min(1).optional().describe('Environment variable holding that key instead.'),
 });
 
 export const logSchema = z.strictObject({

@@ -31,7 +31,10 @@ export interface ResolveContext {
   readonly readText: ReadText;
 }
 
-export function resolveConfig(parsed: ParsedConfig, { file, env, readText }: ResolveContext): Config {
+export function resolveConfig(
+  parsed: ParsedConfig,
+  { file, env, readText }: ResolveContext,
+): Omit<Config, 'sourceSha256'> {
   const base = dirname(file);
   const problems: ConfigProblem[] = [];
   const secrets = new SecretReader(base, readText, problems);
@@ -88,6 +91,7 @@ export function resolveConfig(parsed: ParsedConfig, { file, env, readText }: Res
     : null;
   const auth = resolveAuth(parsed.auth, publicUrl, secrets, env);
   const redis = parsed.cluster.redis ? resolveRedis(parsed.cluster.redis, secrets, env) : null;
+  const hmacKey = resolveHmacKey(parsed.audit, secrets, env);
   if (problems.length > 0) throw new ConfigError(problems, file);
   const {
     $schema: _schema,
@@ -111,7 +115,11 @@ export function resolveConfig(parsed: ParsedConfig, { file, env, readText }: Res
     // limits, audit, log, resources, shutdown, reload, metrics, tracing: used as parsed, but for
     ...sections,
     // the audit file, anchored at the config file (the key keeps its place among them).
-    audit: { sink: sections.audit.sink, path: sections.audit.path ? resolve(base, sections.audit.path) : null },
+    audit: {
+      sink: sections.audit.sink,
+      path: sections.audit.path ? resolve(base, sections.audit.path) : null,
+      hmacKey,
+    },
     cluster: { ...sections.cluster, redis },
   };
 }
@@ -131,6 +139,33 @@ function resolveRedis(
   }
   const wantsTls = tls !== undefined || redis.url?.startsWith('rediss://') === true;
   return { ...settings, password, tls: wantsTls ? secrets.tls(tls ?? {}, 'cluster.redis.tls') : null };
+}
+
+/** The audit chain's key: at least 32 bytes, from one place. */
+function resolveHmacKey(
+  audit: ParsedConfig['audit'],
+  secrets: SecretReader,
+  env: Readonly<Record<string, string | undefined>>,
+): string | null {
+  if (audit.hmacKeyFile !== undefined && audit.hmacKeyEnv !== undefined) {
+    secrets.problem('audit.hmacKeyEnv', 'give one of hmacKeyFile, hmacKeyEnv');
+    return null;
+  }
+  let key: string | null = null;
+  let at = 'audit.hmacKeyFile';
+  if (audit.hmacKeyFile !== undefined) key = secrets.file(audit.hmacKeyFile, at).trim();
+  if (audit.hmacKeyEnv !== undefined) {
+    at = 'audit.hmacKeyEnv';
+    key = env[audit.hmacKeyEnv]?.trim() ?? null;
+    if (key === null) {
+      secrets.problem(at, `environment variable ${audit.hmacKeyEnv} is not set`);
+      return null;
+    }
+  }
+  if (key !== null && Buffer.byteLength(key) < 32) {
+    secrets.problem(at, `the key is ${Buffer.byteLength(key)} bytes; use at least 32 (e.g. openssl rand -hex 32)`);
+  }
+  return key;
 }
 
 function defaultPublicUrl(host: string, port: number): string {

@@ -87,6 +87,8 @@ export type RedisSettings = Readonly<Omit<ParsedRedis, 'passwordFile' | 'passwor
 export type Config = Readonly<Omit<ParsedConfig, Resolved>> & {
   /** Absolute path of the file this came from. */
   readonly source: string;
+  /** SHA-256 of that file's bytes as read ('' for a config built from no file): named by the audit chain. */
+  readonly sourceSha256: string;
   readonly server: Omit<ParsedConfig['server'], 'tls' | 'publicUrl'> & {
     /** The canonical URL of the /mcp endpoint (resource identifier, JWT audience). */
     readonly publicUrl: string;
@@ -104,6 +106,12 @@ export type Config = Readonly<Omit<ParsedConfig, Resolved>> & {
   /** `path` absolute; `exclude` holds the built-in database excludes too. */
   readonly databases: readonly DatabaseConfig[];
   /** `path` absolute, or null when the sink is stderr. */
-  readonly audit: Frozen<Omit<ParsedConfig['audit'], 'path'> & { path: string | null }>;
+  readonly audit: Frozen<
+    Omit<ParsedConfig['audit'], 'path' | 'hmacKeyFile' | 'hmacKeyEnv'> & {
+      path: string | null;
+      /** The chain's HMAC key, read from its file or variable; null for a plain SHA-256 chain. */
+      hmacKey: string | null;
+    }
+  >;
   readonly cluster: Omit<ParsedConfig['cluster'], 'redis'> & { readonly redis: RedisSettings | null };
 };

@@ -2,8 +2,16 @@ import { readFile } from 'node:fs/promises';
 import type { AuditRecord } from '../../src/audit/record.js';
 import { until, WaitTimeout } from './wait.js';
 
-/** Parses every line of an audit file; a line that is not a JSON record fails the test. */
+/**
+ * Parses the access records of an audit file: every line, but for the chain's own records (a
+ * process's genesis, a reload); a line that is not a JSON record fails the test.
+ */
 export async function readAudit(file: string): Promise<AuditRecord[]> {
+  return (await readAuditChain(file)).filter((record) => record.method !== 'process' && record.op !== 'reload');
+}
+
+/** Every record of an audit file, the chain's own included. */
+export async function readAuditChain(file: string): Promise<AuditRecord[]> {
   const text = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') return '';
     throw error;

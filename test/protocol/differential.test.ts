@@ -768,7 +768,17 @@ const comparable = ({ status, mediaType, headers, body }: Exchange) => ({ status
 
 /** What an audit record must agree on: who, what and the decision, never when or which request. */
 function comparableAudit(record: AuditRecord, demo: Demo): Params {
-  const { time: _time, requestId, durationMs: _ms, userAgent: _ua, ...rest } = record;
+  // The chain's fields differ by process (each server has its own): what is compared is the access.
+  const {
+    time: _time,
+    requestId,
+    durationMs: _ms,
+    userAgent: _ua,
+    seq: _seq,
+    prev: _prev,
+    hash: _hash,
+    ...rest
+  } = record;
   return normaliseValue(JSON.parse(normaliseText(JSON.stringify(rest), demo, requestId))) as Params;
 }
 
