@@ -32,6 +32,19 @@ async function recordSome(config: string, file: string): Promise<string[]> {
   return (await readFile(file, 'utf8')).split('\n').filter((line) => line.length > 0);
 }
 
+/** The log with record `index` changed and every hash after it recomputed, as a forger without the key would. */
+function forge(lines: readonly string[], index: number): string {
+  let prev = GENESIS_PREV;
+  const forged = lines.map((line, at) => {
+    const record = JSON.parse(line) as Record<string, unknown>;
+    const relinked = { ...(at === index ? { ...record, principal: 'forger' } : record), prev };
+    const hash = recordHash(relinked, null);
+    prev = hash;
+    return JSON.stringify({ ...relinked, hash });
+  });
+  return `${forged.join('\n')}\n`;
+}
+
 async function verify(contents: string, ...flags: string[]) {
   const file = join(demo.dir, `verify-${Math.random().toString(36).slice(2)}.log`);
   await writeFile(file, contents);
@@ -125,16 +138,7 @@ describe('mcpd audit verify', () => {
   it('cannot tell a record edited and every hash after it recomputed, without a key (the limit the docs state)', async () => {
     // Without a key, whoever can write the file can recompute the chain: verify passes it. That is
     // what the keyed mode is for (below); this test shows the limit the docs state.
-    const records = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
-    let prev = GENESIS_PREV;
-    const forged = records.map((record, index) => {
-      const changed = index === 2 ? { ...record, principal: 'forger' } : record;
-      const relinked = { ...changed, prev };
-      const hash = recordHash(relinked, null);
-      prev = hash;
-      return JSON.stringify({ ...relinked, hash });
-    });
-    const { code } = await verify(`${forged.join('\n')}\n`);
+    const { code } = await verify(forge(lines, 2));
     expect(code).toBe(0);
   });
 });
@@ -164,18 +168,9 @@ describe('a keyed chain (audit.hmacKeyFile)', () => {
   });
 
   it('catches a forger who recomputed every hash without the key', async () => {
-    const records = keyed.map((line) => JSON.parse(line) as Record<string, unknown>);
-    let prev = GENESIS_PREV;
-    const forged = records.map((record, index) => {
-      const changed = index === 2 ? { ...record, principal: 'forger' } : record;
-      const relinked = { ...changed, prev };
-      const hash = recordHash(relinked, null);
-      prev = hash;
-      return JSON.stringify({ ...relinked, hash });
-    });
-    const { code, report } = await verify(`${forged.join('\n')}\n`, '--key-file', keyFile);
+    const { code, report } = await verify(forge(keyed, 2), '--key-file', keyFile);
     expect(code).toBe(1);
-    expect(report.problems.filter((problem) => problem.kind === 'edited').length).toBe(forged.length);
+    expect(report.problems.filter((problem) => problem.kind === 'edited').length).toBe(keyed.length);
   });
 });
 
