@@ -1,5 +1,6 @@
 // npm run bench: every benchmark, each reporting ratios against a baseline measured in the same run.
-// BENCH_ONLY=request-path|auth|observability|filesystem|scaling|capacity runs one of them.
+// BENCH_ONLY=request-path|auth|observability|filesystem|scaling|capacity|audit runs one of them.
+import { auditChain } from './audit-chain.js';
 import { authOverhead } from './auth-overhead.js';
 import { capacity } from './capacity.js';
 import { filesystem } from './filesystem.js';
@@ -14,3 +15,4 @@ if (!only || only === 'observability') await observabilityOverhead();
 if (!only || only === 'filesystem') await filesystem();
 if (!only || only === 'scaling') await scaling();
 if (!only || only === 'capacity') await capacity();
+if (!only || only === 'audit') await auditChain();

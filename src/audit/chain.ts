@@ -16,19 +16,44 @@ export type ChainAlgorithm = 'sha256' | 'hmac-sha256';
  * JSON with object keys sorted at every depth and no whitespace: the one serialisation the hash
  * is computed over, so that a verifier reading the line back computes the same bytes.
  */
-export function canonicalJson(value: unknown): string {
+export function canonicalJson(value: unknown, omit?: string): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
-  if (Array.isArray(value)) return `[${value.map((item) => canonicalJson(item ?? null)).join(',')}]`;
-  const entries = Object.entries(value as Record<string, unknown>)
-    .filter(([, item]) => item !== undefined)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `{${entries.map(([key, item]) => `${JSON.stringify(key)}:${canonicalJson(item)}`).join(',')}}`;
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i++) out += `${i === 0 ? '' : ','}${canonicalJson(value[i] ?? null)}`;
+    return `${out}]`;
+  }
+  // Every record is hashed on the audit path: plain loops, and each key quoted once per process.
+  const record = value as Record<string, unknown>;
+  let out = '{';
+  let first = true;
+  for (const key of Object.keys(record).sort()) {
+    const item = record[key];
+    if (item === undefined || key === omit) continue;
+    out += `${first ? '' : ','}${quoted(key)}:${canonicalJson(item)}`;
+    first = false;
+  }
+  return `${out}}`;
+}
+
+const QUOTED = new Map<string, string>();
+
+/** A key as JSON, remembered for the few dozen keys records have (bounded, should a record bring odd ones). */
+function quoted(key: string): string {
+  let text = QUOTED.get(key);
+  if (text === undefined) {
+    text = JSON.stringify(key);
+    if (QUOTED.size < 512) QUOTED.set(key, text);
+  }
+  return text;
 }
 
 /** The hash of a record's canonical JSON (its own `hash` field left out). */
 export function recordHash(record: Record<string, unknown>, key: Buffer | null): string {
-  const { hash: _hash, ...body } = record;
-  const text = canonicalJson(body);
+  return digest(canonicalJson(record, 'hash'), key);
+}
+
+function digest(text: string, key: Buffer | null): string {
   return key ? createHmac('sha256', key).update(text).digest('hex') : createHash('sha256').update(text).digest('hex');
 }
 
@@ -45,10 +70,20 @@ export class AuditChain {
 
   /** The record with its place in the chain: `seq` and `prev` added, then its `hash`. */
   seal<T extends Record<string, unknown>>(record: T): T & { seq: number; prev: string; hash: string } {
-    const linked = { ...record, seq: this.seq, prev: this.prev };
-    const hash = recordHash(linked, this.key);
+    return this.link({ ...record, seq: 0, prev: '', hash: '' });
+  }
+
+  /**
+   * Links a record in place (the audit path's one object per record, no copies): its `seq` and
+   * `prev` set, then its `hash` over everything else.
+   */
+  link<T extends { seq: number; prev: string; hash: string }>(record: T): T {
+    record.seq = this.seq;
+    record.prev = this.prev;
+    const hash = digest(canonicalJson(record, 'hash'), this.key);
+    record.hash = hash;
     this.seq += 1;
     this.prev = hash;
-    return { ...linked, hash };
+    return record;
   }
 }

@@ -72,8 +72,11 @@ export class AuditLog {
   }
 
   write(fields: AuditFields): void {
-    const record: Omit<AuditRecord, 'seq' | 'prev' | 'hash'> = {
+    // One object per record, built in the line's field order (seq second; prev and hash last) and
+    // linked into the chain in place.
+    const record: AuditRecord = {
       time: this.now().toISOString(),
+      seq: 0,
       requestId: fields.requestId,
       principal: fields.principal,
       client: fields.client,
@@ -96,11 +99,10 @@ export class AuditLog {
       ...(fields.traceId ? { traceId: fields.traceId } : {}),
       ...(fields.process ? { process: fields.process } : {}),
       ...(fields.config ? { config: fields.config } : {}),
+      prev: '',
+      hash: '',
     };
-    // seq goes second on the line, after time; prev and hash end it.
-    const { time, ...rest } = record;
-    const { seq, prev, hash } = this.chain.seal(record);
-    this.sink.write({ time, seq, ...rest, prev, hash } as AuditRecord);
+    this.sink.write(this.chain.link(record as AuditRecord & { seq: number; prev: string; hash: string }));
   }
 
   /** Whether records are being written (see AuditSink.healthy). */
