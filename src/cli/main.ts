@@ -225,22 +225,34 @@ async function runServer(
     pid: host.pid ?? 0,
     configSha256: config.sourceSha256,
   });
-  const app = await start(config, logger, audit);
-  const reload = reloader(host, values, logger, app, audit, config.sourceSha256);
-  const stopWatching = config.reload.watchConfig
-    ? watchFile(config.source, config.reload.debounceMs, () => void reload())
-    : () => {};
+  // Signals are handled from before the listener opens: a SIGHUP that arrives while the server
+  // starts is applied once it has (its default action would end the process), a stop signal
+  // stops it as soon as it can.
+  let reload: (() => Promise<void>) | undefined;
+  let reloadWanted = false;
+  let ended: (reason: 'stdin closed') => void = () => {};
   const stopped = new Promise<NodeJS.Signals | 'stdin closed'>((resolve) => {
+    ended = resolve;
     handleSignals(host, {
       onStop: resolve,
-      onReload: () => void reload(),
+      onReload: () => {
+        if (reload) void reload();
+        else reloadWanted = true;
+      },
       onForce: (signal) => {
         logger.warn({ signal }, 'second signal: exiting now');
         void audit.close().finally(() => logger.flush(() => host.exitNow(EXIT_FAILURE)));
       },
     });
-    void app.ended?.then(() => resolve('stdin closed'));
   });
+  const app = await start(config, logger, audit);
+  reload = reloader(host, values, logger, app, audit, config.sourceSha256);
+  if (reloadWanted) void reload();
+  const reloadNow = reload;
+  const stopWatching = config.reload.watchConfig
+    ? watchFile(config.source, config.reload.debounceMs, () => void reloadNow())
+    : () => {};
+  void app.ended?.then(() => ended('stdin closed'));
   const reason = await stopped;
   stopWatching();
   logger.info({ reason }, 'shutting down');
