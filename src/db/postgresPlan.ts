@@ -53,6 +53,9 @@ const NAMES = new Set(['Node Type', 'Relation Name', 'Schema', 'Alias', 'Index N
 /** A column as a VERBOSE plan writes it after its alias: a plain name, a quoted one, or `*`. */
 const COLUMN = String.raw`("(?:[^"]|"")+"|[a-z_][a-z0-9_$]*|\*)`;
 
+/** `alias.column` in a deparsed expression: the alias plain or quoted, not itself qualified. */
+const QUALIFIED = new RegExp(String.raw`(?<![\w$."])("(?:[^"]|"")+"|[a-z_][a-z0-9_$]*)\.` + COLUMN, 'g');
+
 function quoteIdentifier(name: string): string {
   return /^[a-z_][a-z0-9_$]*$/.test(name) ? name : `"${name.replaceAll('"', '""')}"`;
 }
@@ -60,8 +63,6 @@ function quoteIdentifier(name: string): string {
 function unquote(name: string): string {
   return name.startsWith('"') ? name.slice(1, -1).replaceAll('""', '"') : name;
 }
-
-const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** String literals of a deparsed expression removed, so that text inside them is never taken for a column. */
 function withoutLiterals(text: string): string {
@@ -226,17 +227,21 @@ export function analysePostgres(
   }
   const columns = new ColumnReads();
   const read = (table: string, column: string) => columns.read(table, column);
-  const qualified = [...aliases].map(([alias, table]) => ({
-    table,
-    pattern: new RegExp(`(?<![\\w$."])${escapeRegExp(quoteIdentifier(alias))}\\.${COLUMN}`, 'g'),
-  }));
+  const knownColumns = new Map<string, Set<string>>();
   for (const { text, scope } of expressions) {
-    for (const { table, pattern } of qualified) {
-      for (const match of text.matchAll(pattern)) read(table, unquote(match[1] as string));
+    // One pass per expression whatever the number of relations: every `name.column`, kept when
+    // `name` is a scan's alias (a statement's own input never makes this quadratic).
+    for (const match of text.matchAll(QUALIFIED)) {
+      const table = aliases.get(unquote(match[1] as string));
+      if (table !== undefined) read(table, unquote(match[2] as string));
     }
     if (scope === undefined) continue;
     // Bare names: a word (or quoted name) not qualified, not a function, not a type after ::.
-    const known = new Set(columnsOf.get(scope) ?? []);
+    let known = knownColumns.get(scope);
+    if (!known) {
+      known = new Set(columnsOf.get(scope) ?? []);
+      knownColumns.set(scope, known);
+    }
     for (const match of text.matchAll(
       /(?<![\w$."]|::|\.)("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)(?![\w$"]*\s*[(.])/g,
     )) {

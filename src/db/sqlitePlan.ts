@@ -341,6 +341,8 @@ export function analyseSqlite(
   const touchedTables = new Set<string>();
   const columns = new ColumnReads();
   const functions = new Set<string>();
+  // Column order per table, made once: a program reads columns in every loop it has.
+  const stored = new Map<string, string[]>();
   const read = (table: string, column: string) => columns.read(table, column);
   /** A read of the rowid: the INTEGER PRIMARY KEY column, when the table has one. */
   const readRowid = (table: string) => {
@@ -403,7 +405,12 @@ export function analyseSqlite(
       } else if (!table) {
         read(cursor.table, '*');
       } else {
-        read(cursor.table, storageOrder(table)[p2] ?? '*');
+        let order = stored.get(table.name);
+        if (!order) {
+          order = storageOrder(table);
+          stored.set(table.name, order);
+        }
+        read(cursor.table, order[p2] ?? '*');
       }
       continue;
     }
