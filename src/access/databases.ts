@@ -185,9 +185,9 @@ export class AuditedDatabases {
   query(caller: Caller, name: string, sql: string, params: readonly Parameter[]): Promise<QueryAnswer> {
     return this.gate.guarded(async () => {
       const started = performance.now();
-      const database = this.reachable(caller, name, 'query', started, sql);
-      const { config, policy, engine } = database;
       const sha256 = createHash('sha256').update(sql).digest('hex');
+      const database = this.reachable(caller, name, 'query', started, sha256);
+      const { config, policy, engine } = database;
       const access = (fingerprint: string | null, tables: readonly string[], rows: number | null): DatabaseAccess => ({
         name,
         fingerprint: fingerprint === null ? null : bounded(fingerprint),
@@ -310,7 +310,7 @@ export class AuditedDatabases {
   }
 
   /** The database by name, when the caller may reach it; an unknown and a hidden one are refused alike. */
-  private reachable(caller: Caller, name: string, op: 'query' | 'describe', started: number, sql?: string) {
+  private reachable(caller: Caller, name: string, op: 'query' | 'describe', started: number, sha256 = '') {
     const database = this.byName.get(name);
     if (database && this.grants.permitsDatabase(caller.principal, name)) return database;
     this.gate.recordDatabase(caller, {
@@ -327,7 +327,7 @@ export class AuditedDatabases {
       database: {
         name,
         fingerprint: null,
-        sha256: sql === undefined ? '' : createHash('sha256').update(sql).digest('hex'),
+        sha256,
         tables: [],
         rows: null,
       },

@@ -25,49 +25,50 @@ export class AuditLog {
 
   /** The first record of the process: who starts the chain, with which version and configuration. */
   genesis(start: Omit<ProcessStart, 'chain'>): void {
-    this.write({
-      requestId: `process-${start.pid}`,
-      principal: 'mcpd',
-      client: null,
-      userAgent: null,
-      transport: 'cli',
-      method: 'process',
-      tool: null,
-      root: null,
-      path: null,
-      requested: '',
-      op: 'genesis',
-      decision: 'allow',
-      rule: 'audit:genesis',
-      reason: `mcpd ${start.version} started on ${start.host} (pid ${start.pid})`,
-      bytes: null,
-      durationMs: 0,
-      outcome: 'ok',
-      process: { ...start, chain: this.chain.algorithm },
-    });
+    this.ofProcess(
+      `process-${start.pid}`,
+      'process',
+      'genesis',
+      `mcpd ${start.version} started on ${start.host} (pid ${start.pid})`,
+      {
+        process: { ...start, chain: this.chain.algorithm },
+      },
+    );
   }
 
   /** A configuration reload, applied: the file's hash before and after, and the settings kept. */
   reloaded(before: string, after: string, kept: readonly string[]): void {
+    const reason = before === after ? 'configuration reloaded, file unchanged' : 'configuration reloaded';
+    this.ofProcess('reload', 'reload', 'reload', reason, { config: { before, after, kept } });
+  }
+
+  /** A record of the process itself (no caller, no path): what it did, and why it says so. */
+  private ofProcess(
+    requestId: string,
+    method: string,
+    op: 'genesis' | 'reload',
+    reason: string,
+    extra: Pick<AuditFields, 'process' | 'config'>,
+  ): void {
     this.write({
-      requestId: 'reload',
+      requestId,
       principal: 'mcpd',
       client: null,
       userAgent: null,
       transport: 'cli',
-      method: 'reload',
+      method,
       tool: null,
       root: null,
       path: null,
       requested: '',
-      op: 'reload',
+      op,
       decision: 'allow',
-      rule: 'audit:reload',
-      reason: before === after ? 'configuration reloaded, file unchanged' : 'configuration reloaded',
+      rule: `audit:${op}`,
+      reason,
       bytes: null,
       durationMs: 0,
       outcome: 'ok',
-      config: { before, after, kept },
+      ...extra,
     });
   }
 

@@ -162,6 +162,17 @@ describe('tasks over HTTP (2026-07-28, the extension declared)', () => {
     return message as { result?: Record<string, unknown>; error?: { code: number; message: string } };
   }
 
+  /** process_large_dataset on `path` as alice's task (1 KiB chunks: it runs a while); its id. */
+  async function startTask(path: string): Promise<string> {
+    const created = await call(
+      'tools/call',
+      { name: 'process_large_dataset', arguments: { path, chunkSize: 1024 } },
+      'alice-key',
+      withTasks,
+    );
+    return created.result?.taskId as string;
+  }
+
   /** A listen stream's messages, once it has ended (a stream that follows only tasks ends with them). */
   async function listen(taskIds: string[], key: string, extra: Record<string, unknown> = {}) {
     const response = await postModern(
@@ -187,13 +198,7 @@ describe('tasks over HTTP (2026-07-28, the extension declared)', () => {
   });
 
   it('pushes the status of a task to a listen stream that follows it, and ends once the task has', async () => {
-    const created = await call(
-      'tools/call',
-      { name: 'process_large_dataset', arguments: { path: 'workspace/medium.csv', chunkSize: 1024 } },
-      'alice-key',
-      withTasks,
-    );
-    const taskId = created.result?.taskId as string;
+    const taskId = await startTask('workspace/medium.csv');
     const messages = await listen([taskId, 'no-such-task'], 'alice-key');
     const [ack, ...rest] = messages;
     // Acknowledged first, with the tasks it will hear of: the unknown one left out.
@@ -209,7 +214,7 @@ describe('tasks over HTTP (2026-07-28, the extension declared)', () => {
       expect(note.params?._meta).toMatchObject({ 'io.modelcontextprotocol/subscriptionId': 'listen-1' });
     }
     const statuses = told.map((m) => m.params?.status);
-    // Its state at once (working: the call reads 6.4 MB), progress at renewals, then its end, once.
+    // Its state at once (working: the call reads 19 MB), progress at renewals, then its end, once.
     expect(statuses[0]).toBe('working');
     expect(statuses.filter((status) => status === 'completed')).toHaveLength(1);
     expect(statuses.at(-1)).toBe('completed');
@@ -221,13 +226,7 @@ describe('tasks over HTTP (2026-07-28, the extension declared)', () => {
   });
 
   it("tells nobody of another principal's task: the stream hears of none and ends at once", async () => {
-    const created = await call(
-      'tools/call',
-      { name: 'process_large_dataset', arguments: { path: 'workspace/big.csv', chunkSize: 1024 } },
-      'alice-key',
-      withTasks,
-    );
-    const taskId = created.result?.taskId as string;
+    const taskId = await startTask('workspace/big.csv');
     const messages = await listen([taskId], 'bob-key');
     expect(messages[0]?.params?.notifications).toEqual({ taskIds: [] });
     expect(messages.filter((m) => m.method === 'notifications/tasks')).toEqual([]);
@@ -315,13 +314,7 @@ describe('tasks over HTTP (2026-07-28, the extension declared)', () => {
   });
 
   it('cancels a running task on tasks/cancel', async () => {
-    const created = await call(
-      'tools/call',
-      { name: 'process_large_dataset', arguments: { path: 'workspace/big.csv', chunkSize: 1024 } },
-      'alice-key',
-      withTasks,
-    );
-    const taskId = created.result?.taskId as string;
+    const taskId = await startTask('workspace/big.csv');
     const cancelled = await call('tasks/cancel', { taskId }, 'alice-key', withTasks);
     expect(CancelTaskResultV2Schema.safeParse(cancelled.result).success, JSON.stringify(cancelled)).toBe(true);
     const ended = await until(
