@@ -2,8 +2,10 @@ import { setMaxListeners } from 'node:events';
 import { ChangeFeed } from '../access/changes.js';
 import { DatabaseEngines } from '../access/databases.js';
 import type { GateObservers } from '../access/gate.js';
+import { FileAuditSink } from '../audit/fileSink.js';
 import { AuditLog } from '../audit/log.js';
-import { StreamAuditSink } from '../audit/sink.js';
+import { OtlpAuditSink } from '../audit/otlpSink.js';
+import { StreamAuditSink, TeeAuditSink } from '../audit/sink.js';
 import { type BusChange, type ChangeBus, InMemoryChangeBus } from '../cluster/changeBus.js';
 import type { Config } from '../config/schema.js';
 import { McpdError } from '../errors.js';
@@ -56,10 +58,26 @@ export function openAudit(
   const onError = (error: Error) =>
     logger.error({ err: error }, 'audit sink failure: file operations are refused until it recovers');
   const onRecovered = () => logger.warn('audit sink recovered: file operations are served again');
-  const sink =
-    config.audit.sink === 'file' && config.audit.path
-      ? new StreamAuditSink({ file: config.audit.path }, onError, onRecovered)
-      : new StreamAuditSink({ fd: 2 }, onError, onRecovered);
+  const { sink: kind, path, rotate, otlp } = config.audit;
+  const local =
+    kind === 'file' && path
+      ? new FileAuditSink(path, rotate, { onError, onRecovered })
+      : new StreamAuditSink(kind === 'stdout' ? 1 : 2, onError, onRecovered);
+  const shipped =
+    otlp === null
+      ? null
+      : new OtlpAuditSink(
+          { ...otlp, serviceName: config.tracing.serviceName, version: start?.version ?? 'unknown' },
+          {
+            onError: (error) =>
+              logger.error(
+                { err: error, endpoint: otlp.endpoint },
+                'audit collector unreachable: file and database operations are refused until it takes the records',
+              ),
+            onRecovered: () => logger.warn({ endpoint: otlp.endpoint }, 'audit collector reachable again: serving'),
+          },
+        );
+  const sink = shipped === null ? local : new TeeAuditSink([local, shipped]);
   const audit = new AuditLog(sink, undefined, config.audit.hmacKey === null ? null : Buffer.from(config.audit.hmacKey));
   if (start) audit.genesis(start);
   return audit;

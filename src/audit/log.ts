@@ -1,6 +1,6 @@
 import { AuditChain } from './chain.js';
 import type { AuditRecord, ProcessStart } from './record.js';
-import type { AuditSink } from './sink.js';
+import type { AuditSink, RotationReason } from './sink.js';
 
 export type AuditFields = Omit<AuditRecord, 'time' | 'seq' | 'prev' | 'hash'>;
 
@@ -42,15 +42,38 @@ export class AuditLog {
     this.ofProcess('reload', 'reload', 'reload', reason, { config: { before, after, kept } });
   }
 
+  /**
+   * Begins a new audit file now, after logrotate (or an operator) moved the current one away: the
+   * SIGUSR1 of `copytruncate`-free rotation. The new file opens with a record saying so.
+   */
+  reopen(): void {
+    this.switchFile('reopen');
+  }
+
+  private switchFile(reason: RotationReason): void {
+    const switched = this.sink.rotate?.(reason) ?? null;
+    // A sink without files (stderr, a collector) has nothing to switch, and nothing to say.
+    if (switched === null) return;
+    const { previous } = switched;
+    const why = {
+      size: 'the audit file reached its size limit',
+      time: 'a new rotation period began',
+      reopen: 'the audit file was reopened on request (SIGUSR1)',
+    }[reason];
+    this.ofProcess('rotate', 'rotate', 'rotate', previous === null ? why : `${why}; the previous file is ${previous}`, {
+      rotation: { reason, previous },
+    });
+  }
+
   /** A record of the process itself (no caller, no path): what it did, and why it says so. */
   private ofProcess(
     requestId: string,
     method: string,
-    op: 'genesis' | 'reload',
+    op: 'genesis' | 'reload' | 'rotate',
     reason: string,
-    extra: Pick<AuditFields, 'process' | 'config'>,
+    extra: Pick<AuditFields, 'process' | 'config' | 'rotation'>,
   ): void {
-    this.write({
+    this.append({
       requestId,
       principal: 'mcpd',
       client: null,
@@ -73,6 +96,14 @@ export class AuditLog {
   }
 
   write(fields: AuditFields): void {
+    // A file switch falls between two records: the new file begins with the record that says why,
+    // whose prev is the last hash of the file before.
+    const due = this.sink.rotationDue?.() ?? null;
+    if (due !== null) this.switchFile(due);
+    this.append(fields);
+  }
+
+  private append(fields: AuditFields): void {
     // One object per record, built in the line's field order (seq second; prev and hash last) and
     // linked into the chain in place.
     const record: AuditRecord = {
@@ -100,6 +131,7 @@ export class AuditLog {
       ...(fields.traceId ? { traceId: fields.traceId } : {}),
       ...(fields.process ? { process: fields.process } : {}),
       ...(fields.config ? { config: fields.config } : {}),
+      ...(fields.rotation ? { rotation: fields.rotation } : {}),
       prev: '',
       hash: '',
     };

@@ -43,6 +43,11 @@ export interface AuditRecord {
   readonly process?: ProcessStart;
   /** A reload (`op: reload`): the configuration file's hash before and after. */
   readonly config?: { readonly before: string; readonly after: string; readonly kept: readonly string[] };
+  /**
+   * A new audit file (`op: rotate`), the first record in it: why, and the name the file before
+   * it took (null when logrotate moved it: a reopen).
+   */
+  readonly rotation?: { readonly reason: 'size' | 'time' | 'reopen'; readonly previous: string | null };
   /** The hash of the record before (GENESIS_PREV for the first of a process). */
   readonly prev: string;
   /** SHA-256 (or HMAC-SHA-256) over the canonical JSON of this record without this field. */

@@ -1,14 +1,24 @@
 import SonicBoomModule, { type SonicBoom } from 'sonic-boom';
 import type { AuditRecord } from './record.js';
 
+/** Why a file sink begins a new file: its size, the clock, or a signal after logrotate moved it. */
+export type RotationReason = 'size' | 'time' | 'reopen';
+
 /** Where audit lines go. Writes never throw into the request path; flush and close are awaited on shutdown. */
 export interface AuditSink {
   /**
    * False while records cannot be written (the destination fails, or too many wait to be): mcpd
-   * then serves no file operation and reports not ready, rather than serve unaudited.
+   * then serves no file or database operation and reports not ready, rather than serve unaudited.
    */
   readonly healthy: boolean;
   write(record: AuditRecord): void;
+  /** A sink that writes files: whether the next record should begin a new one. */
+  rotationDue?(): RotationReason | null;
+  /**
+   * Queues the switch to a new file after what is written so far: the name the old file takes
+   * (null for a reopen, where logrotate named it), or null itself when there is no file to switch.
+   */
+  rotate?(reason: RotationReason): { readonly previous: string | null } | null;
   flush(): Promise<void>;
   close(): Promise<void>;
 }
@@ -16,20 +26,22 @@ export interface AuditSink {
 /** Records nothing: for commands that judge access without serving it (check-config, explain). */
 export const DISCARD_SINK: AuditSink = { healthy: true, write() {}, async flush() {}, async close() {} };
 
-/** Records waiting to be written past this many bytes: the sink cannot keep up. */
+/**
+ * Records waiting to be written past this many bytes (per sink): the sink cannot keep up, and mcpd
+ * takes no new file or database operation until it has caught up. Records of calls already
+ * running are still kept, so what is held stays within this plus what those calls record.
+ */
 export const MAX_PENDING_AUDIT_BYTES = 8 * 1024 * 1024;
-/** How often a failing sink tries again to write what it holds. */
+/** How often a failing stream tries again to write what it holds. */
 const RETRY_MS = 500;
 
-export type AuditDestination = { readonly fd: number } | { readonly file: string };
-
 /**
- * JSON lines to a file descriptor (stderr by default) or appended to a file, buffered by
- * sonic-boom and flushed on close. Never stdout: in stdio mode stdout is the protocol channel.
+ * JSON lines to a file descriptor the process was given (stderr, or stdout when stdout is not the
+ * protocol channel), buffered by sonic-boom. Descriptors are shared with the logger and outlive
+ * us: flushed, never closed.
  */
 export class StreamAuditSink implements AuditSink {
   private readonly stream: SonicBoom;
-  private readonly ownsDescriptor: boolean;
   private closed = false;
   /** Bytes handed to the stream and not yet written: what would be lost if the process died now. */
   private pending = 0;
@@ -37,22 +49,11 @@ export class StreamAuditSink implements AuditSink {
   private retry: NodeJS.Timeout | undefined;
 
   constructor(
-    destination: AuditDestination,
+    fd: number,
     onError?: (error: Error) => void,
     private readonly onRecovered?: () => void,
   ) {
-    this.ownsDescriptor = 'file' in destination;
-    if ('fd' in destination && destination.fd === 1) throw new Error('the audit log must never be written to stdout');
-    this.stream =
-      'fd' in destination
-        ? new SonicBoomModule.SonicBoom({ fd: destination.fd, sync: false, minLength: 0 })
-        : new SonicBoomModule.SonicBoom({
-            dest: destination.file,
-            append: true,
-            mkdir: true,
-            sync: false,
-            minLength: 0,
-          });
+    this.stream = new SonicBoomModule.SonicBoom({ fd, sync: false, minLength: 0 });
     // sonic-boom keeps what it could not write and writes it on the next attempt: a failing
     // destination loses nothing while it is retried, and is healthy again once a write lands.
     this.stream.on('error', (error: Error) => {
@@ -103,13 +104,44 @@ export class StreamAuditSink implements AuditSink {
     this.retry = undefined;
     await this.flush();
     this.closed = true;
-    // stderr is shared with the logger and outlives us: flushed, never closed.
-    if (!this.ownsDescriptor) return;
-    await new Promise<void>((resolve) => {
-      this.stream.once('close', () => resolve());
-      this.stream.once('error', () => resolve());
-      this.stream.end();
-    });
+  }
+}
+
+/**
+ * Every record to each of several sinks (a file on the host and a collector off it): healthy only
+ * while all are, so that no destination silently falls behind.
+ */
+export class TeeAuditSink implements AuditSink {
+  constructor(private readonly sinks: readonly AuditSink[]) {}
+
+  get healthy(): boolean {
+    return this.sinks.every((sink) => sink.healthy);
+  }
+
+  write(record: AuditRecord): void {
+    for (const sink of this.sinks) sink.write(record);
+  }
+
+  rotationDue(): RotationReason | null {
+    for (const sink of this.sinks) {
+      const due = sink.rotationDue?.() ?? null;
+      if (due !== null) return due;
+    }
+    return null;
+  }
+
+  rotate(reason: RotationReason): { readonly previous: string | null } | null {
+    let switched: { readonly previous: string | null } | null = null;
+    for (const sink of this.sinks) switched = sink.rotate?.(reason) ?? switched;
+    return switched;
+  }
+
+  async flush(): Promise<void> {
+    await Promise.all(this.sinks.map((sink) => sink.flush()));
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.sinks.map((sink) => sink.close()));
   }
 }
 

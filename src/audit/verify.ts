@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
 import { GENESIS_PREV, recordHash } from './chain.js';
 
 /**
@@ -52,97 +53,155 @@ function isLinked(value: unknown): value is Linked & Record<string, unknown> {
   );
 }
 
+/**
+ * The chain checked one line at a time, so that a log of any size is verified in bounded memory:
+ * only the record before is kept.
+ */
+export class ChainVerifier {
+  private readonly problems: Problem[] = [];
+  private readonly notes: string[] = [];
+  private records = 0;
+  private chains = 0;
+  private last: Linked | undefined;
+  private stopped = false;
+
+  constructor(private readonly key: Buffer | null) {}
+
+  /**
+   * One line of `file` (1-based `line`). `unterminated`: it is the last line given and the file
+   * does not end with a newline, so a line that is not a record there was cut short.
+   */
+  line(file: string, line: number, text: string, unterminated = false): void {
+    if (this.stopped) return;
+    const at = { file, line };
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      value = undefined;
+    }
+    if (!isLinked(value)) {
+      this.report({
+        ...at,
+        kind: unterminated ? 'truncated' : 'corrupt',
+        seq: null,
+        detail: unterminated ? 'the last line ends mid-record' : 'not an audit record of the chain',
+      });
+      return;
+    }
+    this.records += 1;
+    const record = value;
+    if (record.seq === 0 && record.process?.chain === 'hmac-sha256' && this.key === null) {
+      this.report({ ...at, kind: 'keyed', seq: 0, detail: 'this chain is keyed (HMAC): give its key to verify it' });
+      this.chains += 1;
+      this.stopped = true;
+      return;
+    }
+    if (recordHash(record, this.key) !== record.hash) {
+      this.report({
+        ...at,
+        kind: 'edited',
+        seq: record.seq,
+        detail: 'the record does not hash to its own hash: it was changed',
+      });
+    }
+    const last = this.last;
+    if (record.seq === 0) {
+      this.chains += 1;
+      if (record.prev !== GENESIS_PREV) {
+        this.report({ ...at, kind: 'broken-link', seq: 0, detail: 'a genesis record must name no record before it' });
+      }
+    } else if (last === undefined) {
+      this.chains += 1;
+      this.notes.push(`${file}:${line}: the chain starts at seq ${record.seq} (earlier files were not given)`);
+    } else if (record.seq === last.seq + 1) {
+      if (record.prev !== last.hash) {
+        this.report({
+          ...at,
+          kind: 'broken-link',
+          seq: record.seq,
+          detail: 'prev is not the hash of the record before it',
+        });
+      }
+    } else if (record.seq > last.seq + 1) {
+      this.report({
+        ...at,
+        kind: 'missing',
+        seq: record.seq,
+        detail:
+          record.seq === last.seq + 2
+            ? `record ${last.seq + 1} is missing`
+            : `records ${last.seq + 1} to ${record.seq - 1} are missing`,
+      });
+    } else {
+      this.report({
+        ...at,
+        kind: 'reordered',
+        seq: record.seq,
+        detail: `seq ${record.seq} comes after seq ${last.seq}: records are out of order or repeated`,
+      });
+    }
+    this.last = { seq: record.seq, prev: record.prev, hash: record.hash };
+  }
+
+  result(): Verification {
+    const { problems, notes, records, chains } = this;
+    return { ok: problems.length === 0, records, chains, problems: [...problems], notes: [...notes] };
+  }
+
+  private report(problem: Problem): void {
+    if (this.problems.length < MAX_PROBLEMS) this.problems.push(problem);
+  }
+}
+
+/** Verifies texts held in memory, in the order given, as one sequence. */
 export function verifyAudit(files: readonly { name: string; text: string }[], key: Buffer | null): Verification {
-  const problems: Problem[] = [];
-  const notes: string[] = [];
-  let records = 0;
-  let chains = 0;
-  let last: Linked | undefined;
-  const report = (problem: Problem) => {
-    if (problems.length < MAX_PROBLEMS) problems.push(problem);
-  };
+  const verifier = new ChainVerifier(key);
   for (const [fileIndex, { name, text }] of files.entries()) {
     const lines = text.split('\n');
     const endsCleanly = text.endsWith('\n') || text.length === 0;
     if (endsCleanly) lines.pop();
+    const lastFile = fileIndex === files.length - 1;
     for (const [index, line] of lines.entries()) {
-      const at = { file: name, line: index + 1 };
-      const isLast = fileIndex === files.length - 1 && index === lines.length - 1;
-      let value: unknown;
-      try {
-        value = JSON.parse(line);
-      } catch {
-        value = undefined;
-      }
-      if (!isLinked(value)) {
-        const truncated = isLast && !endsCleanly;
-        report({
-          ...at,
-          kind: truncated ? 'truncated' : 'corrupt',
-          seq: null,
-          detail: truncated ? 'the last line ends mid-record' : 'not an audit record of the chain',
-        });
-        continue;
-      }
-      records += 1;
-      const record = value;
-      if (record.seq === 0 && record.process?.chain === 'hmac-sha256' && key === null) {
-        report({ ...at, kind: 'keyed', seq: 0, detail: 'this chain is keyed (HMAC): give its key to verify it' });
-        return { ok: false, records, chains: chains + 1, problems, notes };
-      }
-      if (recordHash(record, key) !== record.hash) {
-        report({
-          ...at,
-          kind: 'edited',
-          seq: record.seq,
-          detail: 'the record does not hash to its own hash: it was changed',
-        });
-      }
-      if (record.seq === 0) {
-        chains += 1;
-        if (record.prev !== GENESIS_PREV) {
-          report({ ...at, kind: 'broken-link', seq: 0, detail: 'a genesis record must name no record before it' });
-        }
-      } else if (last === undefined) {
-        chains += 1;
-        notes.push(`${name}:${at.line}: the chain starts at seq ${record.seq} (earlier files were not given)`);
-      } else if (record.seq === last.seq + 1) {
-        if (record.prev !== last.hash) {
-          report({
-            ...at,
-            kind: 'broken-link',
-            seq: record.seq,
-            detail: 'prev is not the hash of the record before it',
-          });
-        }
-      } else if (record.seq > last.seq + 1) {
-        report({
-          ...at,
-          kind: 'missing',
-          seq: record.seq,
-          detail:
-            record.seq === last.seq + 2
-              ? `record ${last.seq + 1} is missing`
-              : `records ${last.seq + 1} to ${record.seq - 1} are missing`,
-        });
-      } else {
-        report({
-          ...at,
-          kind: 'reordered',
-          seq: record.seq,
-          detail: `seq ${record.seq} comes after seq ${last.seq}: records are out of order or repeated`,
-        });
-      }
-      last = record;
+      verifier.line(name, index + 1, line, lastFile && !endsCleanly && index === lines.length - 1);
     }
   }
-  return { ok: problems.length === 0, records, chains, problems, notes };
+  return verifier.result();
 }
 
-/** Reads the files (in the order given) and verifies them as one sequence. Throws when one cannot be read. */
+/**
+ * Reads the files (in the order given) a line at a time and verifies them as one sequence: memory
+ * stays bounded by the longest line, whatever the size of the logs. Throws when one cannot be read.
+ */
 export async function verifyAuditFiles(paths: readonly string[], key: Buffer | null): Promise<Verification> {
-  const files = await Promise.all(paths.map(async (name) => ({ name, text: await readFile(name, 'utf8') })));
-  return verifyAudit(files, key);
+  // Every file is opened before any is read: an unreadable one is a usage error, not a broken chain.
+  const handles = await Promise.all(paths.map((path) => open(path, 'r')));
+  const verifier = new ChainVerifier(key);
+  try {
+    for (const [fileIndex, handle] of handles.entries()) {
+      const name = paths[fileIndex] as string;
+      const { size } = await handle.stat();
+      const lastByte = Buffer.alloc(1);
+      if (size > 0) await handle.read(lastByte, 0, 1, size - 1);
+      const endsCleanly = size === 0 || lastByte[0] === 0x0a;
+      const lines = createInterface({
+        input: handle.createReadStream({ start: 0, autoClose: false }),
+        crlfDelay: Number.POSITIVE_INFINITY,
+      });
+      // One line held back, so the last one is known as such.
+      let held: { text: string; number: number } | undefined;
+      let number = 0;
+      for await (const text of lines) {
+        number += 1;
+        if (held) verifier.line(name, held.number, held.text);
+        held = { text, number };
+      }
+      if (held) verifier.line(name, held.number, held.text, fileIndex === handles.length - 1 && !endsCleanly);
+    }
+  } finally {
+    await Promise.all(handles.map((handle) => handle.close()));
+  }
+  return verifier.result();
 }
 
 /** An HMAC key from a file, as the config reads one (trimmed). */

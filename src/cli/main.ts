@@ -139,7 +139,8 @@ const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT'];
 /**
  * Signals, in the one place that handles them. The first SIGTERM/SIGINT starts the ordered
  * shutdown; a second one gives up on it: the audit log is flushed and the process exits 1 at once.
- * SIGHUP (and, if configured, a change of the config file) reloads.
+ * SIGHUP (and, if configured, a change of the config file) reloads. SIGUSR1 begins a new audit
+ * file after logrotate has moved the current one (as nginx reopens its logs).
  */
 function handleSignals(
   host: CliHost,
@@ -147,6 +148,7 @@ function handleSignals(
     onStop: (signal: NodeJS.Signals) => void;
     onReload: () => void;
     onForce: (signal: NodeJS.Signals) => void;
+    onReopen: () => void;
   },
 ): void {
   let stopping = false;
@@ -161,6 +163,7 @@ function handleSignals(
     });
   }
   host.onSignal('SIGHUP', () => options.onReload());
+  host.onSignal('SIGUSR1', () => options.onReopen());
 }
 
 /** Reloads the config the process was started with (same file, same environment, same flags). */
@@ -197,6 +200,7 @@ function reloader(
 async function runServer(
   host: CliHost,
   values: Flags,
+  transport: 'http' | 'stdio',
   start: (
     config: Config,
     logger: Logger,
@@ -209,6 +213,12 @@ async function runServer(
   }>,
 ): Promise<number> {
   const config = await configure(host, values);
+  if (transport === 'stdio' && config.audit.sink === 'stdout') {
+    throw new ConfigError(
+      [{ key: 'audit.sink', message: '"stdout" cannot be used with --stdio: stdout carries the protocol' }],
+      config.source,
+    );
+  }
   const [{ createLogger }, { openAudit }, { watchFile }] = await Promise.all([
     load.logger(),
     load.core(),
@@ -239,6 +249,10 @@ async function runServer(
         if (reload) void reload();
         else reloadWanted = true;
       },
+      onReopen: () => {
+        logger.info({ file: config.audit.path }, 'SIGUSR1: beginning a new audit file');
+        audit.reopen();
+      },
       onForce: (signal) => {
         logger.warn({ signal }, 'second signal: exiting now');
         void audit.close().finally(() => logger.flush(() => host.exitNow(EXIT_FAILURE)));
@@ -265,7 +279,7 @@ async function runServer(
 }
 
 function runHttp(host: CliHost, values: Flags): Promise<number> {
-  return runServer(host, values, async (config, logger, audit) => {
+  return runServer(host, values, 'http', async (config, logger, audit) => {
     const [{ createObservers, startHttpApp }, { buildCommitFromEnv }, { getHeapStatistics }] = await Promise.all([
       load.httpApp(),
       load.config(),
@@ -291,7 +305,7 @@ function runHttp(host: CliHost, values: Flags): Promise<number> {
 }
 
 function runStdio(host: CliHost, values: Flags): Promise<number> {
-  return runServer(host, values, async (config, logger, audit) => {
+  return runServer(host, values, 'stdio', async (config, logger, audit) => {
     const { startStdioApp } = await load.stdioApp();
     const app = await startStdioApp(config, {
       logger,

@@ -4,8 +4,38 @@ import { port, positiveInt } from './fields.js';
 
 /** Running the process: `audit`, `log`, `resources`, `shutdown`, `metrics`, `tracing` and `reload`. */
 
+export const auditRotateSchema = z.strictObject({
+  maxBytes: positiveInt
+    .min(4096)
+    .optional()
+    .describe('Begin a new file once the current one holds this many bytes; a record is never split.'),
+  interval: z
+    .enum(['hourly', 'daily'])
+    .optional()
+    .describe('Begin a new file with the first record of each UTC hour or day.'),
+});
+
+export const auditOtlpSchema = z.strictObject({
+  endpoint: z
+    .url({ protocol: /^https?$/ })
+    .describe('OTLP/HTTP logs endpoint of a collector, e.g. http://otel-collector:4318/v1/logs.'),
+  headers: z
+    .record(z.string().min(1), z.string())
+    .default({})
+    .describe('Headers sent with every export (OTEL_EXPORTER_OTLP_LOGS_HEADERS is honoured too, for secrets).'),
+  timeoutMs: positiveInt.min(100).default(10_000).describe('How long one export may take, retries included.'),
+  maxQueueRecords: positiveInt
+    .default(10_000)
+    .describe(
+      'Records waiting for the collector past which mcpd stops serving file and database operations (not ready) until it catches up.',
+    ),
+});
+
 export const auditSchema = z.strictObject({
-  sink: z.enum(['stderr', 'file']).default('stderr').describe('Where audit lines go.'),
+  sink: z
+    .enum(['stderr', 'stdout', 'file'])
+    .default('stderr')
+    .describe('Where audit lines go; `stdout` only with the HTTP transport (over stdio it carries the protocol).'),
   path: z
     .string()
     .min(1)
@@ -19,6 +49,10 @@ export const auditSchema = z.strictObject({
       'File holding a key (at least 32 bytes) that makes the record chain an HMAC: whoever can write the log cannot recompute it.',
     ),
   hmacKeyEnv: z.string().min(1).optional().describe('Environment variable holding that key instead.'),
+  rotate: auditRotateSchema.optional().describe('Rotation of the audit file (sink `file`); none by default.'),
+  otlp: auditOtlpSchema
+    .optional()
+    .describe('Also ship every record to an OpenTelemetry collector as an OTLP log record.'),
 });
 
 export const logSchema = z.strictObject({

@@ -119,6 +119,8 @@ export function resolveConfig(
       sink: sections.audit.sink,
       path: sections.audit.path ? resolve(base, sections.audit.path) : null,
       hmacKey,
+      rotate: { maxBytes: sections.audit.rotate?.maxBytes ?? null, interval: sections.audit.rotate?.interval ?? null },
+      otlp: sections.audit.otlp ?? null,
     },
     cluster: { ...sections.cluster, redis },
   };

@@ -60,6 +60,16 @@ export function configRules(config: ParsedConfig, ctx: Context): void {
   if (config.audit.sink === 'file' && !config.audit.path) {
     ctx.addIssue({ code: 'custom', path: ['audit', 'path'], message: 'required when audit.sink is "file"' });
   }
+  if (config.audit.rotate !== undefined && config.audit.sink !== 'file') {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['audit', 'rotate'],
+      message: 'only a file sink rotates (audit.sink "file")',
+    });
+  }
+  if (config.audit.rotate !== undefined && !config.audit.rotate.maxBytes && !config.audit.rotate.interval) {
+    ctx.addIssue({ code: 'custom', path: ['audit', 'rotate'], message: 'give maxBytes, interval or both' });
+  }
   if (config.auth.mode === 'jwt' && config.server.publicUrl === undefined) {
     ctx.addIssue({
       code: 'custom',

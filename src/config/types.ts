@@ -107,8 +107,12 @@ export type Config = Readonly<Omit<ParsedConfig, Resolved>> & {
   readonly databases: readonly DatabaseConfig[];
   /** `path` absolute, or null when the sink is stderr. */
   readonly audit: Frozen<
-    Omit<ParsedConfig['audit'], 'path' | 'hmacKeyFile' | 'hmacKeyEnv'> & {
+    Omit<ParsedConfig['audit'], 'path' | 'hmacKeyFile' | 'hmacKeyEnv' | 'rotate' | 'otlp'> & {
       path: string | null;
+      /** When the file sink begins a new file (both null: never). */
+      rotate: { maxBytes: number | null; interval: 'hourly' | 'daily' | null };
+      /** The collector every record is also shipped to, or null. */
+      otlp: NonNullable<ParsedConfig['audit']['otlp']> | null;
       /** The chain's HMAC key, read from its file or variable; null for a plain SHA-256 chain. */
       hmacKey: string | null;
     }

@@ -75,6 +75,26 @@ describe('configuration', () => {
     ['roots: [{ name: a, uri: ./a, read: ["docs/../.."] }]\n', 'roots[0].read[0]', /"\.\." segments/],
     ['server: { host: 0.0.0.0 }\nroots: [{ name: a, uri: ./a }]\n', 'server.host', /non-loopback.*authentication/],
     ['audit: { sink: file }\nroots: [{ name: a, uri: ./a }]\n', 'audit.path', /required/],
+    [
+      'audit: { sink: stderr, rotate: { maxBytes: 1000000 } }\nroots: [{ name: a, uri: ./a }]\n',
+      'audit.rotate',
+      /only a file sink rotates/,
+    ],
+    [
+      'audit: { sink: file, path: ./a.log, rotate: {} }\nroots: [{ name: a, uri: ./a }]\n',
+      'audit.rotate',
+      /maxBytes, interval/,
+    ],
+    [
+      'audit: { sink: file, path: ./a.log, rotate: { maxBytes: 100 } }\nroots: [{ name: a, uri: ./a }]\n',
+      'audit.rotate.maxBytes',
+      /4096/,
+    ],
+    [
+      'audit: { otlp: { endpoint: "grpc://collector:4317" } }\nroots: [{ name: a, uri: ./a }]\n',
+      'audit.otlp.endpoint',
+      /./,
+    ],
     ['roots: [{ uri: ./a }]\n', 'roots[0].name', /required/],
     [
       'auth: { mode: jwt, jwt: { issuer: "https://i", jwksUrl: "https://i/jwks" } }\nroots: [{ name: a, uri: ./a }]\n',

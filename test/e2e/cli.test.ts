@@ -50,6 +50,14 @@ describe('the mcpd command', () => {
     });
   });
 
+  it('refuses an audit sink on stdout in stdio mode, where stdout carries the protocol, naming the key', async () => {
+    const result = await runMcpd(['stdio', '--config', demo.config], { MCPD_AUDIT_SINK: 'stdout' });
+    // A configuration error, as every invalid configuration exits.
+    expect(result.code).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toMatch(/audit\.sink: "stdout" cannot be used with --stdio/);
+  });
+
   it('refuses usage errors with exit code 2', async () => {
     expect((await runCli(['explain', 'x'])).code).toBe(2);
     expect((await runCli(['explain', 'x', '--op', 'delete'])).code).toBe(2);

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAudit, waitForAudit } from '../helpers/audit.js';
-import { modernHttpClient } from '../helpers/clients.js';
+import { errorCode, modernHttpClient } from '../helpers/clients.js';
 import { runCommand } from '../helpers/process.js';
 import { messagesOf, postLegacy, postModern, rawRequest } from '../helpers/raw.js';
 import { startServer, type TestServer } from '../helpers/server.js';
@@ -15,7 +15,7 @@ import { demoCopy } from '../helpers/workspace.js';
 /** Regression tests for what an attacker found (issue 9), each against the running server. */
 
 type Result = { isError?: boolean; content: { text?: string }[]; _meta?: Record<string, unknown> };
-const codeOf = (result: Result) => (result._meta?.['dev.mcpd/error'] as { code?: string } | undefined)?.code;
+const codeOf = errorCode;
 
 describe('H2: a hostile glob cannot freeze the event loop', () => {
   let demo: Awaited<ReturnType<typeof demoCopy>>;

@@ -3,7 +3,7 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/client';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { modernHttpClient } from '../helpers/clients.js';
+import { errorCode, modernHttpClient } from '../helpers/clients.js';
 import { runCommand, type ServingProcess, serveMcpd } from '../helpers/process.js';
 import { messagesOf, modernRequest, postLegacy } from '../helpers/raw.js';
 import {
@@ -73,7 +73,7 @@ type Result = {
 /** The matches of a search_files answer read off the wire. */
 const matchesOf = (message: Record<string, unknown> | undefined) =>
   (message?.result as { structuredContent?: { matches?: unknown[] } } | undefined)?.structuredContent?.matches;
-const codeOf = (result: Result) => (result._meta?.['dev.mcpd/error'] as { code?: string } | undefined)?.code;
+const codeOf = errorCode;
 
 const HUGE_FILES = 50_000;
 const hugeName = (i: number) => `f-${String(i).padStart(5, '0')}.md`;

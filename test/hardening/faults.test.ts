@@ -3,7 +3,7 @@ import { chmod, mkdir, readdir, readFile, rm, truncate, writeFile } from 'node:f
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readAudit, waitForAudit } from '../helpers/audit.js';
-import { modernHttpClient } from '../helpers/clients.js';
+import { errorCode, modernHttpClient } from '../helpers/clients.js';
 import { runCommand, serveMcpd } from '../helpers/process.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { requireCommand } from '../helpers/tools.js';
@@ -22,7 +22,7 @@ type Result = {
   structuredContent?: Record<string, unknown>;
   _meta?: Record<string, unknown>;
 };
-const codeOf = (result: Result) => (result._meta?.['dev.mcpd/error'] as { code?: string } | undefined)?.code;
+const codeOf = errorCode;
 
 /** A tmpfs of `size` mounted at a fresh directory; unmounted by the returned function. */
 async function smallFileSystem(size: string): Promise<{ dir: string; unmount: () => Promise<void> }> {

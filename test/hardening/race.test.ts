@@ -5,6 +5,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditRecord } from '../../src/audit/record.js';
 import { readAudit, waitForAudit } from '../helpers/audit.js';
+import { errorCode } from '../helpers/clients.js';
 import { prng } from '../helpers/random.js';
 import { messagesOf, postModern } from '../helpers/raw.js';
 import { startServer, type TestServer } from '../helpers/server.js';
@@ -50,7 +51,7 @@ interface Call {
 
 type Answer = { isError?: boolean; _meta?: Record<string, unknown> };
 
-const codeOf = (result: Answer) => (result._meta?.['dev.mcpd/error'] as { code?: string } | undefined)?.code;
+const codeOf = errorCode;
 
 describe('a directory swapped for a symlink to outside while calls run', () => {
   let tmp: { dir: string; cleanup: () => Promise<void> };

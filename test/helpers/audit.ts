@@ -2,12 +2,15 @@ import { readFile } from 'node:fs/promises';
 import type { AuditRecord } from '../../src/audit/record.js';
 import { until, WaitTimeout } from './wait.js';
 
+/** The chain's own records: a process's genesis, a reload, a new file. */
+const CHAIN_OPS = new Set(['genesis', 'reload', 'rotate']);
+
 /**
- * Parses the access records of an audit file: every line, but for the chain's own records (a
- * process's genesis, a reload); a line that is not a JSON record fails the test.
+ * Parses the access records of an audit file: every line, but for the chain's own records; a line
+ * that is not a JSON record fails the test.
  */
 export async function readAudit(file: string): Promise<AuditRecord[]> {
-  return (await readAuditChain(file)).filter((record) => record.method !== 'process' && record.op !== 'reload');
+  return (await readAuditChain(file)).filter((record) => !CHAIN_OPS.has(record.op));
 }
 
 /** Every record of an audit file, the chain's own included. */

@@ -52,3 +52,8 @@ function inheritEnv(): Record<string, string> {
   }
   return env;
 }
+
+/** The catalogue code mcpd puts on a tool result's `_meta` when the call failed (e.g. UNAVAILABLE). */
+export function errorCode(result: { _meta?: Record<string, unknown> }): string | undefined {
+  return (result._meta?.['dev.mcpd/error'] as { code?: string } | undefined)?.code;
+}
