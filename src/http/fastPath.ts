@@ -252,6 +252,7 @@ export async function answer(
   } catch (error) {
     options.onInternalError(error);
     context.outcome.errorType = '-32603';
+    context.outcome.errorCode = 'INTERNAL';
     const frame = errorFrame({ code: -32603, message: 'Internal server error' }, request.id);
     if (res.destroyed) return;
     if (stream.started) {

@@ -241,6 +241,17 @@ export async function serveExchange(
       { mcp_method_name: summary.method, gen_ai_tool_name: summary.tool ?? '', error_type: errorType ?? '' },
       seconds,
     );
+    if (errorType) {
+      // The catalogue code when there is one; else what the wire says (a JSON-RPC code, an HTTP status).
+      const code =
+        context.outcome.errorCode ??
+        (errorType.startsWith('-')
+          ? `JSONRPC_${errorType}`
+          : errorType === 'tool_error'
+            ? 'TOOL_ERROR'
+            : `HTTP_${status}`);
+      deps.metrics.requestErrors.inc({ mcp_method_name: summary.method, code });
+    }
     if (traced) {
       if (errorType) {
         traced.span.setAttribute('error.type', errorType);

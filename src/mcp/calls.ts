@@ -6,7 +6,7 @@ import type { Caller } from '../access/gate.js';
 import { isMcpdError, McpdError, notFoundOrDenied } from '../errors.js';
 import type { Principal } from '../policy/types.js';
 import type { McpServices, Outcome, StreamFlow } from './context.js';
-import { type InternalErrorReporter, toProtocolError, toToolError } from './errors.js';
+import { failureCode, type InternalErrorReporter, toProtocolError, toToolError } from './errors.js';
 import { type ToolContext, type ToolDefinition, toolResult } from './toolkit.js';
 import { decodeCursor, encodeCursor } from './tools/common.js';
 
@@ -84,6 +84,7 @@ export async function callTool(tool: ToolDefinition, args: unknown, call: ToolCa
     const failure = toToolError(signal.aborted ? stoppedBy(signal) : error, caller.requestId, call.reportInternal);
     // The conventions' error.type for a tool that answered isError.
     call.outcome.errorType = 'tool_error';
+    call.outcome.errorCode = failureCode(failure);
     return failure;
   } finally {
     clearTimeout(timer);
@@ -125,6 +126,7 @@ export function boundResult(
   const max = call.services.config.limits.maxResultBytes;
   if (bytes <= max) return result;
   call.outcome.errorType = 'tool_error';
+  call.outcome.errorCode = 'TOO_LARGE';
   const error = new McpdError(
     'TOO_LARGE',
     `the result is ${bytes} bytes, above the ${max}-byte response limit; ` +
@@ -145,6 +147,7 @@ export interface ResourceCall {
 function failed(call: ResourceCall, error: unknown, uri?: string): Error {
   const failure = toProtocolError(error, call.caller.requestId, call.reportInternal, uri);
   call.outcome.errorType = String(failure.code);
+  call.outcome.errorCode = failureCode(failure);
   return failure;
 }
 

@@ -35,6 +35,11 @@ export const ALWAYS_WRITABLE: StreamFlow = { whenWritable: () => Promise.resolve
 export interface Outcome {
   /** The JSON-RPC error code of a protocol error, or `tool_error` for an isError result. */
   errorType?: string;
+  /**
+   * The catalogue code it failed with (INTERNAL, UNAVAILABLE, NOT_FOUND_OR_DENIED, ...): what tells
+   * a fault of the server from a refusal of the client, for the availability objective.
+   */
+  errorCode?: string;
 }
 
 /**

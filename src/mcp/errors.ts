@@ -30,6 +30,13 @@ export function toToolError(error: unknown, requestId: string, report: InternalE
   };
 }
 
+/** The catalogue code a failed tool result or protocol error carries (undefined for anything else). */
+export function failureCode(failure: CallToolResult | ProtocolError): string | undefined {
+  const data = failure instanceof ProtocolError ? failure.data : failure._meta?.[ERROR_META_KEY];
+  const code = (data as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
 /**
  * A failure of a non-tool request (resources/read, resources/list): a JSON-RPC error. A resource
  * that is missing or refused is the spec's resource-not-found, which echoes the URI as requested.

@@ -27,6 +27,7 @@ export type RejectionReason =
 export class Metrics {
   readonly registry = new Registry();
   readonly operationDuration: Histogram<'mcp_method_name' | 'gen_ai_tool_name' | 'error_type'>;
+  readonly requestErrors: Counter<'mcp_method_name' | 'code'>;
   readonly inFlight: Gauge;
   readonly policyDecisions: Counter<'root' | 'operation' | 'decision'>;
   readonly fileBytes: Counter<'direction'>;
@@ -55,6 +56,15 @@ export class Metrics {
       help: 'Duration of MCP requests handled by the server (OpenTelemetry mcp.server.operation.duration).',
       labelNames: ['mcp_method_name', 'gen_ai_tool_name', 'error_type'],
       buckets: OPERATION_BUCKETS,
+      registers,
+    });
+    this.requestErrors = new Counter({
+      name: 'mcpd_request_errors_total',
+      help:
+        'MCP requests that failed, by method and catalogue code (INTERNAL, UNAVAILABLE, TIMEOUT are faults of the ' +
+        'server; NOT_FOUND_OR_DENIED, INVALID_ARGUMENT, RATE_LIMITED and the like are answers to the client), ' +
+        'HTTP_<status> or JSONRPC_<code> for failures without one.',
+      labelNames: ['mcp_method_name', 'code'],
       registers,
     });
     this.inFlight = new Gauge({ name: 'mcpd_requests_in_flight', help: 'MCP requests being served.', registers });

@@ -12,10 +12,15 @@ export interface PrometheusServer {
   stop(): Promise<void>;
 }
 
-/** A real Prometheus (Debian's package) on loopback, scraping `targets` every second. */
+/**
+ * A real Prometheus (Debian's package) on loopback, scraping `targets` every second; with
+ * `options`, evaluating rule files every second and sending what fires to an Alertmanager.
+ * `targetsUp`: how many targets must be up before it is handed over (all, by default).
+ */
 export async function startPrometheus(
   dir: string,
   targets: readonly { host: string; path: string }[],
+  options: { ruleFiles?: readonly string[]; alertmanager?: string; job?: string } = {},
 ): Promise<PrometheusServer> {
   const binary = requireCommand('prometheus');
   const port = await freePort();
@@ -25,14 +30,27 @@ export async function startPrometheus(
     config,
     [
       'global: { scrape_interval: 1s, evaluation_interval: 1s }',
+      ...(options.ruleFiles ? ['rule_files:', ...options.ruleFiles.map((file) => `  - ${file}`)] : []),
+      ...(options.alertmanager
+        ? ['alerting:', '  alertmanagers:', `    - static_configs: [{ targets: ["${options.alertmanager}"] }]`]
+        : []),
       'scrape_configs:',
-      ...targets.map((target, index) =>
-        [
-          `  - job_name: mcpd${index === 0 ? '' : `-${index}`}`,
-          `    metrics_path: ${target.path}`,
-          `    static_configs: [{ targets: ["${target.host}"] }]`,
-        ].join('\n'),
-      ),
+      ...(options.job
+        ? [
+            // One job, as in deploy/prometheus: the targets are replicas of one service.
+            [
+              `  - job_name: ${options.job}`,
+              `    metrics_path: ${targets[0]?.path ?? '/metrics'}`,
+              `    static_configs: [{ targets: [${targets.map((target) => `"${target.host}"`).join(', ')}] }]`,
+            ].join('\n'),
+          ]
+        : targets.map((target, index) =>
+            [
+              `  - job_name: mcpd${index === 0 ? '' : `-${index}`}`,
+              `    metrics_path: ${target.path}`,
+              `    static_configs: [{ targets: ["${target.host}"] }]`,
+            ].join('\n'),
+          )),
       '',
     ].join('\n'),
   );

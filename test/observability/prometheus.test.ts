@@ -56,15 +56,45 @@ describe('metrics, checked by a real Prometheus', () => {
     await demo?.cleanup();
   });
 
-  it('passes promtool check config, check rules and test rules on deploy/prometheus', () => {
+  it('passes promtool check config, check rules and test rules on deploy/prometheus, and amtool on deploy/alertmanager', () => {
     for (const args of [
       ['check', 'config', 'prometheus.yml'],
-      ['check', 'rules', 'rules/mcpd-alerts.yml'],
-      ['test', 'rules', 'tests/mcpd-alerts.test.yml'],
+      ['check', 'rules', 'rules/mcpd-alerts.yml', 'rules/mcpd-slo.yml'],
+      ['test', 'rules', 'tests/mcpd-alerts.test.yml', 'tests/mcpd-slo.test.yml'],
     ]) {
       const run = spawnSync('promtool', args, { cwd: DEPLOY, encoding: 'utf8' });
       expect(run.status, `promtool ${args.join(' ')}\n${run.stdout}${run.stderr}`).toBe(0);
     }
+    const amtool = spawnSync(
+      requireCommand('amtool'),
+      ['check-config', join(REPO, 'deploy/alertmanager/alertmanager.yml')],
+      {
+        encoding: 'utf8',
+      },
+    );
+    expect(amtool.status, amtool.stdout + amtool.stderr).toBe(0);
+  });
+
+  it('gives every alert a summary, a description and a runbook link to a section that exists', async () => {
+    const runbooks = await readFile(join(REPO, 'docs/runbooks.md'), 'utf8');
+    const sections = new Set([...runbooks.matchAll(/^## (\S+)$/gm)].map((m) => (m[1] as string).toLowerCase()));
+    const alerts: string[] = [];
+    for (const file of ['rules/mcpd-alerts.yml', 'rules/mcpd-slo.yml']) {
+      const text = await readFile(join(DEPLOY, file), 'utf8');
+      // Each alert's block: from its name to the next rule.
+      for (const block of text.split(/\n\s+- (?=alert:|record:)/).filter((b) => b.startsWith('alert:'))) {
+        const name = /^alert: (\w+)/.exec(block)?.[1] as string;
+        alerts.push(name);
+        expect(block, name).toMatch(/\n\s+summary: "[^"]+"/);
+        expect(block, name).toMatch(/\n\s+description: "[^"]+"/);
+        const link = /\n\s+runbook_url: "docs\/runbooks\.md#([a-z0-9-]+)"/.exec(block)?.[1];
+        expect(link, `${name} has a runbook_url`).toBe(name.toLowerCase());
+        expect(sections.has(link as string), `docs/runbooks.md has a section ${name}`).toBe(true);
+      }
+    }
+    expect(alerts).toHaveLength(12);
+    // And no section runs on for an alert that no longer exists.
+    expect([...sections].sort()).toEqual(alerts.map((a) => a.toLowerCase()).sort());
   });
 
   it('exposes metrics that promtool check metrics accepts, with bounded labels', async () => {
@@ -179,5 +209,20 @@ describe('metrics, checked by a real Prometheus', () => {
       for (const name of metricNames(expr as string))
         expect(names.has(name), `alert rule refers to ${name}`).toBe(true);
     }
+    // The SLO rules name exported metrics, or the series they record themselves.
+    const sloText = await readFile(join(DEPLOY, 'rules/mcpd-slo.yml'), 'utf8');
+    const recorded = new Set([...sloText.matchAll(/record: (\S+)/g)].map((m) => m[1] as string));
+    const functions = new Set(['vector', 'scalar']);
+    let checked = 0;
+    for (const [, expr] of sloText.matchAll(
+      /expr: (?:\|\n)?([\s\S]*?)\n\s+(?:labels|- record|- alert|- name|annotations):/g,
+    )) {
+      for (const name of metricNames(expr as string)) {
+        if (functions.has(name)) continue;
+        checked += 1;
+        expect(names.has(name) || recorded.has(name), `SLO rule refers to ${name}`).toBe(true);
+      }
+    }
+    expect(checked).toBeGreaterThan(20);
   });
 });
