@@ -60,10 +60,7 @@ export class Metrics {
     });
     this.requestErrors = new Counter({
       name: 'mcpd_request_errors_total',
-      help:
-        'MCP requests that failed, by method and catalogue code (INTERNAL, UNAVAILABLE, TIMEOUT are faults of the ' +
-        'server; NOT_FOUND_OR_DENIED, INVALID_ARGUMENT, RATE_LIMITED and the like are answers to the client), ' +
-        'HTTP_<status> or JSONRPC_<code> for failures without one.',
+      help: 'MCP requests that failed, by method and catalogue code.',
       labelNames: ['mcp_method_name', 'code'],
       registers,
     });
