@@ -95,7 +95,9 @@ describe('deploy/compose.yaml', () => {
     expect(nginx.volumes).toContain(`${join(REPO, 'deploy/nginx/upstreams.conf')}:/etc/nginx/upstreams.conf:ro`);
     expect(nginx.volumes).toContain(`${join(REPO, 'deploy/nginx/tls')}:/etc/nginx/tls:ro`);
     expect(nginx.build?.dockerfile).toBe('deploy/nginx/Dockerfile');
-    for (const name of ['redis', 'prometheus']) expect((resolved.services[name] as Service).healthcheck).toBeDefined();
+    for (const name of ['redis', 'prometheus', 'alertmanager']) {
+      expect((resolved.services[name] as Service).healthcheck).toBeDefined();
+    }
   });
 
   it('agrees with the files it mounts: mcpd config, nginx upstreams and Prometheus targets', async () => {
@@ -145,6 +147,13 @@ describe('deploy/compose.yaml', () => {
     expect(prometheus.scrape_configs[0].static_configs[0].targets).toEqual(
       REPLICAS.map((name) => `${name}:${config.metrics.port}`),
     );
+    // Prometheus loads every rule file and sends what fires to the stack's Alertmanager, which
+    // reads deploy/alertmanager (amtool-checked in test/observability/prometheus.test.ts).
+    expect(prometheus.rule_files).toEqual(['rules/mcpd-alerts.yml', 'rules/mcpd-slo.yml']);
+    expect(prometheus.alerting.alertmanagers[0].static_configs[0].targets).toEqual(['alertmanager:9093']);
+    const alertmanager = resolved.services.alertmanager as Service;
+    expect(alertmanager.volumes).toContain(`${join(REPO, 'deploy/alertmanager')}:/etc/alertmanager:ro`);
+    expect((resolved.services.prometheus as Service).depends_on?.alertmanager).toBeDefined();
     expect(config.server.maxBodyBytes).toBe(4 * 1024 * 1024);
     expect(await readFile(join(REPO, 'deploy/nginx/nginx.conf'), 'utf8')).toMatch(/client_max_body_size 4m;/);
   });
