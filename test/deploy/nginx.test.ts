@@ -372,6 +372,57 @@ describe('deploy/nginx/nginx.conf in front of three mcpd replicas', () => {
     expect(await accessLog()).toContain(`"request_id":"${id}"`);
   });
 
+  it("ties one request to one trace id in nginx's access log, the replica's span and its audit line", async () => {
+    const call = mcpRequest('tools/call', { name: 'read_file', arguments: { path: 'README.md' } });
+    const spanOf = (requestId: string) =>
+      receiver?.spans.find((s) => s.kind === 2 && attribute(s, 'mcpd.request.id') === requestId);
+    const traced = async (requestId: string, traceparent?: string) => {
+      const headers = { ...call.headers, 'x-request-id': requestId, ...(traceparent ? { traceparent } : {}) };
+      const reply = await https('/mcp', { ...call, headers });
+      expect(reply.status, reply.body).toBe(200);
+      const line = await accessLogLine(requestId);
+      await until(() => spanOf(requestId), {
+        what: `the span of ${requestId}`,
+        timeoutMs: 10_000,
+        intervalMs: 50,
+      });
+      let audit: AuditRecord | undefined;
+      await until(
+        async () => {
+          audit = (await Promise.all(auditFiles.map((file) => readAudit(file))))
+            .flat()
+            .find((r) => r.requestId === requestId);
+          return audit !== undefined;
+        },
+        { what: `the audit record of ${requestId}`, timeoutMs: 5000, intervalMs: 25 },
+      );
+      return { line, span: spanOf(requestId) as OtlpSpan, audit: audit as AuditRecord };
+    };
+
+    // No traceparent from the client: nginx starts the trace.
+    const edge = await traced('nginx-trace-edge');
+    expect(edge.line.trace_id).toMatch(/^[0-9a-f]{32}$/);
+    expect(edge.span.traceId).toBe(edge.line.trace_id);
+    expect(edge.audit.traceId).toBe(edge.line.trace_id);
+    // nginx stands as the span's parent, with an id derived from the same request id.
+    expect(edge.span.parentSpanId).toBe(String(edge.line.trace_id).slice(16));
+
+    // The client's own trace context is carried through unchanged.
+    const clientTrace = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const client = await traced('nginx-trace-client', `00-${clientTrace}-00f067aa0ba902b7-01`);
+    expect([client.line.trace_id, client.span.traceId, client.audit.traceId]).toEqual([
+      clientTrace,
+      clientTrace,
+      clientTrace,
+    ]);
+    expect(client.span.parentSpanId).toBe('00f067aa0ba902b7');
+
+    // A malformed one is replaced by nginx's, never passed on.
+    const bad = await traced('nginx-trace-bad', '00-not-a-trace-01');
+    expect(bad.span.traceId).toMatch(/^[0-9a-f]{32}$/);
+    expect([bad.line.trace_id, bad.audit.traceId]).toEqual([bad.span.traceId, bad.span.traceId]);
+  }, 30_000);
+
   it('attributes requests to the client address nginx saw (X-Forwarded-For), not to nginx or a forged header', async () => {
     // The client connects from 127.0.0.5; nginx reaches the replicas from 127.0.0.1, which they trust.
     const call = mcpRequest('tools/call', { name: 'read_file', arguments: { path: 'README.md' } });
