@@ -6,6 +6,8 @@ set -euo pipefail
 declare -A PACKAGE_OF=(
   [prometheus]=prometheus
   [promtool]=prometheus
+  [prometheus-alertmanager]=prometheus-alertmanager
+  [amtool]=prometheus-alertmanager
   [openssl]=openssl
   [nginx]=nginx
   [dockerd]=docker.io
