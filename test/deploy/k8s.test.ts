@@ -82,6 +82,7 @@ interface ConfigMapGenerator {
   readonly name: string;
   readonly files?: string[];
   readonly literals?: string[];
+  readonly options?: { readonly labels?: Record<string, string> };
 }
 
 interface Kustomization {
@@ -262,7 +263,15 @@ function handRender(dir: string): Manifest[] {
     out.push({
       where: `${rel(k.file)} configMapGenerator ${generator.name}`,
       file: k.file,
-      doc: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: generator.name }, data },
+      doc: {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: {
+          name: generator.name,
+          ...(generator.options?.labels ? { labels: { ...generator.options.labels } } : {}),
+        },
+        data,
+      },
     });
   }
   for (const { doc } of out) {
@@ -773,7 +782,7 @@ describe('deploy/k8s', () => {
 
   it('every pod template is hardened: resources, probes, non-root, read-only root, no privileges, seccomp', () => {
     const deployments = byKind<IDeployment>(manifests, 'Deployment');
-    expect(deployments.map((d) => d.metadata?.name).sort()).toEqual(['mcpd', 'redis']);
+    expect(deployments.map((d) => d.metadata?.name).sort()).toEqual(['alertmanager', 'mcpd', 'redis']);
     for (const d of deployments) {
       const name = d.metadata?.name;
       const pod = d.spec?.template.spec;
@@ -999,5 +1008,28 @@ describe('deploy/k8s', () => {
     expect(ingress.spec?.rules?.[0]?.http?.paths.map((p) => p.path)).toContain(publicUrl.pathname);
     expect(config.server.allowedHosts).toContain(publicUrl.hostname);
     expect(config.server.maxBodyBytes).toBe(4_194_304);
+  });
+
+  it('runs the Alertmanager of deploy/alertmanager in the overlay, reachable on the port Prometheus sends to', () => {
+    const generatedConfig = named<IConfigMap>(overlay, 'ConfigMap', 'alertmanager-config');
+    expect(generatedConfig.data?.['alertmanager.yml']).toBe(
+      readFileSync(join(REPO, 'deploy/alertmanager/alertmanager.yml'), 'utf8'),
+    );
+    const deployment = named<IDeployment>(overlay, 'Deployment', 'alertmanager');
+    const container = only(deployment.spec?.template.spec?.containers ?? [], 'alertmanager container');
+    expect(container.args).toContain('--config.file=/etc/alertmanager/alertmanager.yml');
+    // One replica, so no gossip listener is opened.
+    expect(container.args).toContain('--cluster.listen-address=');
+    const mount = container.volumeMounts?.find((m) => m.mountPath === '/etc/alertmanager');
+    const volume = deployment.spec?.template.spec?.volumes?.find((v) => v.name === mount?.name);
+    expect(volume?.configMap?.name).toBe('alertmanager-config');
+    const service = named<IService>(overlay, 'Service', 'alertmanager');
+    expect(service.spec?.ports?.map((p) => p.port)).toEqual([9093]);
+    const prometheus = parse(readFileSync(join(REPO, 'deploy/prometheus/prometheus.yml'), 'utf8'));
+    expect(prometheus.alerting.alertmanagers[0].static_configs[0].targets[0]).toMatch(/:9093$/);
+    // The dashboards reach the Grafana sidecar by label.
+    const dashboards = named<IConfigMap>(overlay, 'ConfigMap', 'grafana-dashboards');
+    expect(dashboards.metadata?.labels?.grafana_dashboard).toBe('1');
+    expect(Object.keys(dashboards.data ?? {})).toEqual(['mcpd-dashboard.json']);
   });
 });

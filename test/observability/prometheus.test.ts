@@ -185,7 +185,7 @@ describe('metrics, checked by a real Prometheus', () => {
   it('has a Grafana dashboard whose every query parses and names only metrics mcpd exports', async () => {
     const dashboard = JSON.parse(await readFile(join(REPO, 'deploy/grafana/mcpd-dashboard.json'), 'utf8')) as {
       panels: { title: string; targets: { expr: string }[] }[];
-      templating: { list: { name: string; definition?: string }[] };
+      templating: { list: { name: string; query?: { query?: string } }[] };
     };
     const names = exported(await (await fetch(metricsUrl)).text());
     const expressions = dashboard.panels.flatMap((panel) =>
@@ -198,7 +198,7 @@ describe('metrics, checked by a real Prometheus', () => {
       for (const name of metricNames(concrete)) expect(names.has(name), `${panel} refers to ${name}`).toBe(true);
     }
     const replica = dashboard.templating.list.find((variable) => variable.name === 'instance');
-    expect(replica?.definition).toBe('label_values(mcpd_build_info, instance)');
+    expect(replica?.query?.query).toBe('label_values(mcpd_build_info, instance)');
     // The alert rules too name only exported metrics.
     const rules = execFileSync('promtool', ['check', 'rules', '--lint=none', join(DEPLOY, 'rules/mcpd-alerts.yml')], {
       encoding: 'utf8',
