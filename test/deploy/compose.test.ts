@@ -77,7 +77,10 @@ describe('deploy/compose.yaml', () => {
       expect(service.deploy?.resources.limits.memory).toBe('1G');
       expect(service.deploy?.resources.reservations).toEqual({ cpus: '0.5', memory: '256M' });
       expect(service.healthcheck?.test).toEqual(['CMD', 'mcpd', 'healthcheck']);
-      expect(service.depends_on).toEqual({ redis: { condition: 'service_healthy' } });
+      expect(service.depends_on).toEqual({
+        redis: { condition: 'service_healthy' },
+        'otel-collector': { condition: 'service_started' },
+      });
       // The seed's two roots: the project read-write, the templates read-only.
       expect(service.volumes).toContain(`${join(REPO, 'demo/workspace/mcp-demo')}:/workspace/mcp-demo:rw`);
       expect(service.volumes).toContain(`${join(REPO, 'demo/shared/templates')}:/shared/templates:ro`);
