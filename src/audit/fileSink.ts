@@ -2,7 +2,7 @@ import { existsSync, type Stats, statSync } from 'node:fs';
 import { type FileHandle, mkdir, open, rename } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import type { AuditRecord } from './record.js';
-import { type AuditSink, MAX_PENDING_AUDIT_BYTES, type RotationReason } from './sink.js';
+import { type AuditSink, Drain, MAX_PENDING_AUDIT_BYTES, type RotationReason } from './sink.js';
 
 /** When a file is closed and a new one begun. */
 export interface RotationPolicy {
@@ -51,9 +51,8 @@ export class FileAuditSink implements AuditSink {
   private periodEnds: number;
   private running = false;
   private failure: Error | undefined;
-  private retry: NodeJS.Timeout | undefined;
   private closed = false;
-  private readonly idle: (() => void)[] = [];
+  private readonly drain = new Drain(() => this.busy());
   private lastRotatedName = '';
 
   constructor(
@@ -124,33 +123,20 @@ export class FileAuditSink implements AuditSink {
   }
 
   flush(): Promise<void> {
-    if (!this.busy()) return Promise.resolve();
-    return new Promise((resolve) => this.idle.push(resolve));
+    return this.drain.settled();
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    // A failing file is tried again for a while (its retry timer now holds the process open).
-    this.retry?.ref();
-    const deadline = Date.now() + CLOSE_BUDGET_MS;
-    while (this.busy() && Date.now() < deadline) {
-      let timer: NodeJS.Timeout | undefined;
-      await new Promise<void>((resolve) => {
-        this.idle.push(resolve);
-        timer = setTimeout(resolve, RETRY_MS);
-      });
-      clearTimeout(timer);
-    }
-    clearTimeout(this.retry);
-    this.retry = undefined;
-    if (this.busy()) {
+    // A failing file is tried again for a while.
+    if (!(await this.drain.close(CLOSE_BUDGET_MS, RETRY_MS))) {
       this.events.onError?.(
         new Error(`closing with ${this.pending} bytes of audit records that could not be written to ${this.path}`),
       );
     }
     // Wait out a write in progress before the handle goes.
-    while (this.running) await new Promise<void>((resolve) => this.idle.push(resolve));
+    while (this.running) await this.drain.settled();
     await this.closeHandle();
   }
 
@@ -179,7 +165,7 @@ export class FileAuditSink implements AuditSink {
   }
 
   private kick(): void {
-    if (this.running || this.retry !== undefined) return;
+    if (this.running || this.drain.retrying) return;
     this.running = true;
     void this.run();
   }
@@ -215,17 +201,10 @@ export class FileAuditSink implements AuditSink {
     } catch (error) {
       if (this.failure === undefined) this.events.onError?.(error as Error);
       this.failure = error as Error;
-      this.retry = setTimeout(() => {
-        this.retry = undefined;
-        this.kick();
-      }, RETRY_MS);
-      // While closing, the retries are what the process waits for.
-      if (!this.closed) this.retry.unref();
+      this.drain.retryIn(RETRY_MS, () => this.kick());
     } finally {
       this.running = false;
-      if (!this.busy() || this.failure !== undefined) {
-        for (const resolve of this.idle.splice(0)) resolve();
-      }
+      if (!this.busy() || this.failure !== undefined) this.drain.settle();
     }
   }
 

@@ -4,7 +4,7 @@ import type * as OtlpLogs from '@opentelemetry/exporter-logs-otlp-http';
 import type * as OtelResources from '@opentelemetry/resources';
 import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import type { AuditRecord } from './record.js';
-import type { AuditSink } from './sink.js';
+import { type AuditSink, Drain } from './sink.js';
 
 /**
  * The OpenTelemetry logs exporter, loaded only when this sink is configured (as tracing loads its
@@ -58,10 +58,9 @@ export class OtlpAuditSink implements AuditSink {
   private inFlight = false;
   private scheduled = false;
   private failure: Error | undefined;
-  private retry: NodeJS.Timeout | undefined;
   private backoff = RETRY_FIRST_MS;
   private closed = false;
-  private readonly idle: (() => void)[] = [];
+  private readonly drain = new Drain(() => this.busy());
 
   constructor(
     private readonly settings: OtlpAuditSettings,
@@ -99,33 +98,20 @@ export class OtlpAuditSink implements AuditSink {
   }
 
   flush(): Promise<void> {
-    if (!this.busy()) return Promise.resolve();
-    return new Promise((resolve) => this.idle.push(resolve));
+    return this.drain.settled();
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.retry?.ref();
-    const deadline = Date.now() + CLOSE_BUDGET_MS;
-    while (this.busy() && Date.now() < deadline) {
-      let timer: NodeJS.Timeout | undefined;
-      await new Promise<void>((resolve) => {
-        this.idle.push(resolve);
-        timer = setTimeout(resolve, RETRY_FIRST_MS);
-      });
-      clearTimeout(timer);
-    }
-    clearTimeout(this.retry);
-    this.retry = undefined;
-    if (this.queue.length > 0) {
+    if (!(await this.drain.close(CLOSE_BUDGET_MS, RETRY_FIRST_MS))) {
       this.events.onError?.(
         new Error(
           `closing with ${this.queue.length} audit records the collector at ${this.settings.endpoint} did not take`,
         ),
       );
     }
-    while (this.inFlight) await new Promise<void>((resolve) => this.idle.push(resolve));
+    while (this.inFlight) await this.drain.settled();
     await this.exporter.shutdown().catch(() => {});
   }
 
@@ -135,7 +121,7 @@ export class OtlpAuditSink implements AuditSink {
 
   /** Next turn of the event loop: the records of this one travel together. */
   private schedule(): void {
-    if (this.scheduled || this.inFlight || this.retry !== undefined) return;
+    if (this.scheduled || this.inFlight || this.drain.retrying) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
@@ -160,14 +146,10 @@ export class OtlpAuditSink implements AuditSink {
       } else {
         if (this.failure === undefined) this.events.onError?.(error);
         this.failure = error;
-        this.retry = setTimeout(() => {
-          this.retry = undefined;
-          this.send();
-        }, this.backoff);
-        if (!this.closed) this.retry.unref();
+        this.drain.retryIn(this.backoff, () => this.send());
         this.backoff = Math.min(this.backoff * 2, RETRY_MAX_MS);
       }
-      if (!this.busy() || this.failure !== undefined) for (const resolve of this.idle.splice(0)) resolve();
+      if (!this.busy() || this.failure !== undefined) this.drain.settle();
     };
     try {
       this.exporter.export(

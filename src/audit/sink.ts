@@ -23,6 +23,69 @@ export interface AuditSink {
   close(): Promise<void>;
 }
 
+/**
+ * Who waits for a sink to write what it holds: flush() (until the next attempt ends) and close()
+ * (through failures and retries, within a budget).
+ */
+export class Drain {
+  private readonly waiting: (() => void)[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private closing = false;
+
+  constructor(private readonly busy: () => boolean) {}
+
+  /** Whether a retry is scheduled (nothing is attempted meanwhile). */
+  get retrying(): boolean {
+    return this.timer !== undefined;
+  }
+
+  /** Tries again in `ms`. The timer keeps the process up only while closing. */
+  retryIn(ms: number, attempt: () => void): void {
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      attempt();
+    }, ms);
+    if (!this.closing) this.timer.unref();
+  }
+
+  /**
+   * For close(): keeps the retries going until nothing is held or `budgetMs` has passed, then
+   * stops them. True when everything was written.
+   */
+  async close(budgetMs: number, tickMs: number): Promise<boolean> {
+    this.closing = true;
+    this.timer?.ref();
+    await this.within(budgetMs, tickMs);
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    return !this.busy();
+  }
+
+  /** Resolves when nothing is held, or when the next write attempt ends (a failure included). */
+  settled(): Promise<void> {
+    if (!this.busy()) return Promise.resolve();
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  /** A write attempt ended: wakes whoever waits. */
+  settle(): void {
+    for (const resolve of this.waiting.splice(0)) resolve();
+  }
+
+  /** Waits until nothing is held or `budgetMs` has passed, looking again at least every `tickMs`. */
+  async within(budgetMs: number, tickMs: number): Promise<void> {
+    const deadline = Date.now() + budgetMs;
+    while (this.busy() && Date.now() < deadline) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.waiting.push(resolve);
+        timer = setTimeout(resolve, tickMs);
+      });
+      clearTimeout(timer);
+    }
+  }
+}
+
 /** Records nothing: for commands that judge access without serving it (check-config, explain). */
 export const DISCARD_SINK: AuditSink = { healthy: true, write() {}, async flush() {}, async close() {} };
 

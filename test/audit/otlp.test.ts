@@ -33,13 +33,10 @@ describe('audit records over OTLP logs', () => {
     cleanups.push(() => receiver.close());
     const demo = await demoCopy();
     cleanups.push(demo.cleanup);
-    const config = join(demo.dir, 'shipped.yaml');
-    await writeFile(
-      config,
-      (await readFile(demo.config, 'utf8')).replace(
-        /^audit:\n {2}sink: stderr\n/m,
-        `audit:\n  sink: file\n  path: ./audit.log\n  otlp:\n    endpoint: ${receiver.url}\n    timeoutMs: 500\n    headers:\n      x-tenant: platform\nlimits:\n  rateLimit: { perSecond: 10000, burst: 10000 }\n`,
-      ),
+    const config = await demo.configWithAudit(
+      'shipped.yaml',
+      `  sink: file\n  path: ./audit.log\n  otlp:\n    endpoint: ${receiver.url}\n    timeoutMs: 500\n    headers:\n      x-tenant: platform\n`,
+      'limits:\n  rateLimit: { perSecond: 10000, burst: 10000 }\n',
     );
     const serving = await serveMcpd(['--config', config, '--port', '0']);
     cleanups.push(() => serving.stop());

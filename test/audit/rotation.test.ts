@@ -6,7 +6,7 @@ import { FileAuditSink } from '../../src/audit/fileSink.js';
 import { AuditLog } from '../../src/audit/log.js';
 import type { AuditRecord } from '../../src/audit/record.js';
 import { verifyAuditFiles } from '../../src/audit/verify.js';
-import { readAuditChain } from '../helpers/audit.js';
+import { ACCESS_FIELDS, readAuditChain } from '../helpers/audit.js';
 import { modernHttpClient } from '../helpers/clients.js';
 import { runMcpd, serveMcpd } from '../helpers/process.js';
 import { until } from '../helpers/wait.js';
@@ -29,37 +29,14 @@ async function auditFiles(dir: string, base: string): Promise<string[]> {
   return [...rotated.map((name) => join(dir, name)), join(dir, base)];
 }
 
-const ACCESS = {
-  requestId: 'r',
-  principal: 'p',
-  client: null,
-  userAgent: null,
-  transport: 'cli',
-  method: 'tools/call',
-  tool: 'read_file',
-  root: 'r',
-  path: 'a.md',
-  requested: 'a.md',
-  op: 'read',
-  decision: 'allow',
-  rule: 'read:**',
-  reason: 'test',
-  bytes: 1,
-  durationMs: 0,
-  outcome: 'ok',
-} as const;
-
 describe('audit file rotation', () => {
   it('rotates by size under load: sequence numbers contiguous across files, none split or lost, verify passes', async () => {
     const demo = await demoCopy();
     cleanups.push(demo.cleanup);
-    const config = join(demo.dir, 'rotating.yaml');
-    await writeFile(
-      config,
-      (await readFile(demo.config, 'utf8')).replace(
-        /^audit:\n {2}sink: stderr\n/m,
-        'audit:\n  sink: file\n  path: ./audit/mcpd.log\n  rotate:\n    maxBytes: 16384\nlimits:\n  rateLimit: { perSecond: 10000, burst: 10000 }\n',
-      ),
+    const config = await demo.configWithAudit(
+      'rotating.yaml',
+      '  sink: file\n  path: ./audit/mcpd.log\n  rotate:\n    maxBytes: 16384\n',
+      'limits:\n  rateLimit: { perSecond: 10000, burst: 10000 }\n',
     );
     const serving = await serveMcpd(['--config', config, '--port', '0']);
     cleanups.push(() => serving.stop());
@@ -164,12 +141,12 @@ describe('audit file rotation', () => {
     const sink = new FileAuditSink(path, { maxBytes: null, interval: 'hourly' }, { now: () => now });
     const log = new AuditLog(sink, () => new Date(now));
     log.genesis({ version: 't', host: 'h', pid: 1, configSha256: '' });
-    log.write(ACCESS);
+    log.write(ACCESS_FIELDS);
     now += 30_000;
-    log.write(ACCESS);
+    log.write(ACCESS_FIELDS);
     now += 60_000; // 10:00:30: a new hour
-    log.write(ACCESS);
-    log.write(ACCESS);
+    log.write(ACCESS_FIELDS);
+    log.write(ACCESS_FIELDS);
     await log.close();
 
     const names = (await readdir(dir)).sort();
@@ -210,7 +187,7 @@ describe('audit file rotation', () => {
       new FileAuditSink(path, { maxBytes: 4096, interval: null }, { now: () => now }),
       () => new Date(now),
     );
-    for (let i = 0; i < 40; i++) log.write(ACCESS);
+    for (let i = 0; i < 40; i++) log.write(ACCESS_FIELDS);
     await log.close();
     expect(await readFile(`${path}.20261130T120000.000Z`, 'utf8')).toBe('kept\n');
     const names = (await readdir(dir)).filter((name) => name !== 'audit.log.20261130T120000.000Z').sort();

@@ -3,32 +3,13 @@ import { AuditLog } from '../../src/audit/log.js';
 import { OtlpAuditSink } from '../../src/audit/otlpSink.js';
 import type { AuditRecord } from '../../src/audit/record.js';
 import { MemoryAuditSink, TeeAuditSink } from '../../src/audit/sink.js';
+import { ACCESS_FIELDS } from '../helpers/audit.js';
 
 /**
  * The sinks' bounds and health, with a scripted exporter in place of the network (the real
  * exporter against a receiver is test/audit/otlp.test.ts): how many records a sink holds before
  * it turns mcpd away, and that what it holds is delivered, in order, once it can be.
  */
-
-const ACCESS = {
-  requestId: 'r',
-  principal: 'p',
-  client: null,
-  userAgent: null,
-  transport: 'cli',
-  method: 'tools/call',
-  tool: 'read_file',
-  root: 'r',
-  path: 'a.md',
-  requested: 'a.md',
-  op: 'read',
-  decision: 'allow',
-  rule: 'read:**',
-  reason: 'test',
-  bytes: 1,
-  durationMs: 0,
-  outcome: 'ok',
-} as const;
 
 /** An exporter whose answers the test gives: each export waits until answered. */
 function scriptedExporter() {
@@ -65,9 +46,9 @@ describe('the OTLP sink', () => {
     const { calls, exporter } = scriptedExporter();
     const sink = new OtlpAuditSink(settings, {}, exporter as never);
     const log = new AuditLog(sink);
-    for (let i = 0; i < 100; i++) log.write(ACCESS);
+    for (let i = 0; i < 100; i++) log.write(ACCESS_FIELDS);
     expect(sink.healthy).toBe(true);
-    log.write(ACCESS);
+    log.write(ACCESS_FIELDS);
     expect(sink.healthy).toBe(false);
     expect(sink.pendingRecords).toBe(101);
     const seqs: number[] = [];
@@ -91,11 +72,11 @@ describe('the OTLP sink', () => {
       exporter as never,
     );
     const log = new AuditLog(sink);
-    for (let i = 0; i < 3; i++) log.write(ACCESS);
+    for (let i = 0; i < 3; i++) log.write(ACCESS_FIELDS);
     await waitFor(() => calls.length === 1);
     calls.shift()?.answer(false);
     expect(sink.healthy).toBe(false);
-    log.write(ACCESS);
+    log.write(ACCESS_FIELDS);
     // The retry (after its backoff) carries the same records first, with the one written since.
     await waitFor(() => calls.length === 1);
     const retried = calls.shift();
@@ -128,7 +109,7 @@ describe('several sinks', () => {
     // A tee of sinks without files has nothing to rotate, so the log writes no rotation record.
     const log = new AuditLog(tee);
     log.reopen();
-    log.write(ACCESS);
+    log.write(ACCESS_FIELDS);
     expect(memory.records.map((record) => record.op)).toEqual(['read']);
   });
 });

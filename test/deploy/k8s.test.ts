@@ -31,6 +31,7 @@ import { parse, parseAllDocuments } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { findCommand } from '../helpers/tools.js';
+import { typeCheckFile } from '../helpers/typecheck.js';
 import { REPO } from '../helpers/workspace.js';
 
 /**
@@ -640,7 +641,6 @@ describe('deploy/k8s', () => {
   });
 
   it('every manifest type-checks against kubernetes-types 1.30 with excess-property checks; a misspelling fails', () => {
-    const tsc = join(REPO, 'node_modules/.bin/tsc');
     // A CommonJS module (.cts): kubernetes-types ships extensionless .d.ts files without an exports map,
     // which only CommonJS resolution finds under NodeNext (ESM would need `.js` specifiers).
     const check = (name: string, manifests: readonly Manifest[]) => {
@@ -656,23 +656,7 @@ describe('deploy/k8s', () => {
       );
       const file = join(scratch, name);
       writeFileSync(file, `${imports.join('\n')}\n\n${body.join('\n')}`);
-      const run = spawnSync(
-        tsc,
-        [
-          '--ignoreConfig',
-          '--noEmit',
-          '--strict',
-          '--target',
-          'ES2022',
-          '--module',
-          'NodeNext',
-          '--moduleResolution',
-          'NodeNext',
-          file,
-        ],
-        { cwd: REPO, encoding: 'utf8', timeout: 20_000 },
-      );
-      return { status: run.status, output: `${run.stdout}${run.stderr}`, imports };
+      return { ...typeCheckFile(file), imports };
     };
 
     const good = check('manifests.cts', [...manifests, ...generated]);

@@ -1,9 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { freePort } from './ports.js';
+import { startJsonReceiver } from './receiver.js';
 import { requireCommand } from './tools.js';
 import { until } from './wait.js';
 
@@ -31,28 +30,11 @@ export interface WebhookReceiver {
 /** Where Alertmanager's webhook posts: a loopback server keeping every notification. */
 export async function startWebhookReceiver(): Promise<WebhookReceiver> {
   const notifications: WebhookNotification[] = [];
-  const server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (chunk: Buffer) => {
-      body += chunk;
-    });
-    req.on('end', () => {
-      notifications.push(JSON.parse(body) as WebhookNotification);
-      res.writeHead(200);
-      res.end();
-    });
+  const receiver = await startJsonReceiver((body) => {
+    notifications.push(body as WebhookNotification);
+    return 200;
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}/alerts`,
-    notifications,
-    close: () =>
-      new Promise((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+  return { url: `http://127.0.0.1:${receiver.port}/alerts`, notifications, close: () => receiver.close() };
 }
 
 export interface AlertmanagerServer {

@@ -50,3 +50,24 @@ export async function waitForAudit(
   }
   return matching;
 }
+
+/** The fields of a typical access record (a read allowed under a read rule), for unit tests of the audit log. */
+export const ACCESS_FIELDS = {
+  requestId: 'r',
+  principal: 'p',
+  client: null,
+  userAgent: null,
+  transport: 'cli',
+  method: 'tools/call',
+  tool: 'read_file',
+  root: 'r',
+  path: 'a.md',
+  requested: 'a.md',
+  op: 'read',
+  decision: 'allow',
+  rule: 'read:**',
+  reason: 'test',
+  bytes: 1,
+  durationMs: 0,
+  outcome: 'ok',
+} as const;

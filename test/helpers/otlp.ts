@@ -1,5 +1,4 @@
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { startJsonReceiver } from './receiver.js';
 
 export interface OtlpSpan {
   readonly traceId: string;
@@ -23,30 +22,12 @@ export interface SpanReceiver {
 /** An OTLP/HTTP (JSON) traces receiver on loopback, as a collector would be. */
 export async function startSpanReceiver(): Promise<SpanReceiver> {
   const spans: OtlpSpan[] = [];
-  const server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (chunk: Buffer) => {
-      body += chunk;
-    });
-    req.on('end', () => {
-      const payload = JSON.parse(body) as { resourceSpans: { scopeSpans: { spans: OtlpSpan[] }[] }[] };
-      for (const resource of payload.resourceSpans) for (const scope of resource.scopeSpans) spans.push(...scope.spans);
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end('{}');
-    });
+  const receiver = await startJsonReceiver((body) => {
+    const payload = body as { resourceSpans: { scopeSpans: { spans: OtlpSpan[] }[] }[] };
+    for (const resource of payload.resourceSpans) for (const scope of resource.scopeSpans) spans.push(...scope.spans);
+    return 200;
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}/v1/traces`,
-    spans,
-    close: () =>
-      new Promise((resolve) => {
-        server.close(() => resolve());
-        // Exporters in other processes keep their connections alive.
-        server.closeAllConnections();
-      }),
-  };
+  return { url: `http://127.0.0.1:${receiver.port}/v1/traces`, spans, close: () => receiver.close() };
 }
 
 /** The value of a span attribute, whatever its OTLP type (stringValue, intValue, ...). */
@@ -85,40 +66,29 @@ export async function startLogReceiver(): Promise<LogReceiver> {
   let accepting = true;
   let refused = 0;
   let headers: Record<string, string | string[] | undefined> = {};
-  const server = createServer((req, res) => {
-    headers = req.headers;
-    let body = '';
-    req.on('data', (chunk: Buffer) => {
-      body += chunk;
-    });
-    req.on('end', () => {
-      if (!accepting) {
-        refused += 1;
-        res.writeHead(503, { 'content-type': 'application/json' });
-        res.end('{}');
-        return;
-      }
-      const payload = JSON.parse(body) as {
-        resourceLogs: {
-          resource?: { attributes?: { key: string; value: Record<string, unknown> }[] };
-          scopeLogs: { logRecords: OtlpLogRecord[] }[];
-        }[];
-      };
-      for (const resourceLogs of payload.resourceLogs) {
-        const resource = Object.fromEntries(
-          (resourceLogs.resource?.attributes ?? []).map((a) => [a.key, Object.values(a.value)[0]]),
-        );
-        for (const scope of resourceLogs.scopeLogs)
-          for (const record of scope.logRecords) records.push({ record, resource });
-      }
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end('{}');
-    });
+  const receiver = await startJsonReceiver((body, requestHeaders) => {
+    headers = requestHeaders;
+    if (!accepting) {
+      refused += 1;
+      return 503;
+    }
+    const payload = body as {
+      resourceLogs: {
+        resource?: { attributes?: { key: string; value: Record<string, unknown> }[] };
+        scopeLogs: { logRecords: OtlpLogRecord[] }[];
+      }[];
+    };
+    for (const resourceLogs of payload.resourceLogs) {
+      const resource = Object.fromEntries(
+        (resourceLogs.resource?.attributes ?? []).map((a) => [a.key, Object.values(a.value)[0]]),
+      );
+      for (const scope of resourceLogs.scopeLogs)
+        for (const record of scope.logRecords) records.push({ record, resource });
+    }
+    return 200;
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}/v1/logs`,
+    url: `http://127.0.0.1:${receiver.port}/v1/logs`,
     records,
     get refused() {
       return refused;
@@ -132,11 +102,7 @@ export async function startLogReceiver(): Promise<LogReceiver> {
     up: () => {
       accepting = true;
     },
-    close: () =>
-      new Promise((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
+    close: () => receiver.close(),
   };
 }
 

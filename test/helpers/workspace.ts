@@ -32,6 +32,8 @@ export async function demoCopy(): Promise<{
   templates: string;
   /** Writes the demo config with `yaml` (top-level keys it lacks) appended to `name` beside it; returns its path. */
   configWith: (name: string, yaml: string) => Promise<string>;
+  /** Writes the demo config with its `audit:` section replaced by `audit` (YAML lines, indented) and `extra` appended. */
+  configWithAudit: (name: string, audit: string, extra?: string) => Promise<string>;
   cleanup: () => Promise<void>;
 }> {
   const { dir, cleanup } = await tempDir('mcpd-demo-');
@@ -45,6 +47,13 @@ export async function demoCopy(): Promise<{
     configWith: async (name, yaml) => {
       const file = join(dir, name);
       await writeFile(file, `${await readFile(config, 'utf8')}\n${yaml}`);
+      return file;
+    },
+    configWithAudit: async (name, audit, extra = '') => {
+      const file = join(dir, name);
+      const text = (await readFile(config, 'utf8')).replace(/^audit:\n {2}sink: stderr\n/m, `audit:\n${audit}`);
+      if (!text.includes(audit)) throw new Error('the demo config has no `audit: sink: stderr` section to replace');
+      await writeFile(file, `${text}\n${extra}`);
       return file;
     },
     cleanup,
