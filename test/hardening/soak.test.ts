@@ -26,8 +26,8 @@ import { demoCopy } from '../helpers/workspace.js';
  * other than 200, a JSON-RPC error, a tool error with an unexpected code) is, and there must be none.
  *
  * Every SAMPLE_MS the process is sampled: RSS, heap used, active handles and open descriptors from
- * /metrics, and the descriptors in /proc/PID/fd. Over the second half of the run (after warm-up) a
- * least-squares slope is fitted to each; the slopes are in the assertion messages and, with the
+ * /metrics, and the descriptors in /proc/PID/fd. Over the last three quarters of the run (after
+ * warm-up) a least-squares slope is fitted to each; the slopes are in the assertion messages and, with the
  * counts, in a JSON summary written to $MCPD_SOAK_REPORT when it is set. The duration is
  * $MCPD_SOAK_SECONDS (default 120).
  *
@@ -35,11 +35,15 @@ import { demoCopy } from '../helpers/workspace.js';
  * - no unexpected answer, and every kind of operation was exercised;
  * - descriptors and handles return to within SETTLE_SLACK of their baseline once the load stops and
  *   its connections are closed (deterministic: waited for, with a deadline);
- * - heap and RSS do not trend up: their second-half slopes stay under HEAP_SLOPE_BOUND and
- *   RSS_SLOPE_BOUND. Why these bounds: under this load the heap saw-tooths by ~20 MB between
- *   collections every few seconds, so a slope fitted to a minute of 2 s samples is only known to
- *   ~3 MB/min (measured here: second-half slopes of -1.7 and -1.4 MB/min, one-minute windows from
- *   -0.6 to +4.7 MB/min while the server was still warming up). 8 MB/min clears that noise and still
+ * - heap and RSS do not trend up: their slopes stay under HEAP_SLOPE_BOUND and RSS_SLOPE_BOUND.
+ *   Why these bounds: under this load the heap saw-tooths by ~20 MB between collections every few
+ *   seconds, so a slope fitted to a minute of 2 s samples is only known to ~3 MB/min (measured
+ *   here: second-half slopes of -1.7 and -1.4 MB/min, one-minute windows from -0.6 to +4.7 MB/min
+ *   while the server was still warming up), and twice in CI a one-minute window read 8.07 and 8.27
+ *   MB/min by where the collections fell. The fit therefore covers the last 90 s of the 120 (the
+ *   error falls as the window to the power -1.5: 1.8 times less), after 30 s in which the heap
+ *   reaches its working range (a 300 s run: the post-collection troughs stayed within 28-33 MB
+ *   throughout, 0.1 MB/min). 8 MB/min clears that noise and still
  *   catches ~500 bytes kept per request at the ~16,000 requests a minute measured here: a leak that
  *   fills the 384 MiB heap of a 512 MiB pod within the hour. A longer run ($MCPD_SOAK_SECONDS)
  *   resolves smaller leaks: the error of the slope falls as the duration to the power -1.5. RSS also
@@ -403,7 +407,7 @@ describe('soak: a bounded mixed load', () => {
         250,
       ).catch(() => {});
 
-      const secondHalf = samples.filter((s) => s.t >= loadSeconds / 2);
+      const measured = samples.filter((s) => s.t >= loadSeconds / 4);
       const perMinute = (field: keyof Sample, points: Sample[]) => slope(points.map((s) => [s.t / 60, s[field]]));
       const MB = 1024 * 1024;
       const totals = [...counts.values()].reduce(
@@ -415,11 +419,11 @@ describe('soak: a bounded mixed load', () => {
         { ok: 0, denied: 0, unexpected: 0 },
       );
       const slopes = {
-        rssMBPerMin: perMinute('rss', secondHalf) / MB,
-        heapUsedMBPerMin: perMinute('heapUsed', secondHalf) / MB,
-        handlesPerMin: perMinute('handles', secondHalf),
-        openFdsPerMin: perMinute('fds', secondHalf),
-        procFdsPerMin: perMinute('procFds', secondHalf),
+        rssMBPerMin: perMinute('rss', measured) / MB,
+        heapUsedMBPerMin: perMinute('heapUsed', measured) / MB,
+        handlesPerMin: perMinute('handles', measured),
+        openFdsPerMin: perMinute('fds', measured),
+        procFdsPerMin: perMinute('procFds', measured),
       };
       const summary = {
         durationSeconds: Math.round(loadSeconds * 10) / 10,
