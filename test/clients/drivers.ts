@@ -35,6 +35,12 @@ export interface CallOptions {
 export interface MatrixClient {
   /** The protocol revision the session runs on, as the client sees it (null when it does not say). */
   protocol(): string | null;
+  /**
+   * Progress notifications the client library read but did not deliver because the response it
+   * read in the same chunk retired their token first (typescript-sdk#2580: the SDK dispatches
+   * notifications a microtask later than responses, and a server cannot avoid it).
+   */
+  lateProgress?(): number;
   listTools(): Promise<string[]>;
   callTool(name: string, args: Record<string, unknown>, options?: CallOptions): Promise<ToolAnswer>;
   listResources(): Promise<string[]>;
@@ -66,7 +72,11 @@ function childEnv(extra: Record<string, string>): Record<string, string> {
   return { ...env, ...extra };
 }
 
+/** The SDK reports a progress notification dropped by that race through onerror, with this text. */
+const LATE_PROGRESS = /progress notification for an unknown token/;
+
 type V1Like = {
+  onerror?: (error: Error) => void;
   connect(transport: unknown): Promise<void>;
   listTools(): Promise<{ tools: { name: string }[] }>;
   callTool(params: unknown, schema?: unknown, options?: unknown): Promise<unknown>;
@@ -91,6 +101,10 @@ function v1Driver(
     transports: ['http', 'stdio'],
     async connect(target, env) {
       const client = new make.client({ name: `matrix ${label}`, version: versionOf(pkg) }) as V1Like;
+      let late = 0;
+      client.onerror = (error) => {
+        if (LATE_PROGRESS.test(error.message)) late += 1;
+      };
       const transport =
         target.kind === 'http'
           ? new make.http(new URL(target.url))
@@ -108,6 +122,7 @@ function v1Driver(
       await connected;
       return {
         protocol: () => agreed,
+        lateProgress: () => late,
         listTools: async () => (await client.listTools()).tools.map((tool) => tool.name),
         callTool: async (name, args, options) =>
           (await client.callTool({ name, arguments: args }, undefined, {
@@ -130,6 +145,10 @@ function v2Driver(label: string, mode: 'auto' | { pin: string }): Driver {
     transports: ['http', 'stdio'],
     async connect(target, env) {
       const client = new V2Client({ name: `matrix ${label}`, version: '2' }, { versionNegotiation: { mode } });
+      let late = 0;
+      client.onerror = (error) => {
+        if (LATE_PROGRESS.test(error.message)) late += 1;
+      };
       await client.connect(
         target.kind === 'http'
           ? new V2Http(new URL(target.url))
@@ -137,6 +156,7 @@ function v2Driver(label: string, mode: 'auto' | { pin: string }): Driver {
       );
       return {
         protocol: () => client.getNegotiatedProtocolVersion() ?? null,
+        lateProgress: () => late,
         listTools: async () => (await client.listTools()).tools.map((tool) => tool.name),
         callTool: async (name, args, options) =>
           (await client.callTool(
