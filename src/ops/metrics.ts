@@ -24,6 +24,9 @@ export type RejectionReason =
   | 'auth_flood'
   | 'shared_state';
 
+/** Failures that are faults of the server, not answers to the client (deploy/prometheus/rules/mcpd-slo.yml). */
+export const SERVER_FAULT_CODES = ['INTERNAL', 'UNAVAILABLE', 'TIMEOUT'] as const;
+
 export class Metrics {
   readonly registry = new Registry();
   readonly operationDuration: Histogram<'mcp_method_name' | 'gen_ai_tool_name' | 'error_type'>;
@@ -64,6 +67,10 @@ export class Metrics {
       labelNames: ['mcp_method_name', 'code'],
       registers,
     });
+    // The faults the availability objective counts exist at 0 from the start: a series that first
+    // appears already at 10 shows Prometheus no increase, and a first burst would go unseen by
+    // rate() (the alerting test caught it).
+    for (const code of SERVER_FAULT_CODES) this.requestErrors.inc({ mcp_method_name: 'tools/call', code }, 0);
     this.inFlight = new Gauge({ name: 'mcpd_requests_in_flight', help: 'MCP requests being served.', registers });
     this.policyDecisions = new Counter({
       name: 'mcpd_policy_decisions_total',

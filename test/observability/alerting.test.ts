@@ -2,6 +2,8 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAlertmanager, startWebhookReceiver, type WebhookReceiver } from '../helpers/alertmanager.js';
+import { errorCode, modernHttpClient } from '../helpers/clients.js';
+import { type LogReceiver, startLogReceiver } from '../helpers/otlp.js';
 import { freePort } from '../helpers/ports.js';
 import { type ServingProcess, serveMcpd } from '../helpers/process.js';
 import { startPrometheus } from '../helpers/prometheus.js';
@@ -23,6 +25,7 @@ const deployed = (path: string) => readFile(join(REPO, 'deploy', path), 'utf8');
 describe('alerting, Prometheus to Alertmanager to a webhook', () => {
   let demo: Awaited<ReturnType<typeof demoCopy>>;
   let webhook: WebhookReceiver;
+  let collector: LogReceiver;
   const stops: (() => Promise<unknown>)[] = [];
   const replicas: { config: string; metrics: string; serving: ServingProcess }[] = [];
 
@@ -38,9 +41,21 @@ describe('alerting, Prometheus to Alertmanager to a webhook', () => {
         .replace(/group_interval: \S+/, 'group_interval: 1s'),
     );
     stops.push(() => alertmanager.stop());
+    collector = await startLogReceiver();
+    stops.push(() => collector.close());
     for (const name of ['a', 'b']) {
       const port = await freePort();
-      const config = await demo.configWith(`replica-${name}.yaml`, `metrics: { port: ${port}, host: 127.0.0.1 }\n`);
+      // Replica a ships its audit records to a collector the test can take down: then it refuses
+      // every file operation with UNAVAILABLE, a fault of the server, which the availability
+      // objective counts.
+      const config =
+        name === 'a'
+          ? await demo.configWithAudit(
+              'replica-a.yaml',
+              `  sink: stderr\n  otlp:\n    endpoint: ${collector.url}\n    timeoutMs: 300\n`,
+              `metrics: { port: ${port}, host: 127.0.0.1 }\nlimits:\n  rateLimit: { perSecond: 10000, burst: 10000 }\n`,
+            )
+          : await demo.configWith(`replica-${name}.yaml`, `metrics: { port: ${port}, host: 127.0.0.1 }\n`);
       replicas.push({
         config,
         metrics: `127.0.0.1:${port}`,
@@ -105,4 +120,53 @@ describe('alerting, Prometheus to Alertmanager to a webhook', () => {
     expect(alerts.filter((alert) => alert.labels.instance === healthy.metrics)).toEqual([]);
     expect(new Set(alerts.map((alert) => alert.labels.alertname))).toEqual(new Set(['McpdTargetDown']));
   }, 150_000);
+
+  it('pages on a burst of faults (the availability budget burning fast), then sends its resolution', async () => {
+    const [replica] = replicas as [(typeof replicas)[0]];
+    const about = (status: 'firing' | 'resolved') =>
+      webhook.notifications.flatMap((notification) =>
+        notification.alerts.filter(
+          (alert) => alert.status === status && alert.labels.alertname === 'McpdAvailabilityBudgetFastBurn',
+        ),
+      );
+    const client = await modernHttpClient(replica.serving.url, 'burning');
+    try {
+      const read = async () =>
+        errorCode(await client.callTool({ name: 'read_file', arguments: { path: 'README.md' } }));
+      for (let i = 0; i < 5; i++) expect(await read()).toBeUndefined();
+      // The collector refuses: the replica stops serving file operations (UNAVAILABLE) until it takes them.
+      collector.down();
+      let faults = 0;
+      for (let i = 0; i < 1000 && faults < 10; i++) if ((await read()) === 'UNAVAILABLE') faults += 1;
+      expect(faults).toBe(10);
+      await until(() => about('firing').length > 0, {
+        what: 'McpdAvailabilityBudgetFastBurn at the webhook',
+        timeoutMs: 60_000,
+        describe: () => JSON.stringify(webhook.notifications.map((n) => n.alerts.map((a) => a.labels.alertname))),
+      });
+      const [firing] = about('firing');
+      expect(firing?.labels).toMatchObject({ severity: 'critical', slo: 'availability', job: 'mcpd' });
+      expect(firing?.annotations.summary).toBe(
+        'mcpd: tool calls fail with a fault of the server, burning the availability error budget fast',
+      );
+      expect(firing?.annotations.runbook_url).toBe('docs/runbooks.md#mcpdavailabilitybudgetfastburn');
+      // The slow burn of the same objective is inhibited while the fast one pages.
+      const alerts = webhook.notifications.flatMap((n) => n.alerts);
+      expect(alerts.filter((alert) => alert.labels.alertname === 'McpdAvailabilityBudgetSlowBurn')).toEqual([]);
+
+      // The collector recovers, the replica serves again, and calls that succeed bring the ratio down.
+      collector.up();
+      const base = new URL(replica.serving.url).origin;
+      await until(async () => (await fetch(`${base}/ready`)).status === 200, { what: 'readiness to come back' });
+      await until(
+        async () => {
+          for (let i = 0; i < 50; i++) expect(await read()).toBeUndefined();
+          return about('resolved').length > 0;
+        },
+        { what: 'the resolved notification', timeoutMs: 90_000, intervalMs: 100 },
+      );
+    } finally {
+      await client.close();
+    }
+  }, 180_000);
 });
