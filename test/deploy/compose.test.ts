@@ -143,8 +143,15 @@ describe('deploy/compose.yaml', () => {
     }
 
     const upstreams = await readFile(join(REPO, 'deploy/nginx/upstreams.conf'), 'utf8');
-    const servers = [...upstreams.matchAll(/^\s*server\s+([\w.-]+):(\d+)/gm)].map((m) => `${m[1]}:${m[2]}`);
-    expect(servers).toEqual(REPLICAS.map((name) => `${name}:${config.server.port}`));
+    // Both upstream pools (kept-alive for reads, fresh connections for writes) name every replica.
+    const pools = [...upstreams.matchAll(/^upstream (\w+) \{([\s\S]*?)^\}/gm)];
+    expect(pools.map((m) => m[1])).toEqual(['mcpd', 'mcpd_writes']);
+    for (const [, name, body] of pools) {
+      const servers = [...(body as string).matchAll(/^\s*server\s+([\w.-]+):(\d+)/gm)].map((m) => `${m[1]}:${m[2]}`);
+      expect(servers, `upstream ${name}`).toEqual(REPLICAS.map((replica) => `${replica}:${config.server.port}`));
+    }
+    expect(pools[0]?.[2]).toMatch(/^\s*keepalive \d+;/m);
+    expect(pools[1]?.[2]).not.toMatch(/keepalive/);
 
     const prometheus = parse(await readFile(join(REPO, 'deploy/prometheus/prometheus.yml'), 'utf8'));
     expect(prometheus.scrape_configs[0].static_configs[0].targets).toEqual(

@@ -175,8 +175,9 @@ describe('deploy/nginx/nginx.conf in front of three mcpd replicas', () => {
     listenReplacements = ported.replaced;
     await writeFile(join(dir, 'nginx.conf'), copied);
     const upstreams = withTestUpstreams(await readFile(join(DEPLOY, 'upstreams.conf'), 'utf8'), replicaPorts);
-    if (upstreams.replaced !== 3)
-      throw new Error(`upstreams.conf: expected 3 mcpd-N:8000 servers, found ${upstreams.replaced}`);
+    // Two upstreams of the same three replicas: kept-alive connections for reads, fresh ones for writes.
+    if (upstreams.replaced !== 6)
+      throw new Error(`upstreams.conf: expected 2 x 3 mcpd-N:8000 servers, found ${upstreams.replaced}`);
     await writeFile(join(dir, 'upstreams.conf'), upstreams.text);
 
     const nginxArgs = ['-p', `${dir}/`, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')];

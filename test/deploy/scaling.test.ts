@@ -74,10 +74,13 @@ async function metricsOf(replica: ServingProcess): Promise<string> {
 }
 
 /** tools/call answered by a replica, as its metrics count them (the histogram's count). */
-function toolCalls(metrics: string): number {
+function toolCalls(metrics: string, tool = '[^"]*'): number {
   return [
     ...metrics.matchAll(
-      /^mcp_server_operation_duration_seconds_count\{[^}]*mcp_method_name="tools\/call"[^}]*\} (\d+)/gm,
+      new RegExp(
+        `^mcp_server_operation_duration_seconds_count\\{[^}]*mcp_method_name="tools/call",gen_ai_tool_name="${tool}"[^}]*\\} (\\d+)`,
+        'gm',
+      ),
     ),
   ]
     .map((m) => Number(m[1]))
@@ -345,11 +348,12 @@ describe('three replicas behind nginx, sharing Redis', () => {
       );
       // nginx took the replica out when it refused (max_fails) and tries it again after
       // fail_timeout (10 s): the next one restarts only once this one serves again, or nginx could
-      // be left with none.
-      await underLoad(
-        `nginx to send replica ${i} calls again`,
-        async () => toolCalls(await metricsOf(replicas[i] as ServingProcess)) > 0,
-      );
+      // be left with none. Reads and writes go through two upstream pools, each with its own
+      // count of failures: both must send it calls again.
+      await underLoad(`nginx to send replica ${i} reads and writes again`, async () => {
+        const metrics = await metricsOf(replicas[i] as ServingProcess);
+        return toolCalls(metrics, 'read_file') > 0 && toolCalls(metrics, 'write_file') > 0;
+      });
     }
     const after = reads;
     await underLoad('reads after the last restart', () => reads >= after + 20);
