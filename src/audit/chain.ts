@@ -68,11 +68,6 @@ export class AuditChain {
     return this.key ? 'hmac-sha256' : 'sha256';
   }
 
-  /** The record with its place in the chain: `seq` and `prev` added, then its `hash`. */
-  seal<T extends Record<string, unknown>>(record: T): T & { seq: number; prev: string; hash: string } {
-    return this.link({ ...record, seq: 0, prev: '', hash: '' });
-  }
-
   /**
    * Links a record in place (the audit path's one object per record, no copies): its `seq` and
    * `prev` set, then its `hash` over everything else.
@@ -80,7 +75,7 @@ export class AuditChain {
   link<T extends { seq: number; prev: string; hash: string }>(record: T): T {
     record.seq = this.seq;
     record.prev = this.prev;
-    const hash = digest(canonicalJson(record, 'hash'), this.key);
+    const hash = recordHash(record, this.key);
     record.hash = hash;
     this.seq += 1;
     this.prev = hash;

@@ -75,16 +75,6 @@ export class FileAuditSink implements AuditSink {
     return this.failure === undefined && this.pending <= MAX_PENDING_AUDIT_BYTES;
   }
 
-  /** The file being written. */
-  get file(): string {
-    return this.path;
-  }
-
-  /** Bytes waiting to be written. */
-  get pendingBytes(): number {
-    return this.pending;
-  }
-
   write(record: AuditRecord): void {
     if (this.closed) return;
     const line = `${JSON.stringify(record)}\n`;

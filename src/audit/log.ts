@@ -19,10 +19,6 @@ export class AuditLog {
     this.chain = new AuditChain(key);
   }
 
-  get algorithm(): ProcessStart['chain'] {
-    return this.chain.algorithm;
-  }
-
   /** The first record of the process: who starts the chain, with which version and configuration. */
   genesis(start: Omit<ProcessStart, 'chain'>): void {
     this.ofProcess(

@@ -54,6 +54,8 @@ export class OtlpAuditSink implements AuditSink {
   private readonly exporter: LogSink;
   private readonly resource: OtelResources.Resource;
   private readonly scope: { name: string; version: string };
+  /** The exporter's result code for a batch the collector took. */
+  private readonly success: number;
   private readonly queue: AuditRecord[] = [];
   private inFlight = false;
   private scheduled = false;
@@ -73,6 +75,7 @@ export class OtlpAuditSink implements AuditSink {
       'service.version': settings.version,
     });
     this.scope = { name: 'mcpd.audit', version: settings.version };
+    this.success = (load('@opentelemetry/core') as typeof OtelCore).ExportResultCode.SUCCESS;
     this.exporter =
       exporter ??
       new (load('@opentelemetry/exporter-logs-otlp-http') as typeof OtlpLogs).OTLPLogExporter({
@@ -155,9 +158,8 @@ export class OtlpAuditSink implements AuditSink {
       this.exporter.export(
         batch.map((record) => this.logRecord(record)),
         (result) => {
-          const { ExportResultCode } = load('@opentelemetry/core') as typeof OtelCore;
           done(
-            result.code === ExportResultCode.SUCCESS
+            result.code === this.success
               ? undefined
               : (result.error ?? new Error(`the collector at ${this.settings.endpoint} refused the audit records`)),
           );

@@ -73,7 +73,7 @@ export class Drain {
   }
 
   /** Waits until nothing is held or `budgetMs` has passed, looking again at least every `tickMs`. */
-  async within(budgetMs: number, tickMs: number): Promise<void> {
+  private async within(budgetMs: number, tickMs: number): Promise<void> {
     const deadline = Date.now() + budgetMs;
     while (this.busy() && Date.now() < deadline) {
       let timer: NodeJS.Timeout | undefined;

@@ -154,21 +154,6 @@ export class ChainVerifier {
   }
 }
 
-/** Verifies texts held in memory, in the order given, as one sequence. */
-export function verifyAudit(files: readonly { name: string; text: string }[], key: Buffer | null): Verification {
-  const verifier = new ChainVerifier(key);
-  for (const [fileIndex, { name, text }] of files.entries()) {
-    const lines = text.split('\n');
-    const endsCleanly = text.endsWith('\n') || text.length === 0;
-    if (endsCleanly) lines.pop();
-    const lastFile = fileIndex === files.length - 1;
-    for (const [index, line] of lines.entries()) {
-      verifier.line(name, index + 1, line, lastFile && !endsCleanly && index === lines.length - 1);
-    }
-  }
-  return verifier.result();
-}
-
 /**
  * Reads the files (in the order given) a line at a time and verifies them as one sequence: memory
  * stays bounded by the longest line, whatever the size of the logs. Throws when one cannot be read.
