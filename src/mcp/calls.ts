@@ -6,7 +6,7 @@ import type { Caller } from '../access/gate.js';
 import { isMcpdError, McpdError, notFoundOrDenied } from '../errors.js';
 import type { Principal } from '../policy/types.js';
 import type { McpServices, Outcome, StreamFlow } from './context.js';
-import { failureCode, type InternalErrorReporter, toProtocolError, toToolError } from './errors.js';
+import { type InternalErrorReporter, noteFailure, toProtocolError, toToolError } from './errors.js';
 import { type ToolContext, type ToolDefinition, toolResult } from './toolkit.js';
 import { decodeCursor, encodeCursor } from './tools/common.js';
 
@@ -82,9 +82,7 @@ export async function callTool(tool: ToolDefinition, args: unknown, call: ToolCa
   } catch (error) {
     // Whatever a stopped call failed with (a closed stream, an abort), it was stopped.
     const failure = toToolError(signal.aborted ? stoppedBy(signal) : error, caller.requestId, call.reportInternal);
-    // The conventions' error.type for a tool that answered isError.
-    call.outcome.errorType = 'tool_error';
-    call.outcome.errorCode = failureCode(failure);
+    noteFailure(call.outcome, failure);
     return failure;
   } finally {
     clearTimeout(timer);
@@ -125,14 +123,14 @@ export function boundResult(
 ): CallToolResult {
   const max = call.services.config.limits.maxResultBytes;
   if (bytes <= max) return result;
-  call.outcome.errorType = 'tool_error';
-  call.outcome.errorCode = 'TOO_LARGE';
   const error = new McpdError(
     'TOO_LARGE',
     `the result is ${bytes} bytes, above the ${max}-byte response limit; ` +
       'narrow the request (a smaller limit, a range, fewer files)',
   );
-  return toToolError(error, call.caller.requestId, call.reportInternal);
+  const failure = toToolError(error, call.caller.requestId, call.reportInternal);
+  noteFailure(call.outcome, failure);
+  return failure;
 }
 
 /** What the resources requests need of the request: who asks, and where failures are reported. */
@@ -146,8 +144,7 @@ export interface ResourceCall {
 /** A failure of a resources request as a JSON-RPC error, the outcome noted for the edge. */
 function failed(call: ResourceCall, error: unknown, uri?: string): Error {
   const failure = toProtocolError(error, call.caller.requestId, call.reportInternal, uri);
-  call.outcome.errorType = String(failure.code);
-  call.outcome.errorCode = failureCode(failure);
+  noteFailure(call.outcome, failure);
   return failure;
 }
 

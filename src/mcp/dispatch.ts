@@ -4,7 +4,7 @@ import { pause } from '../slices.js';
 import { boundResult, callTool, listResources, type Notify, readResource, resourceTemplates } from './calls.js';
 import type { ToolCatalog } from './catalog.js';
 import { callerFor, type McpServices, type RequestContext } from './context.js';
-import { failureCode, toToolError } from './errors.js';
+import { noteFailure, toToolError } from './errors.js';
 import { taskListenRoute } from './taskListen.js';
 import { declaresTasks, TASKS_EXTENSION, type TaskRunner } from './tasks.js';
 import { asJson, type ToolDefinition } from './toolkit.js';
@@ -243,9 +243,8 @@ function toolCallRoute(
         try {
           created = await tasks.start(tool, parsed.data, call);
         } catch (error) {
-          call.outcome.errorType = 'tool_error';
           const failure = toToolError(error, call.caller.requestId, call.reportInternal);
-          call.outcome.errorCode = failureCode(failure);
+          noteFailure(call.outcome, failure);
           return {
             kind: 'result',
             text: encodeToolResult(options.era, failure, JSON.stringify(failure), options.server),

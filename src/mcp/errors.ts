@@ -1,6 +1,7 @@
 import { type CallToolResult, ProtocolError } from '@modelcontextprotocol/server';
 import { isAbortError, isMcpdError, McpdError } from '../errors.js';
 import type { Logger } from '../ops/logger.js';
+import type { Outcome } from './context.js';
 
 /** Reports an unexpected error with the request it broke; the client only sees a reference. */
 export type InternalErrorReporter = (error: unknown, requestId: string) => void;
@@ -30,11 +31,16 @@ export function toToolError(error: unknown, requestId: string, report: InternalE
   };
 }
 
-/** The catalogue code a failed tool result or protocol error carries (undefined for anything else). */
-export function failureCode(failure: CallToolResult | ProtocolError): string | undefined {
-  const data = failure instanceof ProtocolError ? failure.data : failure._meta?.[ERROR_META_KEY];
-  const code = (data as { code?: unknown } | undefined)?.code;
-  return typeof code === 'string' ? code : undefined;
+/**
+ * Notes a failure on the request's outcome, for the edge's metrics, log line and span: the
+ * conventions' error.type (`tool_error` for an isError result, else the JSON-RPC code) and the
+ * catalogue code the failure carries.
+ */
+export function noteFailure(outcome: Outcome, failure: CallToolResult | ProtocolError): void {
+  const tool = !(failure instanceof ProtocolError);
+  outcome.errorType = tool ? 'tool_error' : String(failure.code);
+  const code = ((tool ? failure._meta?.[ERROR_META_KEY] : failure.data) as { code?: unknown } | undefined)?.code;
+  outcome.errorCode = typeof code === 'string' ? code : undefined;
 }
 
 /**

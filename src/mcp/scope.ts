@@ -3,7 +3,7 @@ import type { Caller } from '../access/gate.js';
 import type { Transport } from '../audit/record.js';
 import type { Principal } from '../policy/types.js';
 import { callerFor, type McpServices, type Outcome, type RequestContext, type StreamFlow } from './context.js';
-import { failureCode, type InternalErrorReporter, toProtocolError } from './errors.js';
+import { type InternalErrorReporter, noteFailure, toProtocolError } from './errors.js';
 
 export type { McpServices } from './context.js';
 
@@ -84,8 +84,7 @@ export function createScope(options: ScopeOptions): RequestScope {
     },
     protocolError(error, caller, resourceUri) {
       const failure = toProtocolError(error, caller.requestId, options.reportInternal, resourceUri);
-      options.outcome.errorType = String(failure.code);
-      options.outcome.errorCode = failureCode(failure);
+      noteFailure(options.outcome, failure);
       return failure;
     },
   };
