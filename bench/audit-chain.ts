@@ -46,7 +46,8 @@ async function round(variant: Variant, file: string): Promise<number> {
   const started = performance.now();
   if (variant === 'sink alone') {
     for (let i = 0; i < RECORDS; i++) {
-      sink.write({ time: new Date().toISOString(), seq: i, ...FIELDS, prev: '', hash: '' } as AuditRecord);
+      const record = { time: new Date().toISOString(), seq: i, ...FIELDS, prev: '', hash: '' } as AuditRecord;
+      sink.write(record, JSON.stringify(record));
     }
   } else {
     const log = new AuditLog(sink, undefined, variant === 'chain hmac-sha256' ? Buffer.from('k'.repeat(48)) : null);

@@ -75,9 +75,9 @@ export class FileAuditSink implements AuditSink {
     return this.failure === undefined && this.pending <= MAX_PENDING_AUDIT_BYTES;
   }
 
-  write(record: AuditRecord): void {
+  write(_record: AuditRecord, json: string): void {
     if (this.closed) return;
-    const line = `${JSON.stringify(record)}\n`;
+    const line = `${json}\n`;
     const bytes = Buffer.byteLength(line);
     this.pending += bytes;
     this.fileBytes += bytes;

@@ -131,7 +131,9 @@ export class AuditLog {
       prev: '',
       hash: '',
     };
-    this.sink.write(this.chain.link(record as AuditRecord & { seq: number; prev: string; hash: string }));
+    const linked = this.chain.link(record as AuditRecord & { seq: number; prev: string; hash: string });
+    // One JSON text per record, whatever the number of sinks.
+    this.sink.write(linked, JSON.stringify(linked));
   }
 
   /** Whether records are being written (see AuditSink.healthy). */

@@ -56,7 +56,7 @@ export class OtlpAuditSink implements AuditSink {
   private readonly scope: { name: string; version: string };
   /** The exporter's result code for a batch the collector took. */
   private readonly success: number;
-  private readonly queue: AuditRecord[] = [];
+  private readonly queue: ReadableLogRecord[] = [];
   private inFlight = false;
   private scheduled = false;
   private failure: Error | undefined;
@@ -94,9 +94,10 @@ export class OtlpAuditSink implements AuditSink {
     return this.queue.length;
   }
 
-  write(record: AuditRecord): void {
+  write(record: AuditRecord, json: string): void {
     if (this.closed) return;
-    this.queue.push(record);
+    // Made once here, not at each attempt to send it.
+    this.queue.push(this.logRecord(record, json));
     this.schedule();
   }
 
@@ -155,22 +156,19 @@ export class OtlpAuditSink implements AuditSink {
       if (!this.busy() || this.failure !== undefined) this.drain.settle();
     };
     try {
-      this.exporter.export(
-        batch.map((record) => this.logRecord(record)),
-        (result) => {
-          done(
-            result.code === this.success
-              ? undefined
-              : (result.error ?? new Error(`the collector at ${this.settings.endpoint} refused the audit records`)),
-          );
-        },
-      );
+      this.exporter.export(batch, (result) => {
+        done(
+          result.code === this.success
+            ? undefined
+            : (result.error ?? new Error(`the collector at ${this.settings.endpoint} refused the audit records`)),
+        );
+      });
     } catch (error) {
       done(error as Error);
     }
   }
 
-  private logRecord(record: AuditRecord): ReadableLogRecord {
+  private logRecord(record: AuditRecord, json: string): ReadableLogRecord {
     const millis = Date.parse(record.time);
     const hrTime: [number, number] = [Math.floor(millis / 1000), (millis % 1000) * 1_000_000];
     const warn = record.decision === 'deny' || record.outcome === 'error';
@@ -179,7 +177,7 @@ export class OtlpAuditSink implements AuditSink {
       hrTimeObserved: hrTime,
       severityNumber: warn ? SEVERITY_WARN : SEVERITY_INFO,
       severityText: warn ? 'WARN' : 'INFO',
-      body: JSON.stringify(record),
+      body: json,
       eventName: 'mcpd.audit',
       resource: this.resource,
       instrumentationScope: this.scope,

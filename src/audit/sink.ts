@@ -11,7 +11,8 @@ export interface AuditSink {
    * then serves no file or database operation and reports not ready, rather than serve unaudited.
    */
   readonly healthy: boolean;
-  write(record: AuditRecord): void;
+  /** One record, and its JSON text (made once by the log, for every sink). */
+  write(record: AuditRecord, json: string): void;
   /** A sink that writes files: whether the next record should begin a new one. */
   rotationDue?(): RotationReason | null;
   /**
@@ -138,9 +139,9 @@ export class StreamAuditSink implements AuditSink {
     return this.failure === undefined && this.pending <= MAX_PENDING_AUDIT_BYTES;
   }
 
-  write(record: AuditRecord): void {
+  write(_record: AuditRecord, json: string): void {
     if (this.closed) return;
-    const line = `${JSON.stringify(record)}\n`;
+    const line = `${json}\n`;
     this.pending += Buffer.byteLength(line);
     this.stream.write(line);
   }
@@ -181,8 +182,8 @@ export class TeeAuditSink implements AuditSink {
     return this.sinks.every((sink) => sink.healthy);
   }
 
-  write(record: AuditRecord): void {
-    for (const sink of this.sinks) sink.write(record);
+  write(record: AuditRecord, json: string): void {
+    for (const sink of this.sinks) sink.write(record, json);
   }
 
   rotationDue(): RotationReason | null {
