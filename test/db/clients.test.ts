@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readAudit } from '../helpers/audit.js';
+import { waitForAudit } from '../helpers/audit.js';
 import { modernHttpClient, modernStdioClient, v1HttpClient, v1StdioClient } from '../helpers/clients.js';
 import { attribute, type SpanReceiver, startSpanReceiver } from '../helpers/otlp.js';
 import { MCPD_BIN, type ServingProcess, serveMcpd } from '../helpers/process.js';
@@ -153,7 +153,8 @@ describe('the audit of database statements', () => {
     });
     await client.callTool({ name: 'query', arguments: { database: 'shop', sql: 'SELECT token FROM api_tokens' } });
     await client.close();
-    const records = (await readAudit(auditFile)).filter((record) => record.client === 'db-audited');
+    // The answer can arrive before its record is written (sinks are asynchronous).
+    const records = await waitForAudit(auditFile, (record) => record.client === 'db-audited', 2);
     expect(records).toHaveLength(2);
     const [allowed, denied] = records;
     expect(allowed).toMatchObject({

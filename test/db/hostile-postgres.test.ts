@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readAudit } from '../helpers/audit.js';
+import { waitForAudit } from '../helpers/audit.js';
 import { type Corpus, queryTool, runCorpus } from '../helpers/databases.js';
 import { type PostgresServer, startPostgres } from '../helpers/postgres.js';
 import { type ServingProcess, serveMcpd } from '../helpers/process.js';
@@ -270,8 +270,10 @@ describe('a hostile SQL corpus against PostgreSQL', () => {
     for (const secret of SECRETS) expect(everything).not.toContain(secret);
     expect(await state()).toBe(before);
     const reached = [...REFUSED, ...ALLOWED, ...BOUNDED.map((entry) => entry.sql)];
-    const records = (await readAudit(auditFile)).filter(
+    const records = await waitForAudit(
+      auditFile,
       (record) => record.client === 'hostile-pg' && record.op === 'query',
+      reached.length,
     );
     expect(records).toHaveLength(reached.length);
     expect(records.every((record) => record.op === 'query' && record.database?.name === 'target')).toBe(true);

@@ -3,7 +3,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import initSqlJs from 'sql.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readAudit } from '../helpers/audit.js';
+import { waitForAudit } from '../helpers/audit.js';
 import { queryTool, runCorpus } from '../helpers/databases.js';
 import { type ServingProcess, serveMcpd } from '../helpers/process.js';
 import { messagesOf, postModern } from '../helpers/raw.js';
@@ -277,7 +277,7 @@ describe('a hostile SQL corpus against SQLite', () => {
     await expect(readFile('/tmp/mcpd-hostile-copy.db')).rejects.toThrow();
     // One audit record per statement that reached the tool (the empty ones are refused by its schema first).
     const reached = [...REFUSED, ...ALLOWED, ...BOUNDED.map((entry) => entry.sql)].filter((sql) => sql.length > 0);
-    const records = (await readAudit(auditFile)).filter((record) => record.client === 'hostile');
+    const records = await waitForAudit(auditFile, (record) => record.client === 'hostile', reached.length);
     expect(records).toHaveLength(reached.length);
     expect(records.every((record) => record.op === 'query' && record.database?.name === 'target')).toBe(true);
     const denied = records.filter((record) => record.decision === 'deny');

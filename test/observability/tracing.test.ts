@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readAudit } from '../helpers/audit.js';
+import { readAudit, waitForAudit } from '../helpers/audit.js';
 import { attribute, type OtlpSpan, type SpanReceiver, startSpanReceiver } from '../helpers/otlp.js';
 import { freePort } from '../helpers/ports.js';
 import { serveMcpd } from '../helpers/process.js';
@@ -100,7 +100,7 @@ describe('OpenTelemetry tracing over OTLP/HTTP', () => {
   });
 
   it('puts the trace id in the audit record', async () => {
-    const records = (await readAudit(server.auditFile)).filter((r) => r.client === 'traced');
+    const records = await waitForAudit(server.auditFile, (r) => r.client === 'traced', 2);
     expect(records.map((r) => r.traceId)).toEqual([metaTrace.traceId, headerOnly.traceId]);
   });
 });
