@@ -73,7 +73,9 @@ describe('audit records over OTLP logs', () => {
     const notReady = await fetch(`${base}/ready`);
     expect(notReady.status).toBe(503);
     expect(await notReady.json()).toMatchObject({ reason: 'the audit log cannot be written' });
-    expect(serving.stderr()).toMatch(/audit collector unreachable/);
+    await until(() => /audit collector unreachable/.test(serving.stderr()), {
+      what: 'the log line naming the failure',
+    });
 
     receiver.up();
     await until(async () => (await fetch(`${base}/ready`)).status === 200, { what: 'readiness to come back' });

@@ -440,10 +440,12 @@ describe('Redis calls in traces', () => {
     );
     expect(attribute(spans.create, 'db.system.name')).toBe('redis');
     expect(attribute(spans.create, 'db.operation.name')).toBe('mcpdTaskCreate');
-    // The task was created by the tools/call: its span is in that call's trace, under it.
-    const call = receiver.spans.find(
-      (span) => span.traceId === spans.create.traceId && span.parentSpanId === undefined,
+    // The task was created by the tools/call: its span is in that call's trace, under it. The call's
+    // span ends after its children, so it may reach the receiver in a later batch.
+    const call = await until(
+      () => receiver.spans.find((span) => span.traceId === spans.create.traceId && span.parentSpanId === undefined),
+      { what: 'the root span of the call', describe: () => receiver.spans.map((span) => span.name).join(', ') },
     );
-    expect(call?.name).toMatch(/tools\/call/);
+    expect(call.name).toMatch(/tools\/call/);
   });
 });
