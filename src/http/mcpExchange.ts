@@ -5,7 +5,7 @@ import proxyAddr from 'proxy-addr';
 import { metadataUrlFor } from '../auth/index.js';
 import type { Config } from '../config/schema.js';
 import { McpdError } from '../errors.js';
-import type { McpServices, RequestContext } from '../mcp/context.js';
+import type { McpServices, Outcome, RequestContext } from '../mcp/context.js';
 import { callsOf, type MessageSummary, summarizeMessage } from '../mcp/envelope.js';
 import type { InternalErrorReporter } from '../mcp/errors.js';
 import type { Logger } from '../ops/logger.js';
@@ -242,15 +242,10 @@ export async function serveExchange(
       seconds,
     );
     if (errorType) {
-      // The catalogue code when there is one; else what the wire says (a JSON-RPC code, an HTTP status).
-      const code =
-        context.outcome.errorCode ??
-        (errorType.startsWith('-')
-          ? `JSONRPC_${errorType}`
-          : errorType === 'tool_error'
-            ? 'TOOL_ERROR'
-            : `HTTP_${status}`);
-      deps.metrics.requestErrors.inc({ mcp_method_name: summary.method, code });
+      deps.metrics.requestErrors.inc({
+        mcp_method_name: summary.method,
+        code: failureCode(context.outcome, errorType, status),
+      });
     }
     if (traced) {
       if (errorType) {
@@ -277,6 +272,13 @@ export async function serveExchange(
       'request',
     );
   }
+}
+
+/** The code a failed exchange is counted under: the catalogue's when there is one, else what the wire says. */
+function failureCode(outcome: Outcome, errorType: string, status: number): string {
+  if (outcome.errorCode !== undefined) return outcome.errorCode;
+  if (errorType.startsWith('-')) return `JSONRPC_${errorType}`;
+  return errorType === 'tool_error' ? 'TOOL_ERROR' : `HTTP_${status}`;
 }
 
 /** The SERVER span of an exchange, parented on the trace context its envelope or headers carry. */

@@ -25,7 +25,7 @@ export type RejectionReason =
   | 'shared_state';
 
 /** Failures that are faults of the server, not answers to the client (deploy/prometheus/rules/mcpd-slo.yml). */
-export const SERVER_FAULT_CODES = ['INTERNAL', 'UNAVAILABLE', 'TIMEOUT'] as const;
+const SERVER_FAULT_CODES = ['INTERNAL', 'UNAVAILABLE', 'TIMEOUT'] as const;
 
 export class Metrics {
   readonly registry = new Registry();
