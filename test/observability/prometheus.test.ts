@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { modernHttpClient } from '../helpers/clients.js';
 import { type PrometheusServer, startPrometheus } from '../helpers/prometheus.js';
+import { messagesOf, postModern } from '../helpers/raw.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { requireCommand } from '../helpers/tools.js';
 import { until, WaitTimeout } from '../helpers/wait.js';
@@ -124,6 +125,36 @@ describe('metrics, checked by a real Prometheus', () => {
     expect(exposition).not.toContain('README.md');
     expect(exposition).not.toContain('file://');
     expect(exposition).not.toContain('anonymous');
+  });
+
+  it('counts each failed request under its catalogue code, or what the wire says when it has none', async () => {
+    const errors = async () =>
+      new Map(
+        [...(await (await fetch(metricsUrl)).text()).matchAll(/^mcpd_request_errors_total\{([^}]*)\} (\d+)$/gm)].map(
+          (m) => [m[1] as string, Number(m[2])],
+        ),
+      );
+    const before = await errors();
+    // Refusals of a tool call and of a resource read (catalogue codes), and an unknown method (an HTTP
+    // status only, under the bounded method label).
+    await messagesOf(await postModern(server.url, 'tools/call', { name: 'read_file', arguments: { path: '.env' } }));
+    await messagesOf(await postModern(server.url, 'resources/read', { uri: 'file:///nowhere/at/all' }));
+    const unknown = await postModern(server.url, 'no/such/method');
+    await unknown.arrayBuffer();
+    const after = await errors();
+    const grew = [...after].filter(([labels, count]) => count > (before.get(labels) ?? 0)).map(([labels]) => labels);
+    expect(grew.sort()).toEqual(
+      [
+        'mcp_method_name="tools/call",code="NOT_FOUND_OR_DENIED"',
+        'mcp_method_name="resources/read",code="NOT_FOUND_OR_DENIED"',
+        `mcp_method_name="other",code="HTTP_${unknown.status}"`,
+      ].sort(),
+    );
+    expect(unknown.status).toBe(404);
+    // The faults the availability objective counts are there from the start, at 0 until one happens.
+    for (const code of ['INTERNAL', 'UNAVAILABLE', 'TIMEOUT']) {
+      expect(after.get(`mcp_method_name="tools/call",code="${code}"`), code).toBe(0);
+    }
   });
 
   it('shows request rate, a tools/call latency quantile and a denied read through the Prometheus API', async () => {
