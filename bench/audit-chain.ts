@@ -1,9 +1,8 @@
 /**
  * The cost of the audit chain: the same records written to a file by the sink alone (no chain),
  * by the AuditLog with a SHA-256 chain, with an HMAC chain, and with a SHA-256 chain rotated every
- * MiB (about 2,700 records a file), in interleaved rounds so the
- * machine's noise falls on all three alike. Reported as records per second and as ratios against
- * the sink alone, measured in this run.
+ * MiB (about 2,700 records a file), in interleaved rounds so the machine's noise falls on all four
+ * alike. Reported as records per second and as ratios against the sink alone, measured in this run.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
